@@ -1,0 +1,44 @@
+# Quick start: `make run` serves on the embedded default; `make test` runs lint, types and tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet
+export OMP_WAIT_POLICY ?= PASSIVE
+export TOKENIZERS_PARALLELISM ?= false
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install dev run test lint typecheck bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) --upgrade pip
+	# torch first, pinned to the CPU wheel, or pip pulls gigabytes of CUDA.
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PIP) -e ".[dev,postgres,redis]"
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+run: install
+	$(VENV)/bin/ragbridge serve
+
+lint: dev
+	$(VENV)/bin/ruff check src tests bench integrations
+	$(VENV)/bin/ruff format --check src tests bench integrations
+
+typecheck: dev
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest
+
+bench: dev
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from ragbridge.cli import app
+
+app()

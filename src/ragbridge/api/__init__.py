@@ -1,0 +1,1 @@
+"""HTTP layer: routers, OpenAI schemas, errors, auth and limits. Nothing below imports it."""

@@ -1,0 +1,1 @@
+"""Caches: in-process LRU with TTL, or Redis shared across replicas."""

@@ -1,0 +1,1 @@
+"""Upstream LLM: the OpenAI-compatible client, the extractive fallback, caching, usage."""

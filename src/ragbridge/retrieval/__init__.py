@@ -1,0 +1,1 @@
+"""Finding passages: language-aware tokens, hybrid fusion, reranking."""

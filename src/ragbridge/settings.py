@@ -1,0 +1,157 @@
+"""Every option ragbridge has: an env var `RAGBRIDGE_*`, a default and a one-line doc each.
+
+Precedence, strongest first: CLI flags (passed as keyword arguments), environment variables,
+the `.env` file, the defaults below. `ragbridge config --sample` prints this as a documented `.env`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["hybrid", "dense", "keyword"]
+
+
+class Settings(BaseSettings):
+    """ragbridge configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGBRIDGE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- server ---------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address to bind `ragbridge serve` to.")
+    port: int = Field(8000, description="Port to bind `ragbridge serve` to.")
+    data_dir: Path = Field(Path("data"), description="Directory of the embedded store.")
+    api_key: SecretStr | None = Field(
+        None, description="Admin API key. Unset means no auth, allowed only on loopback."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='Allowed CORS origins, JSON list: ["https://a.b"].'
+    )
+    max_request_bytes: int = Field(8 * 1024 * 1024, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest uploaded document.")
+    max_messages: int = Field(1000, description="Most messages accepted in one chat request.")
+    shutdown_timeout: float = Field(30.0, description="Seconds in-flight streams get on shutdown.")
+    sample_collection: bool = Field(
+        True, description="On an empty data dir, ingest the bundled docs/ into `sample`."
+    )
+
+    # --- logging --------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_json: bool | None = Field(None, description="JSON log lines; default: when not a TTY.")
+    log_user_text: bool = Field(False, description="Include user messages and queries in logs.")
+
+    # --- upstream LLM ---------------------------------------------------------------------
+    upstream_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL ending in /v1; empty = extractive answers."
+    )
+    upstream_api_key: SecretStr | None = Field(None, description="Bearer key for the upstream.")
+    upstream_model: str | None = Field(
+        None, description="Default upstream model for rag/<collection> models."
+    )
+    upstream_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description='Extra upstream headers, JSON; "{request.header.X-Name}" copies a header.',
+    )
+    upstream_connect_timeout: float = Field(5.0, description="Upstream connect timeout, seconds.")
+    upstream_read_timeout: float = Field(300.0, description="Upstream read timeout, seconds.")
+    upstream_max_retries: int = Field(3, description="Retries before the first byte is sent.")
+    upstream_retry_base_delay: float = Field(0.5, description="First retry delay, seconds.")
+    upstream_retry_max_delay: float = Field(8.0, description="Longest retry delay, seconds.")
+    upstream_models_ttl: float = Field(
+        30.0, description="Seconds the upstream model list is cached."
+    )
+    upstream_context_tokens: int = Field(
+        8192, description="Upstream context window, tokens; retrieved context is trimmed to fit."
+    )
+    keepalive_interval: float = Field(
+        10.0, description="Seconds between SSE keep-alive comments while waiting upstream."
+    )
+
+    # --- embeddings -----------------------------------------------------------------------
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2", description="Embedding model name (local, or the remote model id)."
+    )
+    embedding_base_url: str | None = Field(
+        None, description="OpenAI-compatible embeddings base URL (…/v1); unset = local model."
+    )
+    embedding_api_key: SecretStr | None = Field(None, description="Bearer key for embeddings.")
+    embedding_batch_size: int = Field(64, description="Texts per embedding batch.")
+
+    # --- ingest ---------------------------------------------------------------------------
+    chunk_size: int = Field(256, description="Chunk size in embedding-model tokens.")
+    chunk_overlap: int = Field(32, description="Overlap between chunks in tokens.")
+    ingest_workers: int = Field(2, description="Files loaded and split concurrently.")
+
+    # --- retrieval ------------------------------------------------------------------------
+    retrieval_mode: RetrievalMode = Field("hybrid", description="hybrid, dense or keyword.")
+    top_k: int = Field(5, description="Passages given to the model.")
+    score_threshold: float = Field(0.0, description="Drop passages scoring below this.")
+    rerank_base_url: str | None = Field(None, description="Rerank endpoint base URL (…/v1).")
+    rerank_model: str | None = Field(None, description="Rerank model id, or a local cross-encoder.")
+    rerank_api_key: SecretStr | None = Field(None, description="Bearer key for the reranker.")
+
+    # --- prompts --------------------------------------------------------------------------
+    prompt_template: str | None = Field(
+        None, description="RAG system prompt with {context}; default picks English or Korean."
+    )
+
+    # --- caching --------------------------------------------------------------------------
+    cache_ttl: float = Field(300.0, description="Seconds cached retrievals and answers live.")
+    cache_max_items: int = Field(2048, description="Entries kept by the in-process cache.")
+    response_cache: bool = Field(
+        False, description="Cache identical temperature-0 completions (opt-in)."
+    )
+
+    # --- scale-out ------------------------------------------------------------------------
+    database_url: str | None = Field(
+        None, description="postgresql://… selects the PostgreSQL store; unset = embedded SQLite."
+    )
+    redis_url: str | None = Field(
+        None, description="redis://… shares rate limits and caches across replicas."
+    )
+
+    @field_validator("upstream_base_url", "embedding_base_url", "rerank_base_url")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value and value.strip() else None
+
+    @field_validator("upstream_headers", mode="before")
+    @classmethod
+    def _parse_headers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def upstream_enabled(self) -> bool:
+        """Whether an upstream LLM is configured (else answers are extractive)."""
+        return self.upstream_base_url is not None
+
+
+def sample_env() -> str:
+    """A documented `.env` with every option at its default."""
+    lines = ["# ragbridge configuration. Every option is optional; shown at its default.", ""]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if default is None:
+            value = ""
+        elif isinstance(default, list | dict):
+            value = json.dumps(default)
+        elif isinstance(default, bool):
+            value = str(default).lower()
+        else:
+            value = str(default)
+        lines.append(f"# {field.description}")
+        lines.append(f"RAGBRIDGE_{name.upper()}={value}")
+        lines.append("")
+    return "\n".join(lines)

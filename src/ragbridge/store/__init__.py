@@ -1,0 +1,1 @@
+"""Storage: the Store protocol, the embedded SQLite store and the PostgreSQL store."""

@@ -1,0 +1,179 @@
+"""The Store protocol and the records it keeps. `sqlite` and `postgres` both implement it and
+pass one conformance suite (`tests/store/`); callers never know which one they hold."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+"""One embedding (1-D) or a batch (2-D, one row per text), L2-normalised float32."""
+
+MetadataFilter = Mapping[str, Any]
+"""Equality filter on chunk metadata: `{"source": "manual.pdf", "page": 2}`; a list value means
+"any of"."""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A named set of documents embedded with one model."""
+
+    name: str
+    embedding_model: str
+    dimension: int
+    created_at: float
+    document_count: int = 0
+    chunk_count: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """One ingested document. `id` derives from collection + source; `content_hash` from bytes."""
+
+    id: str
+    collection: str
+    source: str
+    content_hash: str
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    chunk_count: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    """A chunk ready to store: its text, its keyword tokens (space-joined, already analysed by
+    `retrieval.text`), its position in the document and its metadata (name, page, headings)."""
+
+    text: str
+    keywords: str
+    position: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A stored chunk."""
+
+    id: str
+    document_id: str
+    collection: str
+    position: int
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A chunk and its score from one retriever (cosine for dense, BM25-like for keyword;
+    higher is better)."""
+
+    chunk: ChunkRecord
+    score: float
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key, stored only as a hash."""
+
+    name: str
+    key_hash: str
+    collections: tuple[str, ...] | None = None  # None = every collection
+    rpm: int | None = None
+    tpm: int | None = None
+    created_at: float = 0.0
+    revoked: bool = False
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Documents, chunks, vectors, a keyword index and API keys, behind one async interface.
+
+    Every write is one transaction: after a crash the store holds either the old or the new
+    version of a document, never a mix, never orphan chunks.
+    """
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Raise if the store is unreachable."""
+
+    # --- collections -------------------------------------------------------------------
+    async def create_collection(
+        self,
+        name: str,
+        embedding_model: str,
+        dimension: int,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CollectionInfo:
+        """Create a collection, or return it if it exists with the same model and dimension.
+
+        Raises `EmbeddingMismatch` when it exists with another model or dimension.
+        """
+
+    async def get_collection(self, name: str) -> CollectionInfo | None: ...
+
+    async def list_collections(self) -> list[CollectionInfo]: ...
+
+    async def delete_collection(self, name: str) -> bool:
+        """Delete a collection with its documents, chunks and vectors; False if absent."""
+
+    # --- documents ---------------------------------------------------------------------
+    async def get_document(self, collection: str, document_id: str) -> DocumentRecord | None: ...
+
+    async def list_documents(self, collection: str) -> list[DocumentRecord]: ...
+
+    async def upsert_document(
+        self, document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
+    ) -> DocumentRecord:
+        """Insert or replace a document and all its chunks and vectors, in one transaction.
+
+        `vectors` has one row per chunk. Returns the stored record (timestamps, chunk count).
+        """
+
+    async def delete_document(self, collection: str, document_id: str) -> bool:
+        """Delete a document, its chunks and vectors; False if absent."""
+
+    # --- search ------------------------------------------------------------------------
+    async def dense_search(
+        self,
+        collection: str,
+        vector: Vector,
+        top_k: int,
+        filters: MetadataFilter | None = None,
+    ) -> list[SearchHit]:
+        """Chunks by cosine similarity to `vector`, best first."""
+
+    async def keyword_search(
+        self,
+        collection: str,
+        terms: Sequence[str],
+        top_k: int,
+        filters: MetadataFilter | None = None,
+    ) -> list[SearchHit]:
+        """Chunks matching any of the analysed `terms` (BM25-style ranking), best first."""
+
+    async def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
+        """Chunks by id, in the order asked; missing ids are skipped."""
+
+    # --- API keys ----------------------------------------------------------------------
+    async def save_api_key(self, key: ApiKeyRecord) -> None:
+        """Store a new key; raises `Conflict` if the name is taken by a live key."""
+
+    async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The live (not revoked) key with this hash."""
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke_api_key(self, name: str) -> bool:
+        """Revoke a key by name; False if there is no live key of that name."""
