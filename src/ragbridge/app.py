@@ -27,7 +27,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.exit_stack = stack
-            # Services are wired here, each section owned by its subsystem.
+            # Each subsystem wires its services below its own marker; keep sections short.
+            # [logging]
+            # [store]
+            # [embedder]
+            # [retriever]
+            # [upstream]
+            # [chat]
+            # [security]
             yield
 
     app = FastAPI(
@@ -38,5 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # [middleware]
     app.include_router(ops.router)
+    # [routers]
     return app
