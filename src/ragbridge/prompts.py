@@ -1,0 +1,130 @@
+"""Prompt templates (English and Korean), numbered context, and Open WebUI citation payloads.
+
+Passages are numbered `[1]..[n]` in the prompt in the same order as the source events, so the
+model's `[n]` markers become Open WebUI's inline citation chips.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from ragbridge.store.base import SearchHit
+
+Language = Literal["en", "ko"]
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+SYSTEM_TEMPLATES: dict[Language, str] = {
+    "en": (
+        "Answer the user's question using only the numbered passages below, which come from "
+        "the user's own documents. Cite every claim with the passage number in square brackets, "
+        "like [1] or [2][3]. If the passages do not contain the answer, say that the documents "
+        "do not cover it instead of guessing. Answer in the language of the question.\n\n"
+        "Passages:\n{context}"
+    ),
+    "ko": (
+        "아래 번호가 매겨진 문서 발췌만을 근거로 사용자의 질문에 답하세요. 발췌는 사용자가 "
+        "가진 문서에서 가져온 것입니다. 모든 주장 뒤에 [1] 또는 [2][3]처럼 발췌 번호를 대괄호로 "
+        "표시하세요. 발췌에 답이 없으면 추측하지 말고 문서에 해당 내용이 없다고 답하세요. "
+        "질문과 같은 언어로 답하세요.\n\n발췌:\n{context}"
+    ),
+}
+
+NO_CONTEXT_TEMPLATES: dict[Language, str] = {
+    "en": (
+        "The user's documents contain nothing relevant to this question. Tell the user that the "
+        "documents do not cover it; do not invent an answer."
+    ),
+    "ko": (
+        "사용자의 문서에서 이 질문과 관련된 내용을 찾지 못했습니다. 문서에 해당 내용이 없다고 "
+        "알려 주고, 답을 지어내지 마세요."
+    ),
+}
+
+
+def detect_language(text: str) -> Language:
+    """Korean when at least a fifth of the letters are Hangul, else English."""
+    letters = len(_LETTER.findall(text))
+    if not letters:
+        return "en"
+    return "ko" if len(_HANGUL.findall(text)) / letters >= 0.2 else "en"
+
+
+def source_name(hit: SearchHit) -> str:
+    """The name a citation shows: the document's file name or title."""
+    meta = hit.chunk.metadata
+    return str(meta.get("name") or meta.get("source") or meta.get("title") or hit.chunk.document_id)
+
+
+def _page(hit: SearchHit) -> int | None:
+    page = hit.chunk.metadata.get("page")
+    return page if isinstance(page, int) else None
+
+
+def format_context(hits: Sequence[SearchHit]) -> str:
+    """Passages numbered from 1, each with its source and page (shown 1-based)."""
+    blocks = []
+    for number, hit in enumerate(hits, start=1):
+        page = _page(hit)
+        where = source_name(hit) + (f", page {page + 1}" if page is not None else "")
+        blocks.append(f"[{number}] ({where})\n{hit.chunk.text.strip()}")
+    return "\n\n".join(blocks)
+
+
+def fit_to_budget(
+    hits: Sequence[SearchHit], budget_tokens: int, count_tokens: Callable[[str], int]
+) -> list[SearchHit]:
+    """The best-first prefix of `hits` whose passages fit in `budget_tokens`."""
+    kept: list[SearchHit] = []
+    used = 0
+    for hit in hits:
+        cost = count_tokens(hit.chunk.text) + 16  # number, source line, separators
+        if used + cost > budget_tokens:
+            break
+        kept.append(hit)
+        used += cost
+    return kept
+
+
+def system_prompt(hits: Sequence[SearchHit], language: Language, template: str | None) -> str:
+    """The RAG system message: the configured or language default template, or a no-context note."""
+    if not hits:
+        return NO_CONTEXT_TEMPLATES[language]
+    return (template or SYSTEM_TEMPLATES[language]).replace("{context}", format_context(hits))
+
+
+def with_context(
+    messages: Sequence[dict[str, Any]],
+    hits: Sequence[SearchHit],
+    language: Language,
+    template: str | None = None,
+) -> list[dict[str, Any]]:
+    """The whole conversation with the RAG instructions prepended as a system message.
+
+    An existing leading system message (e.g. the user's own persona) is kept after ours.
+    """
+    rag = {"role": "system", "content": system_prompt(hits, language, template)}
+    return [rag, *messages]
+
+
+def citation(hit: SearchHit) -> dict[str, Any]:
+    """One Open WebUI source payload (the `data` of a `source` event; no `type` key)."""
+    page = _page(hit)
+    meta: dict[str, Any] = {"source": hit.chunk.id, "name": source_name(hit)}
+    if page is not None:
+        meta["page"] = page
+    url = hit.chunk.metadata.get("url")
+    return {
+        "source": {"id": hit.chunk.id, "name": source_name(hit), "url": url or ""},
+        "document": [hit.chunk.text],
+        "metadata": [meta],
+        "distances": [round(float(hit.score), 4)],
+    }
+
+
+def source_event(hit: SearchHit) -> dict[str, Any]:
+    """The SSE payload Open WebUI renders as a citation chip."""
+    return {"event": {"type": "source", "data": citation(hit)}}

@@ -1,0 +1,51 @@
+"""The retrieval query for a chat turn: the last user message, made standalone when it refers back.
+
+"Explain that more" retrieves nothing on its own; joined with the earlier question it finds the
+same passages again. A cheap heuristic, no LLM call: short follow-ups and ones with referring
+words (English and Korean) are prefixed with the previous user question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+_REFERS_BACK = re.compile(
+    r"\b(it|its|that|this|those|these|they|them|he|she|more|else|again|above|previous|same|"
+    r"elaborate|explain)\b"
+    r"|그것|그거|그게|이것|이거|저것|(?<!\S)[그이저]\s|그런|이런|자세히|좀\s*더|위의|앞의|방금",
+    re.IGNORECASE,
+)
+_SHORT_WORDS = 4
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a chat message whose content is a string or a list of content parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def refers_back(text: str) -> bool:
+    """Whether a question leans on an earlier turn to make sense."""
+    return len(text.split()) <= _SHORT_WORDS or bool(_REFERS_BACK.search(text))
+
+
+def standalone_query(messages: Sequence[dict[str, Any]]) -> str:
+    """The search query for the conversation's last user message."""
+    user_texts = [message_text(m).strip() for m in messages if m.get("role") == "user"]
+    user_texts = [t for t in user_texts if t]
+    if not user_texts:
+        return ""
+    last = user_texts[-1]
+    if len(user_texts) > 1 and refers_back(last):
+        return f"{user_texts[-2]} {last}"
+    return last
