@@ -1,0 +1,120 @@
+"""`ragbridge ingest` on a terminal: a progress bar with files and chunks per second, then a
+summary of what was added, updated, unchanged and failed, with each failure's reason."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+from ragbridge.embeddings import create_embedder
+from ragbridge.errors import RagbridgeError
+from ragbridge.ingest.files import discover
+from ragbridge.ingest.pipeline import IngestPipeline, IngestResult
+from ragbridge.settings import Settings
+from ragbridge.store import open_store
+
+
+class RatesColumn(ProgressColumn):
+    """Files per second, chunks so far and chunks per second."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        chunks = int(task.fields.get("chunks", 0))
+        if elapsed <= 0:
+            return Text("")
+        return Text(
+            f"{task.completed / elapsed:.1f} files/s  {chunks} chunks  "
+            f"{chunks / elapsed:.1f} chunks/s",
+            style="progress.data.speed",
+        )
+
+
+class ProgressBar:
+    """`IngestProgress` that drives a rich progress task."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task("Ingesting", total=total, chunks=0)
+        self.chunks = 0
+
+    def chunks_embedded(self, count: int) -> None:
+        self.chunks += count
+        self.progress.update(self.task, chunks=self.chunks)
+
+    def file_done(self, result: IngestResult) -> None:
+        self.progress.advance(self.task)
+
+
+async def run_ingest(
+    settings: Settings, collection: str, paths: Sequence[Path], console: Console
+) -> int:
+    """Ingest `paths` into `collection`, show progress and a summary; the exit code is 1 when
+    any file failed or nothing could be ingested."""
+    found = discover(paths)
+    if found.skipped:
+        console.print(f"[dim]Skipped {len(found.skipped)} file(s) of unsupported types.[/dim]")
+    if not found.files:
+        console.print("[red]No files to ingest.[/red]")
+        return 1
+    store = await open_store(settings)
+    embedder = create_embedder(settings)
+    started = time.perf_counter()
+    try:
+        pipeline = IngestPipeline(store, embedder, settings)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RatesColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        with progress:
+            bar = ProgressBar(progress, total=len(found.files))
+            results = await pipeline.ingest_files(collection, found.files, progress=bar)
+    except RagbridgeError as exc:
+        console.print(f"[red]Error:[/red] {escape(exc.message)}")
+        return 1
+    finally:
+        await embedder.close()
+        await store.close()
+    print_summary(console, collection, results, time.perf_counter() - started)
+    return 1 if any(result.status == "failed" for result in results) else 0
+
+
+def print_summary(
+    console: Console, collection: str, results: Sequence[IngestResult], seconds: float
+) -> None:
+    """One line of counts, then one line per failed file with its reason."""
+    counts = Counter(result.status for result in results)
+    chunks = sum(result.chunks for result in results)
+    rate = chunks / seconds if seconds > 0 else 0.0
+    console.print(
+        f"Collection [bold]{escape(collection)}[/bold]: "
+        f"[green]{counts['added']} added[/green], [cyan]{counts['updated']} updated[/cyan], "
+        f"{counts['unchanged']} unchanged, "
+        f"[{'red' if counts['failed'] else 'default'}]{counts['failed']} failed[/], "
+        f"{chunks} chunks embedded in {seconds:.1f} s ({rate:.1f} chunks/s)",
+        soft_wrap=True,
+    )
+    for result in results:
+        if result.status == "failed":
+            reason = escape(result.error or "")
+            console.print(f"  [red]failed[/red] {escape(result.source)}: {reason}", soft_wrap=True)

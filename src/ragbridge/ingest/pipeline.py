@@ -1,0 +1,281 @@
+"""Load → split → embed → upsert, idempotent by content hash.
+
+A document's id derives from its collection and source, so ingesting the same file again finds
+its earlier version: unchanged content is skipped, changed content replaces the old chunks in one
+transaction, and records that vanished from a JSON or CSV file are deleted. A file is read, split
+and embedded completely before anything is written, so a file that fails leaves the store as it
+was. Files of one run are processed concurrently (`ingest_workers`); one bad file never stops
+the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from ragbridge.embeddings.base import Embedder
+from ragbridge.errors import RagbridgeError, ServiceUnavailable
+from ragbridge.ingest.documents import LoadedDocument, file_name, sha256
+from ragbridge.ingest.files import SourceFile, read_source
+from ragbridge.ingest.loaders import detect_format, load
+from ragbridge.ingest.splitter import TextSplitter
+from ragbridge.retrieval.text import analyze
+from ragbridge.settings import Settings
+from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk, Store, Vector
+
+log = logging.getLogger(__name__)
+
+IngestStatus = Literal["added", "updated", "unchanged", "failed"]
+RECORD_FORMATS = frozenset({"json", "jsonl", "csv"})
+"""Formats whose files may hold many documents (one per record or row)."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What ingesting one file did."""
+
+    source: str
+    status: IngestStatus
+    chunks: int = 0
+    """Chunks embedded and written by this run (0 when unchanged or failed)."""
+    documents: tuple[DocumentRecord, ...] = ()
+    """The file's documents as now stored (one, or one per record)."""
+    removed: int = 0
+    """Records no longer in the file, deleted from the store."""
+    error: str | None = None
+    """Why it failed, for people (the file is named by `source`)."""
+    error_type: str | None = None
+    """The domain error's class name (`DocumentError`, `UnsupportedMediaType`, ...)."""
+
+
+class IngestProgress(Protocol):
+    """Receives progress while files are ingested (a progress bar, a log)."""
+
+    def chunks_embedded(self, count: int) -> None: ...
+
+    def file_done(self, result: IngestResult) -> None: ...
+
+
+def document_id(collection: str, source: str) -> str:
+    """Stable id of the document `source` in `collection`."""
+    return sha256(f"{collection}\x00{source}")[:32]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    document: LoadedDocument
+    chunks: list[NewChunk]
+
+
+class IngestPipeline:
+    """Turns files and uploads into stored, embedded chunks."""
+
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self._splitter: TextSplitter | None = None
+
+    @property
+    def splitter(self) -> TextSplitter:
+        """The splitter for this embedder's tokenizer and limits (made on first use)."""
+        if self._splitter is None:
+            self._splitter = TextSplitter(
+                self.embedder.count_tokens,
+                chunk_size=self.settings.chunk_size,
+                chunk_overlap=self.settings.chunk_overlap,
+                max_tokens=self.embedder.max_tokens,
+            )
+        return self._splitter
+
+    async def ensure_collection(self, collection: str) -> CollectionInfo:
+        """Create `collection` for this embedder, or check that it was made with the same model;
+        raises `EmbeddingMismatch` when it was not."""
+        try:
+            dimension = self.embedder.dimension
+        except ServiceUnavailable:  # a remote model tells its dimension by answering once
+            dimension = int((await self.embedder.embed_documents(["ragbridge"])).shape[1])
+        return await self.store.create_collection(collection, self.embedder.name, dimension)
+
+    async def ingest_bytes(
+        self,
+        collection: str,
+        filename: str,
+        data: bytes,
+        *,
+        progress: IngestProgress | None = None,
+    ) -> IngestResult:
+        """Ingest an upload named `filename`; raises the domain error of bad content
+        (`DocumentError`, `UnsupportedMediaType`) with the store left as it was."""
+        await self.ensure_collection(collection)
+        return await self._ingest(collection, filename, data, progress)
+
+    async def ingest_file(
+        self, collection: str, path: Path, *, source: str | None = None
+    ) -> IngestResult:
+        """Ingest one file, known by `source` (default: its name); raises like `ingest_bytes`."""
+        await self.ensure_collection(collection)
+        file = SourceFile(path, source or path.name)
+        return await self._ingest(collection, file.source, await read_source(file), None)
+
+    async def ingest_files(
+        self,
+        collection: str,
+        files: Sequence[SourceFile],
+        *,
+        progress: IngestProgress | None = None,
+    ) -> list[IngestResult]:
+        """Ingest many files concurrently; a file that fails gets a `failed` result and the
+        others go on. Results come in the order of `files`."""
+        await self.ensure_collection(collection)
+        slots = asyncio.Semaphore(max(1, self.settings.ingest_workers))
+
+        async def one(file: SourceFile) -> IngestResult:
+            async with slots:
+                result = await self._ingest_reporting_failure(collection, file, progress)
+            if progress is not None:
+                progress.file_done(result)
+            return result
+
+        return list(await asyncio.gather(*(one(file) for file in files)))
+
+    async def _ingest_reporting_failure(
+        self, collection: str, file: SourceFile, progress: IngestProgress | None
+    ) -> IngestResult:
+        try:
+            data = await read_source(file)
+            return await self._ingest(collection, file.source, data, progress)
+        except RagbridgeError as exc:
+            reason, kind = exc.message, type(exc).__name__
+        except Exception as exc:  # a parser bug must not stop the other files
+            log.exception("ingest of %s failed", file.source)
+            reason, kind = f"{type(exc).__name__}: {exc}", "InternalError"
+        reason = reason.removeprefix(f"{file.source}: ")
+        return IngestResult(file.source, "failed", error=reason, error_type=kind)
+
+    async def _ingest(
+        self, collection: str, source: str, data: bytes, progress: IngestProgress | None
+    ) -> IngestResult:
+        file_hash = sha256(data)
+        chunking = self.splitter.config
+        previous = await self._previous(collection, source, detect_format(data, source))
+        if previous and all(
+            record.metadata.get("file_hash") == file_hash
+            and record.metadata.get("chunking") == chunking
+            for record in previous.values()
+        ):
+            return IngestResult(source, "unchanged", documents=tuple(previous.values()))
+
+        documents = await asyncio.to_thread(load, data, source)
+        changed = [
+            document
+            for document in documents
+            if not self._is_current(previous, collection, document)
+        ]
+        prepared = await asyncio.to_thread(self._prepare, changed)
+        vectors = await self._embed([c.text for p in prepared for c in p.chunks], progress)
+
+        stored: dict[str, DocumentRecord] = {}
+        offset = 0
+        for item in prepared:
+            record = self._record(collection, source, file_hash, item.document)
+            count = len(item.chunks)
+            stored[record.id] = await self.store.upsert_document(
+                record, item.chunks, vectors[offset : offset + count]
+            )
+            offset += count
+        current = [document_id(collection, document.source) for document in documents]
+        stale = set(previous) - set(current)
+        for stale_id in stale:
+            await self.store.delete_document(collection, stale_id)
+        if not stored and not stale:
+            status: IngestStatus = "unchanged"
+        else:
+            status = "updated" if previous else "added"
+        kept = tuple(r for i in current if (r := stored.get(i) or previous.get(i)) is not None)
+        return IngestResult(source, status, offset, kept, removed=len(stale))
+
+    async def _previous(self, collection: str, source: str, fmt: str) -> dict[str, DocumentRecord]:
+        """The stored documents that came from the file `source`."""
+        if fmt in RECORD_FORMATS:
+            records = await self.store.list_documents(collection)
+            return {r.id: r for r in records if r.metadata.get("file") == source}
+        record = await self.store.get_document(collection, document_id(collection, source))
+        return {record.id: record} if record is not None else {}
+
+    def _prepare(self, documents: Sequence[LoadedDocument]) -> list[_Prepared]:
+        """Chunks with keywords and metadata (CPU work: runs in a worker thread)."""
+        prepared = []
+        for document in documents:
+            chunks = []
+            for chunk in self.splitter.split_document(document):
+                metadata: dict[str, object] = {
+                    "source": document.source,
+                    "name": file_name(document.source),
+                    "title": document.title,
+                }
+                if chunk.page is not None:
+                    metadata["page"] = chunk.page
+                if chunk.headings:
+                    metadata["headings"] = list(chunk.headings)
+                keywords = " ".join(analyze("\n".join((*chunk.headings, chunk.text))))
+                chunks.append(NewChunk(chunk.text, keywords, chunk.position, metadata))
+            if chunks:
+                prepared.append(_Prepared(document, chunks))
+        return prepared
+
+    async def _embed(self, texts: list[str], progress: IngestProgress | None) -> Vector:
+        """Vectors for `texts`, in slices of a few embedder batches so progress shows."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        step = max(1, self.settings.embedding_batch_size) * 4
+        parts = []
+        for start in range(0, len(texts), step):
+            part = await self.embedder.embed_documents(texts[start : start + step])
+            if progress is not None:
+                progress.chunks_embedded(len(part))
+            parts.append(part)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _is_current(
+        self, previous: dict[str, DocumentRecord], collection: str, document: LoadedDocument
+    ) -> bool:
+        """Whether the store already holds `document`, cut as this splitter cuts."""
+        record = previous.get(document_id(collection, document.source))
+        return (
+            record is not None
+            and record.content_hash == document.content_hash
+            and record.metadata.get("chunking") == self.splitter.config
+        )
+
+    def _record(
+        self, collection: str, file: str, file_hash: str, document: LoadedDocument
+    ) -> DocumentRecord:
+        return DocumentRecord(
+            id=document_id(collection, document.source),
+            collection=collection,
+            source=document.source,
+            content_hash=document.content_hash,
+            title=document.title,
+            metadata={
+                "file": file,
+                "file_hash": file_hash,
+                "format": document.format,
+                "chunking": self.splitter.config,
+            },
+        )
+
+
+__all__ = [
+    "IngestPipeline",
+    "IngestProgress",
+    "IngestResult",
+    "SourceFile",
+    "document_id",
+]

@@ -1,0 +1,251 @@
+"""Sections to chunks measured in the embedding model's own tokens.
+
+A section is cut at paragraphs first, then sentences (English and Korean), then lines, then
+words, and only as a last resort inside a word; the pieces are packed greedily up to `chunk_size`
+with `chunk_overlap` tokens carried over. Every chunk is counted once more as a whole, so none
+is ever longer than the model reads (a longer one would be truncated silently, losing text).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ragbridge.ingest.documents import LoadedDocument
+
+if TYPE_CHECKING:
+    from kiwipiepy import Kiwi
+
+TokenCounter = Callable[[str], int]
+Span = tuple[int, int]
+
+SPLITTER_VERSION = 1
+"""Bump when chunk boundaries change, so re-ingest re-embeds documents split the old way."""
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+_SENTENCE_BREAK = re.compile(
+    r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+"  # Western and Korean: 다. 요? 죠! then space
+    r"|(?<=[。！？])\s*"  # CJK full-width stops need no space
+)
+_LINE_BREAK = re.compile(r"\s*\n\s*")
+_WORD = re.compile(r"\S+")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_CHARS_SURELY_OVER = 32
+"""A span with this many characters per allowed token is cut up without being counted whole
+(counting a long text is the costly part; its pieces are counted anyway)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document, small enough to embed whole, with where it came from."""
+
+    text: str
+    position: int
+    """Index of the chunk within its document, from 0."""
+    tokens: int
+    page: int | None = None
+    headings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Piece:
+    start: int
+    end: int
+    tokens: int
+
+
+class TextSplitter:
+    """Splits text into chunks of at most `chunk_size` tokens, never more than `max_tokens`."""
+
+    def __init__(
+        self,
+        count_tokens: TokenCounter,
+        *,
+        chunk_size: int,
+        chunk_overlap: int,
+        max_tokens: int,
+    ) -> None:
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+        self.count_tokens = count_tokens
+        self.max_tokens = max_tokens
+        self.chunk_size = max(1, min(chunk_size, max_tokens))
+        self.chunk_overlap = max(0, min(chunk_overlap, self.chunk_size // 2))
+        self._kiwi: Kiwi | None = None
+        self._kiwi_lock = threading.Lock()
+
+    @property
+    def config(self) -> str:
+        """Identifies how chunks are cut; a document split another way must be re-split."""
+        return f"v{SPLITTER_VERSION}:{self.chunk_size}:{self.chunk_overlap}:{self.max_tokens}"
+
+    def split_document(self, document: LoadedDocument) -> list[Chunk]:
+        """Chunks of every section, numbered through the document."""
+        chunks: list[Chunk] = []
+        for section in document.sections:
+            for text, tokens in self.split_text(section.text):
+                chunks.append(Chunk(text, len(chunks), tokens, section.page, section.headings))
+        return chunks
+
+    def split_text(self, text: str) -> list[tuple[str, int]]:
+        """`(chunk text, token count)` pairs covering all of `text` in order."""
+        return [(text[start:end], tokens) for start, end, tokens in self.chunk_spans(text)]
+
+    def chunk_spans(self, text: str) -> list[tuple[int, int, int]]:
+        """`(start, end, token count)` of each chunk of `text`; consecutive chunks overlap or
+        are separated by whitespace only."""
+        bounds = _trim(text, 0, len(text))
+        if bounds is None:
+            return []
+        return list(self._spans(text, *bounds, self.chunk_size, overlap=True))
+
+    def _spans(
+        self, text: str, start: int, end: int, limit: int, *, overlap: bool
+    ) -> Iterator[tuple[int, int, int]]:
+        """Chunk spans with their exact token counts, each at most `max_tokens`."""
+        pieces = self._pieces(text, start, end, limit, level=0, tokens=None)
+        for chunk_start, chunk_end in self._pack(text, pieces, limit, overlap):
+            actual = self.count_tokens(text[chunk_start:chunk_end])
+            if actual <= self.max_tokens or chunk_end - chunk_start == 1:
+                yield chunk_start, chunk_end, actual  # (one character cannot be cut further)
+            else:  # the tokenizer counts a join differently from its parts: cut finer
+                smaller = max(1, min(limit - 1, limit * self.max_tokens // actual))
+                yield from self._spans(text, chunk_start, chunk_end, smaller, overlap=False)
+
+    def _pieces(
+        self, text: str, start: int, end: int, limit: int, *, level: int, tokens: int | None
+    ) -> Iterator[_Piece]:
+        """Pieces of at most `limit` tokens, cut at the coarsest boundary that gets there."""
+        if tokens is None and end - start <= _CHARS_SURELY_OVER * limit:
+            tokens = self.count_tokens(text[start:end])  # (far longer ones cannot fit anyway)
+        if tokens is not None and tokens <= limit:
+            yield _Piece(start, end, tokens)
+            return
+        if level == len(_LEVELS):
+            total = tokens if tokens is not None else self.count_tokens(text[start:end])
+            yield from self._hard_split(text, start, end, limit, total)
+            return
+        spans = _LEVELS[level](self, text, start, end)
+        if len(spans) == 1:  # no boundary of this kind inside: try the next finer kind
+            span_start, span_end = spans[0]
+            known = tokens if (span_start, span_end) == (start, end) else None
+            yield from self._pieces(
+                text, span_start, span_end, limit, level=level + 1, tokens=known
+            )
+            return
+        for span_start, span_end in spans:
+            yield from self._pieces(text, span_start, span_end, limit, level=level + 1, tokens=None)
+
+    def _hard_split(
+        self, text: str, start: int, end: int, limit: int, tokens: int
+    ) -> Iterator[_Piece]:
+        """Cut a run without boundaries into the longest prefixes that fit (binary search within
+        a window of about twice the characters `limit` tokens take on average)."""
+        window = 2 * ((end - start) * limit // max(tokens, 1)) + 8
+        while start < end:
+            low, high = start + 1, min(end, start + window)  # text[start:low] fits
+            while low < high:
+                middle = (low + high + 1) // 2
+                if self.count_tokens(text[start:middle]) <= limit:
+                    low = middle
+                else:
+                    high = middle - 1
+            yield _Piece(start, low, self.count_tokens(text[start:low]))
+            start = low
+
+    def _pack(
+        self, text: str, pieces: Iterator[_Piece], limit: int, overlap: bool
+    ) -> Iterator[Span]:
+        """Greedily join consecutive pieces up to `limit` tokens; start each next chunk with the
+        previous chunk's last `chunk_overlap` tokens (whole pieces, else trailing words)."""
+        current: list[_Piece] = []
+        total = 0
+        for piece in pieces:
+            if current and total + piece.tokens > limit:
+                yield current[0].start, current[-1].end
+                budget = min(self.chunk_overlap, limit - piece.tokens) if overlap else 0
+                current = self._tail(text, current, budget)
+                total = sum(p.tokens for p in current)
+            current.append(piece)
+            total += piece.tokens
+        if current:
+            yield current[0].start, current[-1].end
+
+    def _tail(self, text: str, pieces: list[_Piece], budget: int) -> list[_Piece]:
+        """The last pieces (and words of the piece before them) worth at most `budget` tokens."""
+        kept: list[_Piece] = []
+        used = 0
+        for piece in reversed(pieces):
+            if budget <= used:
+                break
+            if used + piece.tokens <= budget:
+                kept.insert(0, piece)
+                used += piece.tokens
+                continue
+            words_start, words_tokens = piece.end, 0
+            for word in reversed(list(_WORD.finditer(text, piece.start, piece.end))):
+                tokens = self.count_tokens(word.group())
+                if used + words_tokens + tokens > budget:
+                    break
+                words_start, words_tokens = word.start(), words_tokens + tokens
+            if words_tokens:
+                kept.insert(0, _Piece(words_start, piece.end, words_tokens))
+            break
+        return kept
+
+    def _paragraphs(self, text: str, start: int, end: int) -> list[Span]:
+        return _between(_PARAGRAPH_BREAK, text, start, end)
+
+    def _sentences(self, text: str, start: int, end: int) -> list[Span]:
+        spans = _between(_SENTENCE_BREAK, text, start, end)
+        if len(spans) == 1 and _HANGUL.search(text, start, end):
+            return self._korean_sentences(text, start, end) or spans
+        return spans
+
+    def _korean_sentences(self, text: str, start: int, end: int) -> list[Span]:
+        """Kiwi finds Korean sentence ends that carry no punctuation (…했다 그리고 …)."""
+        with self._kiwi_lock:
+            if self._kiwi is None:
+                from kiwipiepy import Kiwi
+
+                self._kiwi = Kiwi()
+            sentences = self._kiwi.split_into_sents(text[start:end])
+        return [(start + s.start, start + s.end) for s in sentences if s.end > s.start]
+
+    def _lines(self, text: str, start: int, end: int) -> list[Span]:
+        return _between(_LINE_BREAK, text, start, end)
+
+    def _words(self, text: str, start: int, end: int) -> list[Span]:
+        return [match.span() for match in _WORD.finditer(text, start, end)]
+
+
+_LEVELS: tuple[Callable[[TextSplitter, str, int, int], list[Span]], ...] = (
+    TextSplitter._paragraphs,
+    TextSplitter._sentences,
+    TextSplitter._lines,
+    TextSplitter._words,
+)
+"""Boundaries to cut at, coarsest first."""
+
+
+def _between(separator: re.Pattern[str], text: str, start: int, end: int) -> list[Span]:
+    """Non-blank spans of `text[start:end]` between matches of `separator`, trimmed."""
+    spans = []
+    position = start
+    for match in separator.finditer(text, start, end):
+        spans.append((position, match.start()))
+        position = match.end()
+    spans.append((position, end))
+    return [trimmed for span in spans if (trimmed := _trim(text, *span))]
+
+
+def _trim(text: str, start: int, end: int) -> Span | None:
+    """The span without surrounding whitespace, or None if it is all whitespace."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
