@@ -1,0 +1,72 @@
+"""Query vectors shared by replicas: a query embedded by one is read from Redis by the others."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ragbridge.cache.base import Cache, cache_key
+from ragbridge.embeddings.base import Embedder
+from ragbridge.metrics import Metrics
+from ragbridge.store.base import Vector
+
+CACHE_NAME = "query_embedding"
+
+
+class SharedQueryEmbeddings:
+    """An `Embedder` that looks query vectors up in `cache` first; everything else passes through.
+
+    Used only with Redis: the wrapped embedder already remembers its own recent queries.
+    """
+
+    def __init__(
+        self, embedder: Embedder, cache: Cache, ttl: float, metrics: Metrics | None = None
+    ) -> None:
+        self.embedder = embedder
+        self._cache = cache
+        self._ttl = ttl
+        self._metrics = metrics
+
+    @property
+    def name(self) -> str:
+        return self.embedder.name
+
+    @property
+    def dimension(self) -> int:
+        return self.embedder.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self.embedder.max_tokens
+
+    @property
+    def multilingual(self) -> bool:
+        return self.embedder.multilingual
+
+    def count_tokens(self, text: str) -> int:
+        return self.embedder.count_tokens(text)
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vector:
+        return await self.embedder.embed_documents(texts)
+
+    async def embed_query(self, text: str) -> Vector:
+        key = cache_key(CACHE_NAME, self.embedder.name, text)
+        cached = _decode(await self._cache.get(key))
+        if self._metrics is not None:
+            self._metrics.count_cache(CACHE_NAME, cached is not None)
+        if cached is not None:
+            return cached
+        vector = await self.embedder.embed_query(text)
+        await self._cache.set(key, np.asarray(vector, dtype=np.float32).tobytes(), self._ttl)
+        return vector
+
+    async def close(self) -> None:
+        await self.embedder.close()
+
+
+def _decode(data: bytes | None) -> Vector | None:
+    """A cached float32 vector (read-only, like the embedder's own), or None."""
+    if not data or len(data) % 4:
+        return None
+    return np.frombuffer(data, dtype=np.float32)

@@ -1,0 +1,126 @@
+"""Redis for shared caches and rate limits: a client that fails fast, and an outage breaker.
+
+Redis is an optimisation shared by replicas, never a dependency of a request: when a call fails,
+the component serves from its in-process fallback, logs one warning for the outage, counts the
+error, and tries Redis again only after a short backoff (not on every request), going back to
+it as soon as it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from ragbridge.metrics import Metrics
+
+try:
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+except ImportError as exc:  # the optional [redis] extra
+    raise ImportError(
+        "RAGBRIDGE_REDIS_URL needs the Redis client: pip install 'ragbridge[redis]'"
+    ) from exc
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SOCKET_TIMEOUT = 0.5
+"""Seconds a Redis connect or command may take before it counts as an outage."""
+
+
+def open_redis(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> Redis:
+    """A client with one connection pool for `url`; connects lazily, so startup never waits.
+
+    One immediate retry after a connection error replaces a pooled connection that went stale
+    (Redis restarted); a timeout is not retried, so no call waits longer than `socket_timeout`.
+    """
+    client: Redis = Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        health_check_interval=30,
+    )
+    return client
+
+
+class RedisBreaker:
+    """Decides per call whether `component` uses Redis or its in-process fallback."""
+
+    def __init__(
+        self,
+        component: str,
+        metrics: Metrics | None = None,
+        *,
+        backoff: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.component = component
+        self.backoff = backoff
+        self._metrics = metrics
+        self._clock = clock
+        self._up = True
+        self._retry_at = 0.0
+        if metrics is not None:
+            metrics.set_redis_up(component, True)
+
+    @property
+    def up(self) -> bool:
+        """Whether the last Redis call succeeded."""
+        return self._up
+
+    async def call(
+        self, on_redis: Callable[[], Awaitable[T]], in_process: Callable[[], Awaitable[T]]
+    ) -> T:
+        """`on_redis()` while Redis works (or is due a retry), else `in_process()`."""
+        if self._due():
+            try:
+                result = await on_redis()
+            except RedisError as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return result
+        return await in_process()
+
+    def _due(self) -> bool:
+        if self._up:
+            return True
+        now = self._clock()
+        if now < self._retry_at:
+            return False
+        self._retry_at = now + self.backoff  # one probe at a time; the others stay in-process
+        return True
+
+    def _failed(self, exc: RedisError) -> None:
+        self._retry_at = self._clock() + self.backoff
+        if self._metrics is not None:
+            self._metrics.count_redis_error(self.component)
+        if self._up:
+            self._up = False
+            if self._metrics is not None:
+                self._metrics.set_redis_up(self.component, False)
+            log.warning(
+                "Redis unavailable for %s (%s: %s); serving in-process until it answers "
+                "again (retrying every %g s)",
+                self.component,
+                type(exc).__name__,
+                exc,
+                self.backoff,
+            )
+        else:
+            log.debug("Redis still unavailable for %s: %s", self.component, exc)
+
+    def _succeeded(self) -> None:
+        if self._up:
+            return
+        self._up = True
+        if self._metrics is not None:
+            self._metrics.set_redis_up(self.component, True)
+        log.warning("Redis is back for %s; shared again across replicas", self.component)
