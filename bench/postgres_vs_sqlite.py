@@ -1,0 +1,271 @@
+"""PostgreSQL + pgvector next to the embedded SQLite store: ingest throughput and query latency.
+
+    python -m bench.postgres_vs_sqlite                  # 100k, then 1M chunks (~20 min, 2 cores)
+    python -m bench.postgres_vs_sqlite --sizes 100000   # ~6 min
+    RAGBRIDGE_DATABASE_URL=postgresql://... python -m bench.postgres_vs_sqlite   # your server
+
+Both stores get the same synthetic chunks, written through `upsert_document` (one transaction per
+document of 100 chunks, what ingest does): 384-d unit vectors around 1,000 cluster centres (as
+real embeddings cluster), and keyword text drawn from the Zipf vocabulary of
+`bench.search_latency` (Latin and Hangul terms). No embedder runs, so the stores are what is
+measured. PostgreSQL is written the way a bulk import would be: the HNSW index dropped, the rows
+written, the index built after (timed separately), then a few documents re-ingested with the
+index live (the steady-state rate). Above `--hnsw-max` chunks the index is not built (its build
+takes too long on a small machine) and PostgreSQL's dense queries are skipped. PostgreSQL runs
+from `pgserver` with its default settings (128 MB shared buffers) unless RAGBRIDGE_DATABASE_URL
+points elsewhere.
+
+Queries (same vectors and terms for both): dense top 10, dense with a 10 % metadata filter,
+keyword top 10 (BM25, 3 mid-frequency terms), and hybrid: dense and keyword issued together,
+as the retriever does. Dense recall@10 of PostgreSQL's HNSW is measured against SQLite's exact
+search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from bench.search_latency import VOCABULARY, vocabulary, zipf_ranks
+from ragbridge.store.base import DocumentRecord, NewChunk, Store
+from ragbridge.store.pg_search import create_hnsw_index
+from ragbridge.store.postgres import PostgresStore
+from ragbridge.store.sqlite import SqliteStore
+
+DIM = 384
+DOC_CHUNKS = 100
+TERMS_PER_CHUNK = 24
+CLUSTERS = 1000
+NOISE = 0.04  # per dimension: chunks of one cluster have cosine ~0.6, like one topic
+TOP_K = 10
+REINGEST_DOCS = 20
+COLLECTION = "bench"
+
+Matrix = npt.NDArray[np.float32]
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    chunks: int
+    query: str
+    sqlite: tuple[float, float]
+    postgres: tuple[float, float] | None
+
+
+class Corpus:
+    """Deterministic synthetic chunks: clustered vectors and Zipf keyword text."""
+
+    def __init__(self, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.words = vocabulary(VOCABULARY)
+        self.centres = unit(rng.standard_normal((CLUSTERS, DIM), dtype=np.float32))
+
+    def document(self, index: int) -> tuple[DocumentRecord, list[NewChunk], Matrix]:
+        rng = np.random.default_rng(1_000_003 + index)
+        near = self.centres[rng.integers(0, CLUSTERS, size=DOC_CHUNKS)]
+        vectors = unit(near + NOISE * rng.standard_normal((DOC_CHUNKS, DIM), dtype=np.float32))
+        ranks = zipf_ranks(rng, DOC_CHUNKS * TERMS_PER_CHUNK, len(self.words))
+        doc_id = f"doc{index}"
+        chunks = []
+        for position, row in enumerate(ranks.reshape(DOC_CHUNKS, -1)):
+            text = " ".join(self.words[r] for r in row)
+            meta = {"source": f"{doc_id}.txt", "shard": (index + position) % 10}
+            chunks.append(NewChunk(text, text, position, meta))
+        return DocumentRecord(doc_id, COLLECTION, f"{doc_id}.txt", f"h{index}"), chunks, vectors
+
+    def queries(self, count: int) -> tuple[Matrix, list[list[str]]]:
+        rng = np.random.default_rng(7)
+        near = self.centres[rng.integers(0, CLUSTERS, size=count)]
+        vectors = unit(near + NOISE * rng.standard_normal((count, DIM), dtype=np.float32))
+        terms = [[self.words[r] for r in rng.integers(50, 5000, size=3)] for _ in range(count)]
+        return vectors, terms
+
+
+def unit(matrix: Matrix) -> Matrix:
+    normed: Matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    return normed
+
+
+async def ingest(store: Store, corpus: Corpus, first_doc: int, last_doc: int) -> float:
+    """Write documents [first_doc, last_doc); returns chunks per second."""
+    start = time.perf_counter()
+    for index in range(first_doc, last_doc):
+        await store.upsert_document(*corpus.document(index))
+    return (last_doc - first_doc) * DOC_CHUNKS / (time.perf_counter() - start)
+
+
+async def timed(call: Callable[[int], Awaitable[object]], runs: int) -> tuple[float, float]:
+    """p50 and p99 milliseconds per call, after three warm-up calls."""
+    for i in range(3):
+        await call(i)
+    samples = []
+    for i in range(runs):
+        start = time.perf_counter()
+        await call(i)
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples), statistics.quantiles(samples, n=100, method="inclusive")[98]
+
+
+async def latency(
+    store: Store, vectors: Matrix, terms: list[list[str]], *, dense: bool
+) -> dict[str, tuple[float, float]]:
+    """p50/p99 per kind of query; with `dense` off, keyword only."""
+    runs = len(terms) - 3
+
+    async def nearest(i: int) -> object:
+        return await store.dense_search(COLLECTION, vectors[i], TOP_K)
+
+    async def filtered(i: int) -> object:
+        return await store.dense_search(COLLECTION, vectors[i], TOP_K, {"shard": 3})
+
+    async def keyword(i: int) -> object:
+        return await store.keyword_search(COLLECTION, terms[i], TOP_K)
+
+    async def hybrid(i: int) -> object:
+        return await asyncio.gather(nearest(i), keyword(i))
+
+    results = {"keyword BM25, 3 terms": await timed(keyword, runs)}
+    if dense:
+        results["dense top 10"] = await timed(nearest, runs)
+        results["dense, filter 10 %"] = await timed(filtered, max(runs // 4, 20))
+        results["hybrid (dense + keyword together)"] = await timed(hybrid, runs)
+    return results
+
+
+async def recall(sqlite: Store, postgres: Store, vectors: Matrix) -> float:
+    """Share of SQLite's exact top 10 that PostgreSQL's HNSW search also returns."""
+    found = 0
+    for vector in vectors:
+        exact = {h.chunk.id for h in await sqlite.dense_search(COLLECTION, vector, TOP_K)}
+        approx = {h.chunk.id for h in await postgres.dense_search(COLLECTION, vector, TOP_K)}
+        found += len(exact & approx)
+    return found / (TOP_K * len(vectors))
+
+
+async def index(url: str, action: str) -> float:
+    """`drop`, `build` (then VACUUM ANALYZE) or just `analyze` the collection's HNSW index;
+    returns the seconds taken."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT id FROM collections WHERE name = %s", [COLLECTION])
+        row = await cur.fetchone()
+        assert row is not None
+        start = time.perf_counter()
+        if action == "drop":
+            await conn.execute(f"DROP INDEX IF EXISTS chunks_embedding_c{row[0]}")
+        elif action == "build":
+            await conn.execute("SET maintenance_work_mem = '2GB'")
+            await conn.execute(create_hnsw_index(row[0], DIM))
+        await conn.execute("VACUUM ANALYZE chunks")
+        return time.perf_counter() - start
+
+
+@contextmanager
+def postgres_url(workdir: Path) -> Iterator[str]:
+    """RAGBRIDGE_DATABASE_URL, or a pgserver-started PostgreSQL in `workdir`."""
+    if url := os.environ.get("RAGBRIDGE_DATABASE_URL"):
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    server = pgserver.get_server(workdir / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| chunks | query | SQLite p50 / p99 ms | PostgreSQL p50 / p99 ms |",
+        "| ---: | --- | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.chunks:,} | {r.query} | {r.sqlite[0]:.2f} / {r.sqlite[1]:.2f} "
+            f"| {f'{r.postgres[0]:.2f} / {r.postgres[1]:.2f}' if r.postgres else 'not measured'} |"
+        )
+    return "\n".join(lines)
+
+
+async def run(sizes: list[int], queries: int, hnsw_max: int, workdir: Path, url: str) -> None:
+    corpus = Corpus()
+    vectors, terms = corpus.queries(queries + 3)
+    sqlite, postgres = SqliteStore(workdir / "bench.db"), PostgresStore(url)
+    rows: list[Row] = []
+    notes: list[str] = []
+    await sqlite.open()
+    await postgres.open()
+    try:
+        for store in (sqlite, postgres):
+            await store.create_collection(COLLECTION, "synthetic-384", DIM)
+        await index(url, "drop")
+        written = 0
+        for size in sizes:
+            first, last = written // DOC_CHUNKS, size // DOC_CHUNKS
+            sqlite_rate = await ingest(sqlite, corpus, first, last)
+            pg_rate = await ingest(postgres, corpus, first, last)
+            written = size
+            note = (
+                f"{size:,} chunks: ingest SQLite {sqlite_rate:,.0f} chunks/s, PostgreSQL "
+                f"{pg_rate:,.0f} chunks/s (HNSW index dropped while writing)"
+            )
+            if size <= hnsw_max:
+                build_s = await index(url, "build")
+                live = await ingest(postgres, corpus, 0, REINGEST_DOCS)
+                share = await recall(sqlite, postgres, vectors[:50])
+                note += (
+                    f"; HNSW build {build_s:,.0f} s; re-ingest with the index live "
+                    f"{live:,.0f} chunks/s; dense recall@10 vs exact {share:.3f}"
+                )
+            else:
+                await index(url, "analyze")
+                note += "; HNSW not built (too slow here), PostgreSQL dense not measured"
+            notes.append(note)
+            print(note, flush=True)
+            lite = await latency(sqlite, vectors, terms, dense=True)
+            pg = await latency(postgres, vectors, terms, dense=size <= hnsw_max)
+            rows += [Row(size, name, lite[name], pg.get(name)) for name in lite]
+            print(table(rows[-len(lite) :]), flush=True)
+            if size <= hnsw_max and size != sizes[-1]:
+                await index(url, "drop")  # the next size is written without it, as bulk loads
+    finally:
+        await sqlite.close()
+        await postgres.close()
+    print("\n" + table(rows) + "\n\n" + "\n".join(f"- {note}" for note in notes))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=200, help="timed queries per kind")
+    parser.add_argument(
+        "--hnsw-max", type=int, default=100_000, help="largest size to build PostgreSQL's HNSW at"
+    )
+    parser.add_argument("--workdir", type=Path, default=None, help="where the data goes")
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(dir=args.workdir) as workdir,
+        postgres_url(Path(workdir)) as url,
+    ):
+        asyncio.run(run(sorted(args.sizes), args.queries, args.hnsw_max, Path(workdir), url))
+
+
+if __name__ == "__main__":
+    main()

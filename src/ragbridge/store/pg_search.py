@@ -1,0 +1,149 @@
+"""SQL for the PostgreSQL store's searches: metadata filters, dense (HNSW) and keyword (BM25).
+
+The collection id, dimension and limit are inlined as literals (they come from our own tables and
+from an int), so the planner can match the collection's partial HNSW index even when psycopg
+prepares the statement and plans it generically.
+
+Keyword ranking is Okapi BM25 (k1 = 1.2, b = 0.75) computed in SQL with the same formula as
+SQLite's FTS5 `bm25()` on the embedded store, so both stores score a collection alike:
+- terms are the analysed chunk `keywords` (Korean morphemes, English stems), indexed as
+  `to_tsvector('simple', keywords)` with a GIN index; a query matches chunks having any term;
+- idf(t) = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6 (as FTS5), with N the collection's
+  chunk count and df counted through the GIN index per query term;
+- tf comes from the term's positions in the chunk's tsvector, the chunk length is its number of
+  keyword tokens, and avgdl the collection's mean, kept as running totals on the collection row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ragbridge.errors import InvalidRequest
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+_CHUNK_COLUMNS = sql.SQL("c.id, c.document_id, c.position, c.text, c.metadata")
+
+
+def filter_sql(filters: Mapping[str, Any] | None) -> tuple[sql.Composable, list[Any]]:
+    """`AND`-ed jsonb containment tests on chunk metadata; a list value means any of its items."""
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    for key, value in (filters or {}).items():
+        if not isinstance(key, str) or not key:
+            raise InvalidRequest(f"invalid filter key {key!r}", param="filters")
+        options = list(value) if isinstance(value, list | tuple | set) else [value]
+        if not all(isinstance(option, str | int | float | bool) for option in options):
+            raise InvalidRequest(
+                f"filter {key!r} must be a string, number, boolean or a list of those",
+                param="filters",
+            )
+        if not options:
+            parts.append(sql.SQL("false"))
+            continue
+        tests = [sql.SQL("c.metadata @> %s")] * len(options)
+        params.extend(Jsonb({key: option}) for option in options)
+        parts.append(sql.SQL("(") + sql.SQL(" OR ").join(tests) + sql.SQL(")"))
+    if not parts:
+        return sql.SQL(""), params
+    return sql.SQL(" AND ") + sql.SQL(" AND ").join(parts), params
+
+
+def vector_type(dimension: int) -> sql.Composable:
+    """`vector(DIM)`, the type a collection's embeddings are cast to (and indexed as)."""
+    return sql.SQL("vector({})").format(sql.Literal(dimension))
+
+
+def hnsw_index_name(collection_id: int) -> sql.Identifier:
+    """The partial HNSW index of one collection."""
+    return sql.Identifier(f"chunks_embedding_c{collection_id}")
+
+
+def create_hnsw_index(collection_id: int, dimension: int) -> sql.Composed:
+    """DDL for a collection's partial HNSW index on cosine distance."""
+    return sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {name} ON chunks USING hnsw "
+        "((embedding::{vtype}) vector_cosine_ops) WHERE collection_id = {cid}"
+    ).format(
+        name=hnsw_index_name(collection_id),
+        vtype=vector_type(dimension),
+        cid=sql.Literal(collection_id),
+    )
+
+
+def dense_query(
+    collection_id: int, dimension: int, top_k: int, where: sql.Composable
+) -> sql.Composed:
+    """Nearest chunks by cosine distance; params: the query vector, then the filter params."""
+    return sql.SQL(
+        "WITH q AS (SELECT %s::{vtype} AS v) "
+        "SELECT {cols}, 1 - ((c.embedding::{vtype}) <=> q.v) AS score "
+        "FROM chunks c, q WHERE c.collection_id = {cid}{where} "
+        "ORDER BY (c.embedding::{vtype}) <=> q.v LIMIT {k}"
+    ).format(
+        vtype=vector_type(dimension),
+        cols=_CHUNK_COLUMNS,
+        cid=sql.Literal(collection_id),
+        where=where,
+        k=sql.Literal(top_k),
+    )
+
+
+def keyword_query(
+    collection_id: int,
+    chunk_total: int,
+    keyword_total: int,
+    top_k: int,
+    where: sql.Composable,
+) -> sql.Composed:
+    """BM25 over chunks matching any query term; params: the terms text, then filter params."""
+    avgdl = keyword_total / chunk_total if chunk_total and keyword_total else 1.0
+    return sql.SQL(
+        """
+WITH q AS (
+    SELECT lexeme,
+           ('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery AS tsq
+    FROM unnest(to_tsvector('simple', %s))
+), df AS MATERIALIZED (
+    SELECT q.lexeme,
+           greatest(ln(greatest(({n} - s.df + 0.5) / (s.df + 0.5), 1)), 1e-6) AS idf
+    FROM q, LATERAL (
+        SELECT count(*) AS df FROM chunks c WHERE c.collection_id = {cid} AND c.tsv @@ q.tsq
+    ) s
+), hits AS (
+    SELECT {cols}, c.keyword_count,
+           ts_delete(c.tsv, tsvector_to_array(
+               ts_delete(c.tsv, (SELECT array_agg(lexeme) FROM q)))) AS matched
+    FROM chunks c
+    WHERE c.collection_id = {cid}
+      AND c.tsv @@ (SELECT string_agg(tsq::text, ' | ')::tsquery FROM q){where}
+)
+SELECT h.id, h.document_id, h.position, h.text, h.metadata,
+       (SELECT sum(df.idf * (cardinality(m.positions) * ({k1} + 1))
+                   / (cardinality(m.positions)
+                      + {k1} * (1 - {b} + {b} * h.keyword_count / {avgdl})))
+        FROM unnest(h.matched) m JOIN df ON df.lexeme = m.lexeme) AS score
+FROM hits h
+ORDER BY score DESC, h.id
+LIMIT {k}
+"""
+    ).format(
+        n=sql.Literal(float(chunk_total)),
+        cid=sql.Literal(collection_id),
+        cols=_CHUNK_COLUMNS,
+        where=where,
+        k1=sql.Literal(BM25_K1),
+        b=sql.Literal(BM25_B),
+        avgdl=sql.Literal(avgdl),
+        k=sql.Literal(top_k),
+    )
+
+
+def terms_text(terms: Sequence[str]) -> str:
+    """The analysed terms as one string for `to_tsvector('simple', ...)`."""
+    return " ".join(term for term in terms if term.strip())

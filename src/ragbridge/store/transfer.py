@@ -1,0 +1,235 @@
+"""Copy collections between stores (embedded SQLite <-> PostgreSQL), verified by counts.
+
+Documents are read with their chunks, keywords and vectors exactly as stored (nothing is
+re-embedded) and written with `upsert_document`, one transaction per document, so the target
+gains the same ids, texts, keywords and vectors. After a collection is copied, the target's
+document, chunk and vector counts must equal the source's, and a few documents are read back
+and compared vector for vector; otherwise `TransferError`.
+
+The PostgreSQL store exports through its own methods; the embedded store's file is read
+directly (read-only, one snapshot), since the `Store` protocol has no bulk export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+import numpy as np
+
+from ragbridge.errors import Conflict, InvalidRequest, NotFound, RagbridgeError
+from ragbridge.store.base import DocumentRecord, NewChunk, Store, Vector
+
+if TYPE_CHECKING:
+    from ragbridge.settings import Settings
+
+T = TypeVar("T")
+SPOT_CHECKS = 5
+"""Documents per collection read back from the target and compared with the source."""
+
+
+class TransferError(RagbridgeError):
+    """A copy did not verify: counts or read-back content differ."""
+
+
+class ChunkExporter(Protocol):
+    """What copying needs beyond `Store`: a document's stored chunks and vectors."""
+
+    async def export_document(
+        self, collection: str, document_id: str
+    ) -> tuple[list[NewChunk], Vector]: ...
+
+    async def vector_count(self, collection: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a collection holds."""
+
+    documents: int
+    chunks: int
+    vectors: int
+
+    def __str__(self) -> str:
+        return f"{self.documents} documents, {self.chunks} chunks, {self.vectors} vectors"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a copy: the store and how to read its chunks back."""
+
+    store: Store
+    exporter: ChunkExporter
+    label: str
+
+
+class SqliteExporter:
+    """Reads chunks, keywords and vectors from an embedded store file, read-only (it knows
+    `sqlite_schema.py`'s tables; the copy tests catch a schema change)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def export_document(
+        self, collection: str, document_id: str
+    ) -> tuple[list[NewChunk], Vector]:
+        return await asyncio.to_thread(self._read, self._export, collection, document_id)
+
+    async def vector_count(self, collection: str) -> int:
+        return await asyncio.to_thread(self._read, self._vector_count, collection)
+
+    def _read(self, query: Callable[..., T], *args: str) -> T:
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return query(conn, *args)
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _export(
+        conn: sqlite3.Connection, collection: str, document_id: str
+    ) -> tuple[list[NewChunk], Vector]:
+        rows = conn.execute(
+            "SELECT c.position, c.text, f.keywords, c.metadata, v.vector FROM chunks c"
+            " JOIN collections k ON k.seq = c.collection_seq"
+            " JOIN chunks_fts f ON f.rowid = c.seq JOIN vectors v ON v.seq = c.seq"
+            " WHERE k.name = ? AND c.document_id = ? ORDER BY c.seq",
+            (collection, document_id),
+        ).fetchall()
+        chunks = [NewChunk(text, keywords, position, json.loads(meta)) for position, text,
+                  keywords, meta, _ in rows]  # fmt: skip
+        vectors = [np.frombuffer(row[4], dtype=np.float32) for row in rows]
+        return chunks, np.array(vectors, dtype=np.float32)
+
+    @staticmethod
+    def _vector_count(conn: sqlite3.Connection, collection: str) -> int:
+        row = conn.execute(
+            "SELECT count(*) FROM vectors v JOIN collections k ON k.seq = v.collection_seq"
+            " WHERE k.name = ?",
+            (collection,),
+        ).fetchone()
+        return int(row[0])
+
+
+async def counts(endpoint: Endpoint, collection: str) -> Counts:
+    """The collection's document, chunk and vector counts, as stored."""
+    documents = await endpoint.store.list_documents(collection)
+    vectors = await endpoint.exporter.vector_count(collection)
+    return Counts(len(documents), sum(d.chunk_count for d in documents), vectors)
+
+
+async def copy_collection(
+    source: Endpoint,
+    target: Endpoint,
+    name: str,
+    *,
+    overwrite: bool = False,
+) -> Counts:
+    """Copy one collection as stored (no re-embedding); returns the verified counts.
+
+    The target collection must be absent or empty unless `overwrite` deletes it first.
+    """
+    info = await source.store.get_collection(name)
+    if info is None:
+        raise NotFound(f"collection {name!r} does not exist in {source.label}")
+    existing = await target.store.get_collection(name)
+    if existing is not None and existing.document_count:
+        if not overwrite:
+            raise Conflict(
+                f"collection {name!r} already has {existing.document_count} documents in "
+                f"{target.label}; pass --overwrite to replace it"
+            )
+        await target.store.delete_collection(name)
+    await target.store.create_collection(name, info.embedding_model, info.dimension, info.metadata)
+    expected = await counts(source, name)
+    documents = await source.store.list_documents(name)
+    for document in documents:
+        chunks, vectors = await source.exporter.export_document(name, document.id)
+        await target.store.upsert_document(document, chunks, vectors)
+    await verify(source, target, name, expected, documents)
+    return expected
+
+
+async def verify(
+    source: Endpoint,
+    target: Endpoint,
+    name: str,
+    expected: Counts,
+    documents: list[DocumentRecord],
+) -> None:
+    """Counts equal on both sides, and a few documents identical chunk for chunk."""
+    now_source = await counts(source, name)
+    if now_source != expected:
+        raise TransferError(f"{name}: the source changed during the copy ({now_source}); rerun")
+    copied = await counts(target, name)
+    if copied != expected:
+        raise TransferError(f"{name}: copied {copied}, but the source holds {expected}")
+    step = max(1, len(documents) // SPOT_CHECKS)
+    for document in documents[::step][:SPOT_CHECKS]:
+        want_chunks, want_vectors = await source.exporter.export_document(name, document.id)
+        got_chunks, got_vectors = await target.exporter.export_document(name, document.id)
+        same_vectors = want_vectors.shape == got_vectors.shape and np.allclose(
+            want_vectors, got_vectors, atol=1e-6
+        )
+        if got_chunks != want_chunks or not same_vectors:
+            raise TransferError(f"{name}: document {document.id!r} differs after the copy")
+
+
+@asynccontextmanager
+async def open_endpoint(
+    spec: str, settings: Settings, *, must_exist: bool
+) -> AsyncIterator[Endpoint]:
+    """An opened store from `spec`: `sqlite` (the data dir's store), `postgres`
+    (RAGBRIDGE_DATABASE_URL), a postgresql:// URL, or a data dir or `.db` file path."""
+    if spec == "postgres":
+        if not settings.database_url:
+            raise InvalidRequest("--from/--to postgres needs RAGBRIDGE_DATABASE_URL")
+        spec = settings.database_url
+    if spec.startswith(("postgresql://", "postgres://")):
+        from ragbridge.store.postgres import PostgresStore
+
+        postgres = PostgresStore(spec)
+        endpoint = Endpoint(postgres, postgres, "PostgreSQL")
+    else:
+        from ragbridge.store import SQLITE_FILENAME
+        from ragbridge.store.sqlite import SqliteStore
+
+        path = settings.data_dir if spec == "sqlite" else Path(spec)
+        if path.is_dir() or path.suffix != ".db":
+            path = path / SQLITE_FILENAME
+        if must_exist and not path.is_file():
+            raise NotFound(f"no embedded store at {path}")
+        endpoint = Endpoint(SqliteStore(path), SqliteExporter(path), str(path))
+    await endpoint.store.open()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.store.close()
+
+
+async def copy_stores(
+    source_spec: str,
+    target_spec: str,
+    settings: Settings,
+    *,
+    collections: Sequence[str] = (),
+    overwrite: bool = False,
+    report: Callable[[str], None] = print,
+) -> dict[str, Counts]:
+    """Copy the named collections (default: all) from one store to another, each verified."""
+    async with (
+        open_endpoint(source_spec, settings, must_exist=True) as source,
+        open_endpoint(target_spec, settings, must_exist=False) as target,
+    ):
+        names = list(collections) or [c.name for c in await source.store.list_collections()]
+        copied: dict[str, Counts] = {}
+        for name in names:
+            copied[name] = await copy_collection(source, target, name, overwrite=overwrite)
+            report(f"copied {name}: {copied[name]} (verified)")
+        return copied
