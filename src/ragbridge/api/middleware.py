@@ -1,0 +1,211 @@
+"""The request envelope around every HTTP call: request id, drain gate, body limit, access log.
+
+One pure ASGI middleware (cheap on streams, unlike `BaseHTTPMiddleware`) that:
+- takes `X-Request-ID` from the client (if sane) or makes one, and returns it on the response;
+- answers 503 while the server drains for shutdown, and counts requests in flight;
+- refuses non-multipart bodies over `settings.max_request_bytes` with 413 while reading them
+  (uploads are multipart and have their own, larger limit on the upload route);
+- records HTTP metrics and writes one structured log line per request.
+
+Routes tell it what they learned through `request.state`: `principal` (the API key),
+`model`, `usage` (prompt and completion tokens) and `user_text` (only when
+`settings.log_user_text`). It never sees or logs the `Authorization` header.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ragbridge.api.errors import error_response
+from ragbridge.api.shutdown import ShutdownGate
+from ragbridge.metrics import Metrics
+from ragbridge.settings import Settings
+
+log = logging.getLogger("ragbridge.access")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_OPEN_WHILE_DRAINING = frozenset({"/health", "/metrics"})
+UNMATCHED_ROUTE = "unmatched"
+
+
+def _request_id(incoming: str | None) -> str:
+    """The client's id when it is a short token (safe in logs), else a new one."""
+    if incoming and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    """See the module docstring."""
+
+    def __init__(
+        self, app: ASGIApp, *, settings: Settings, metrics: Metrics, gate: ShutdownGate
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        request_id = _request_id(headers.get("x-request-id"))
+        state: MutableMapping[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["started_at"] = started  # perf_counter(), for time to first token
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        self.gate.enter()
+        self.metrics.in_flight.inc()
+        try:
+            if self.gate.draining and scope["path"] not in _OPEN_WHILE_DRAINING:
+                await _reply(
+                    "The server is shutting down; retry on another replica or in a moment.",
+                    503,
+                    scope,
+                    send_with_id,
+                    code="shutting_down",
+                    headers={"Connection": "close", "Retry-After": "1"},
+                )
+                return
+            try:
+                app_receive = await self._bounded_receive(headers, receive)
+            except _TooLarge:
+                limit = self.settings.max_request_bytes
+                message = (
+                    f"Request body is larger than {limit} bytes (RAGBRIDGE_MAX_REQUEST_BYTES)."
+                )
+                await _reply(message, 413, scope, send_with_id, code="request_too_large")
+                return
+            except _Disconnected:
+                status = 499  # the client went away before sending its body
+                return
+            await self.app(scope, app_receive, send_with_id)
+        finally:
+            self.gate.leave()
+            self.metrics.in_flight.dec()
+            self._record(scope, state, status, time.perf_counter() - started)
+
+    async def _bounded_receive(self, headers: Headers, receive: Receive) -> Receive:
+        """Read a non-multipart body up to the limit and replay it; multipart passes through."""
+        if headers.get("content-type", "").lower().startswith("multipart/"):
+            return receive
+        limit = self.settings.max_request_bytes
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        return replay
+
+    def _record(
+        self, scope: Scope, state: MutableMapping[str, Any], status: int, seconds: float
+    ) -> None:
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        model = state.get("model") or ""
+        method = scope["method"]
+        # Only models that were served (status < 400) label metrics; typos would not bound.
+        self.metrics.observe_request(method, route, status, model if status < 400 else "", seconds)
+        principal = state.get("principal")
+        usage = state.get("usage")
+        fields: dict[str, Any] = {
+            "request_id": state["request_id"],
+            "key": getattr(principal, "name", None),
+            "method": method,
+            "route": route,
+            "path": scope["path"],
+            "model": model[:200] or None,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 1),
+            "tokens_in": usage[0] if usage else None,
+            "tokens_out": usage[1] if usage else None,
+        }
+        if self.settings.log_user_text and state.get("user_text"):
+            fields["user_text"] = state["user_text"]
+        level = logging.WARNING if status >= 500 else logging.INFO
+        log.log(level, "request", extra={"fields": fields})
+
+
+async def _reply(
+    message: str,
+    status: int,
+    scope: Scope,
+    send: Send,
+    *,
+    code: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer from the middleware itself, in OpenAI's error envelope."""
+
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    response = error_response(message, status, code=code, headers=headers)
+    await response(scope, no_body, send)
+
+
+def install_middleware(
+    app: FastAPI, settings: Settings, metrics: Metrics, gate: ShutdownGate
+) -> None:
+    """Request envelope inside, CORS outside (so errors carry CORS headers too)."""
+    app.add_middleware(RequestContextMiddleware, settings=settings, metrics=metrics, gate=gate)
+    if settings.cors_origins:
+        wildcard = "*" in settings.cors_origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=["*"] if wildcard else settings.cors_origins,
+            # Browsers refuse "*" together with credentials (cookies): a wildcard gets none,
+            # listed origins get them. Bearer keys sent by scripts work either way.
+            allow_credentials=not wildcard,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )

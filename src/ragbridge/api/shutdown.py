@@ -1,0 +1,86 @@
+"""Graceful shutdown: on SIGTERM, refuse new requests with 503 and let in-flight ones finish.
+
+uvicorn alone closes its listening socket at once (new clients get "connection refused") and
+then waits for connections. `DrainingServer` first drains through the app's `ShutdownGate`
+while still listening: load balancers and clients get a clear 503 in OpenAI's envelope (and
+`/ready` fails), in-flight requests and streams run to their end for up to
+`settings.shutdown_timeout` seconds, then uvicorn shuts down as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from ragbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ShutdownGate:
+    """Counts requests in flight and says whether new ones are still welcome."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def drain(self, seconds: float) -> bool:
+        """Refuse new requests from now on; True if the ones in flight finished in time."""
+        self.draining = True
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn server that drains the app (still listening) before it closes connections."""
+
+    def __init__(self, config: uvicorn.Config, gate: ShutdownGate, drain_timeout: float):
+        super().__init__(config)
+        self.gate = gate
+        self.drain_timeout = drain_timeout
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        log.info(
+            "draining: new requests get 503",
+            extra={"fields": {"in_flight": self.gate.in_flight, "timeout": self.drain_timeout}},
+        )
+        drained = await self.gate.drain(self.drain_timeout)
+        if not drained:
+            log.warning(
+                "drain timed out; cancelling the rest",
+                extra={"fields": {"in_flight": self.gate.in_flight}},
+            )
+        await super().shutdown(sockets)
+
+
+def run_server(app: FastAPI, settings: Settings) -> None:
+    """Serve `app` on settings.host:port until SIGINT/SIGTERM, then drain and stop."""
+    gate: ShutdownGate = app.state.shutdown_gate
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # the request middleware writes one structured line per request
+        timeout_graceful_shutdown=2,  # after the drain: what is left gets cancelled
+    )
+    DrainingServer(config, gate, settings.shutdown_timeout).run()
