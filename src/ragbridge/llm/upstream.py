@@ -31,6 +31,7 @@ from ragbridge.errors import (
     UpstreamTimeout,
 )
 from ragbridge.llm.sse import iter_sse_data
+from ragbridge.metrics import Metrics
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,12 @@ class UpstreamReply:
 class UpstreamClient:
     """Talks to `RAGBRIDGE_UPSTREAM_BASE_URL` over one pooled `httpx.AsyncClient`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         if settings.upstream_base_url is None:
             raise ValueError("UpstreamClient needs settings.upstream_base_url")
         self.base_url = settings.upstream_base_url
         self._settings = settings
+        self._metrics = metrics or Metrics()
         headers = {"Accept-Encoding": "identity"}
         if settings.upstream_api_key is not None:
             headers["Authorization"] = f"Bearer {settings.upstream_api_key.get_secret_value()}"
@@ -166,7 +168,7 @@ class UpstreamClient:
                 write=settings.upstream_read_timeout,
                 pool=settings.upstream_read_timeout,
             ),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
         )
         self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once: cheaper
         self._models_url = httpx.URL(f"{self.base_url}/models")
@@ -294,15 +296,19 @@ class UpstreamClient:
             try:
                 response = await self._http.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                cause = "connect"
                 if attempt >= max_retries:
+                    self._metrics.count_upstream_error(cause)
                     reason = str(exc) or type(exc).__name__
                     raise UpstreamError(
                         f"Cannot reach the upstream LLM at {self.base_url}: {reason}"
                     ) from None
                 delay = self._backoff(attempt)
             except httpx.TimeoutException:
+                self._metrics.count_upstream_error("timeout")
                 raise UpstreamTimeout("Upstream did not answer within the read timeout.") from None
             except httpx.HTTPError as exc:
+                self._metrics.count_upstream_error("transport")
                 raise UpstreamError(
                     f"Upstream request failed: {exc or type(exc).__name__}"
                 ) from None
@@ -312,12 +318,16 @@ class UpstreamClient:
                 await response.aread()
                 await response.aclose()
                 status = response.status_code
+                cause = str(status)
                 if attempt >= max_retries or not (status == 429 or status >= 500):
+                    self._metrics.count_upstream_error(cause)
                     raise status_error(response, attempt + 1)
                 asked = retry_after_seconds(response.headers.get("retry-after"))
                 if asked is not None and asked > _RETRY_AFTER_CAP:
+                    self._metrics.count_upstream_error(cause)
                     raise status_error(response, attempt + 1)
                 delay = asked if asked is not None else self._backoff(attempt)
+            self._metrics.count_upstream_retry(cause)
             log.info("upstream %s %s: retry %d in %.2fs", method, url.path, attempt + 1, delay)
             attempt += 1
             await asyncio.sleep(delay)
