@@ -1,0 +1,163 @@
+"""The embedded store: one SQLite file (WAL) with documents, chunks, an FTS5 index and vectors.
+
+`SqliteStore` is the async face of `SqliteDatabase`: every call runs on one worker thread that
+owns the connection, so calls are serialised and the event loop never blocks. Input is checked
+and serialised here, before a transaction starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ragbridge.errors import InvalidRequest
+from ragbridge.store.base import (
+    ApiKeyRecord,
+    ChunkRecord,
+    CollectionInfo,
+    DocumentRecord,
+    MetadataFilter,
+    NewChunk,
+    SearchHit,
+    Vector,
+)
+from ragbridge.store.sqlite_db import ChunkRow, SqliteDatabase
+from ragbridge.store.sqlite_schema import chunk_id, filter_sql, fts_query, to_json
+from ragbridge.store.vector_index import normalise
+
+T = TypeVar("T")
+
+
+class SqliteStore:
+    """`Store` on a single SQLite file, by default `<data dir>/ragbridge.db`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbridge-sqlite")
+        self._database: SqliteDatabase | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args))
+
+    @property
+    def _db(self) -> SqliteDatabase:
+        if self._database is None:
+            raise RuntimeError("SqliteStore is not open")
+        return self._database
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._database is None:
+            self._database = await self._run(SqliteDatabase, self.path)
+
+    async def close(self) -> None:
+        database, self._database = self._database, None
+        if database is not None:
+            await self._run(database.close)
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._db.conn.execute("SELECT 1").fetchone())
+
+    # --- collections ---------------------------------------------------------------------
+    async def create_collection(
+        self,
+        name: str,
+        embedding_model: str,
+        dimension: int,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CollectionInfo:
+        meta = to_json(metadata or {}, f"collection {name!r} metadata")
+        return await self._run(self._db.create_collection, name, embedding_model, dimension, meta)
+
+    async def get_collection(self, name: str) -> CollectionInfo | None:
+        return await self._run(self._db.get_collection, name)
+
+    async def list_collections(self) -> list[CollectionInfo]:
+        return await self._run(self._db.list_collections)
+
+    async def delete_collection(self, name: str) -> bool:
+        return await self._run(self._db.delete_collection, name)
+
+    # --- documents -----------------------------------------------------------------------
+    async def get_document(self, collection: str, document_id: str) -> DocumentRecord | None:
+        return await self._run(self._db.get_document, collection, document_id)
+
+    async def list_documents(self, collection: str) -> list[DocumentRecord]:
+        return await self._run(self._db.list_documents, collection)
+
+    async def upsert_document(
+        self, document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
+    ) -> DocumentRecord:
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if not chunks and matrix.size == 0:
+            matrix = np.zeros((0, 0), dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(chunks):
+            raise InvalidRequest(
+                f"{document.source}: {len(chunks)} chunks but vectors of shape {matrix.shape}"
+            )
+        matrix = normalise(matrix)
+        rows: list[ChunkRow] = [
+            (
+                chunk_id(document.collection, document, index),
+                document.id,
+                chunk.position,
+                chunk.text,
+                to_json(chunk.metadata, f"{document.source}: chunk {index} metadata"),
+            )
+            for index, chunk in enumerate(chunks)
+        ]
+        metadata = to_json(document.metadata, f"{document.source}: document metadata")
+        keywords = [chunk.keywords for chunk in chunks]
+        return await self._run(self._db.upsert_document, document, metadata, rows, keywords, matrix)
+
+    async def delete_document(self, collection: str, document_id: str) -> bool:
+        return await self._run(self._db.delete_document, collection, document_id)
+
+    # --- search --------------------------------------------------------------------------
+    async def dense_search(
+        self,
+        collection: str,
+        vector: Vector,
+        top_k: int,
+        filters: MetadataFilter | None = None,
+    ) -> list[SearchHit]:
+        query = normalise(np.asarray(vector, dtype=np.float32).reshape(-1))
+        where, params = filter_sql(filters, "c.metadata")
+        return await self._run(self._db.dense_search, collection, query, top_k, where, params)
+
+    async def keyword_search(
+        self,
+        collection: str,
+        terms: Sequence[str],
+        top_k: int,
+        filters: MetadataFilter | None = None,
+    ) -> list[SearchHit]:
+        where, params = filter_sql(filters, "c.metadata")
+        match = fts_query(terms)
+        return await self._run(self._db.keyword_search, collection, match, top_k, where, params)
+
+    async def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
+        return await self._run(self._db.get_chunks, collection, list(chunk_ids))
+
+    # --- API keys ------------------------------------------------------------------------
+    async def save_api_key(self, key: ApiKeyRecord) -> None:
+        scope = None if key.collections is None else json.dumps(list(key.collections))
+        await self._run(self._db.save_api_key, key, scope)
+
+    async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        return await self._run(self._db.find_api_key, key_hash)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        return await self._run(self._db.list_api_keys)
+
+    async def revoke_api_key(self, name: str) -> bool:
+        return await self._run(self._db.revoke_api_key, name)

@@ -1,0 +1,195 @@
+"""The embedded store's SQLite schema and connection settings, and how records, metadata
+filters and keyword queries map to SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragbridge.errors import InvalidRequest
+from ragbridge.store.base import ApiKeyRecord, ChunkRecord, CollectionInfo, DocumentRecord
+
+SCHEMA_VERSION = 1
+
+# `seq` columns use AUTOINCREMENT so row ids only ever grow: the in-memory vector index relies
+# on that, and a collection deleted and re-created never reuses a cached id.
+# Vectors live in their own table, so scans of chunks (filters, keyword joins) stay small and
+# a collection's vectors load in `seq` order through `vectors_by_collection`.
+# `chunks_by_metadata` covers metadata filters: they read the index, never the chunk rows.
+# The FTS table holds analysed terms, space-joined; `unicode61` with diacritics kept leaves
+# Hangul and accented Latin terms exactly as the analyser wrote them.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    embedding_model TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    collection_seq INTEGER NOT NULL REFERENCES collections (seq),
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    title TEXT,
+    metadata TEXT NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (collection_seq, id)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    collection_seq INTEGER NOT NULL,
+    document_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    FOREIGN KEY (collection_seq, document_id) REFERENCES documents (collection_seq, id)
+);
+CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (collection_seq, document_id);
+CREATE INDEX IF NOT EXISTS chunks_by_metadata ON chunks (collection_seq, metadata);
+CREATE TABLE IF NOT EXISTS vectors (
+    seq INTEGER PRIMARY KEY,
+    collection_seq INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vectors_by_collection ON vectors (collection_seq);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (
+    keywords, tokenize = "unicode61 remove_diacritics 0"
+);
+CREATE TRIGGER IF NOT EXISTS chunks_delete AFTER DELETE ON chunks BEGIN
+    DELETE FROM chunks_fts WHERE rowid = old.seq;
+    DELETE FROM vectors WHERE seq = old.seq;
+END;
+CREATE TABLE IF NOT EXISTS api_keys (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    collections TEXT,
+    rpm INTEGER,
+    tpm INTEGER,
+    created_at REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS api_keys_live_name ON api_keys (name) WHERE revoked = 0;
+CREATE INDEX IF NOT EXISTS api_keys_by_hash ON api_keys (key_hash);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, schema in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise RuntimeError(f"{path} has schema {version}; this ragbridge knows {SCHEMA_VERSION}")
+    if version < SCHEMA_VERSION:
+        script = f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+        try:
+            conn.executescript(script)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            raise
+    return conn
+
+
+def filter_sql(filters: Mapping[str, Any] | None, column: str) -> tuple[str, list[Any]]:
+    """`AND ...` clauses matching chunk metadata (JSON in `column`) against `filters`.
+
+    Each key must equal the value; a list value means "any of" (an empty list matches nothing).
+    """
+    if not filters:
+        return "", []
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, value in filters.items():
+        if not isinstance(key, str) or not key or '"' in key:
+            raise InvalidRequest(f"invalid filter key {key!r}", param="filters")
+        options = list(value) if isinstance(value, list | tuple | set) else [value]
+        if not all(_is_scalar(option) for option in options):
+            raise InvalidRequest(
+                f"filter {key!r} must be a string, number, boolean or a list of those",
+                param="filters",
+            )
+        if not options:  # "any of nothing" matches nothing
+            clauses.append("0")
+            continue
+        placeholders = ", ".join("?" * len(options))
+        clauses.append(f"json_extract({column}, ?) IN ({placeholders})")
+        params.append(f'$."{key}"')
+        params.extend(options)
+    return " AND " + " AND ".join(clauses), params
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+# --- rows <-> records ---------------------------------------------------------------------
+COLLECTION_COLUMNS = """c.name, c.embedding_model, c.dimension, c.created_at,
+    (SELECT COUNT(*) FROM documents d WHERE d.collection_seq = c.seq),
+    (SELECT COALESCE(SUM(d.chunk_count), 0) FROM documents d WHERE d.collection_seq = c.seq),
+    c.metadata"""
+DOCUMENT_COLUMNS = """d.id, d.source, d.content_hash, d.title, d.metadata, d.chunk_count,
+    d.created_at, d.updated_at"""
+CHUNK_COLUMNS = "c.seq, c.id, c.document_id, c.position, c.text, c.metadata"
+KEY_COLUMNS = "name, key_hash, collections, rpm, tpm, created_at, revoked"
+
+
+def chunk_id(collection: str, document: DocumentRecord, index: int) -> str:
+    """A stable chunk id: the same document content always yields the same ids."""
+    key = f"{collection}\0{document.id}\0{document.content_hash}\0{index}"
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    """An FTS5 query matching any of `terms`, each quoted so no term is read as syntax."""
+    unique = dict.fromkeys(term for term in terms if term.strip())
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in unique)
+
+
+def to_json(value: Mapping[str, Any], what: str) -> str:
+    """`value` as JSON text; `InvalidRequest` naming `what` if it cannot be."""
+    try:
+        return json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"{what} is not JSON: {exc}") from exc
+
+
+def collection_info(row: tuple[Any, ...]) -> CollectionInfo:
+    name, model, dimension, created_at, documents, chunks, metadata = row
+    return CollectionInfo(
+        name, model, int(dimension), float(created_at), int(documents), int(chunks),
+        json.loads(metadata),
+    )  # fmt: skip
+
+
+def document_record(collection: str, row: tuple[Any, ...]) -> DocumentRecord:
+    doc_id, source, content_hash, title, metadata, chunk_count, created_at, updated_at = row
+    return DocumentRecord(
+        doc_id, collection, source, content_hash, title, json.loads(metadata),
+        int(chunk_count), float(created_at), float(updated_at),
+    )  # fmt: skip
+
+
+def chunk_record(collection: str, row: tuple[Any, ...]) -> ChunkRecord:
+    return ChunkRecord(row[1], row[2], collection, int(row[3]), row[4], json.loads(row[5]))
+
+
+def api_key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
+    name, key_hash, collections, rpm, tpm, created_at, revoked = row
+    scope = None if collections is None else tuple(json.loads(collections))
+    return ApiKeyRecord(name, key_hash, scope, rpm, tpm, float(created_at), bool(revoked))

@@ -1,0 +1,127 @@
+"""Exact cosine search over an in-memory float32 matrix, kept in step with the store's writes.
+
+Rows are keyed by the store's integer row ids, which only ever grow, so the id array stays
+sorted and a row is found by binary search. Deletes leave a tombstone; the matrix is compacted
+when a quarter of it is dead. Chosen over an HNSW index by measurement (README, Design notes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+IdArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+
+def normalise(vectors: FloatArray) -> FloatArray:
+    """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+def scan(matrix: FloatArray, query: FloatArray) -> FloatArray:
+    """Dot product of every row with `query`, on the calling thread.
+
+    numpy's own einsum loop, not BLAS: OpenBLAS splits a matrix-vector product over threads,
+    and on a busy machine (the embedding model's threads next door) waiting for them cost
+    10-30x at 10k rows; measured in `bench/search_latency.py`.
+    """
+    scores: FloatArray = np.einsum("ij,j->i", matrix, query)
+    return scores
+
+
+class VectorIndex:
+    """One collection's vectors: append, delete by row id, top-k by dot product."""
+
+    def __init__(self, dimension: int, capacity: int = 1024) -> None:
+        self.dimension = dimension
+        self._ids: IdArray = np.empty(capacity, dtype=np.int64)
+        self._matrix: FloatArray = np.empty((capacity, dimension), dtype=np.float32)
+        self._live = np.zeros(capacity, dtype=bool)
+        self._size = 0
+        self._dead = 0
+
+    def __len__(self) -> int:
+        """Live rows."""
+        return self._size - self._dead
+
+    def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        """Append rows; `ids` must be larger than every id already present."""
+        count = len(ids)
+        if count == 0:
+            return
+        if self._size and ids[0] <= self._ids[self._size - 1]:
+            raise ValueError("row ids must grow")
+        self._reserve(self._size + count)
+        end = self._size + count
+        self._ids[self._size : end] = ids
+        self._matrix[self._size : end] = vectors
+        self._live[self._size : end] = True
+        self._size = end
+
+    def remove(self, ids: IdArray) -> None:
+        """Tombstone rows by id; unknown ids are ignored."""
+        slots = self._slots(ids)
+        newly_dead = int(np.count_nonzero(self._live[slots]))
+        self._live[slots] = False
+        self._dead += newly_dead
+        if self._dead > 1024 and self._dead * 4 > self._size:
+            self._compact()
+
+    def search(
+        self, query: FloatArray, top_k: int, among: IdArray | None = None
+    ) -> list[tuple[int, float]]:
+        """The `top_k` (row id, cosine) pairs best first, optionally only among row ids `among`."""
+        if top_k <= 0 or len(self) == 0:
+            return []
+        if among is None:
+            scores = scan(self._matrix[: self._size], query)
+            if self._dead:
+                scores[~self._live[: self._size]] = -np.inf
+            candidates: IdArray = self._ids[: self._size]
+        else:
+            slots = self._slots(among)
+            slots = slots[self._live[slots]]
+            scores = scan(self._matrix[slots], query)
+            candidates = self._ids[slots]
+        k = min(top_k, len(scores))
+        if k == 0:
+            return []
+        best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [(int(candidates[i]), float(scores[i])) for i in best if np.isfinite(scores[i])]
+
+    def _slots(self, ids: IdArray) -> npt.NDArray[np.intp]:
+        """Positions of the given ids that are present (absent ids dropped)."""
+        present = self._ids[: self._size]
+        slots = np.searchsorted(present, ids)
+        inside = slots < self._size
+        slots = slots[inside]
+        found: npt.NDArray[np.intp] = slots[present[slots] == ids[inside]]
+        return found
+
+    def _reserve(self, needed: int) -> None:
+        capacity = len(self._ids)
+        if needed <= capacity:
+            return
+        capacity = max(needed, capacity * 2)
+        self._ids = np.resize(self._ids, capacity)
+        matrix = np.empty((capacity, self.dimension), dtype=np.float32)
+        matrix[: self._size] = self._matrix[: self._size]
+        self._matrix = matrix
+        live = np.zeros(capacity, dtype=bool)
+        live[: self._size] = self._live[: self._size]
+        self._live = live
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self._live[: self._size])
+        count = len(keep)
+        self._ids[:count] = self._ids[keep]
+        self._matrix[:count] = self._matrix[keep]
+        self._live[:count] = True
+        self._live[count:] = False
+        self._size = count
+        self._dead = 0
