@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ragbridge.chat import is_task_request, message_text
+from ragbridge.chat import is_task_request
+from ragbridge.retrieval.query import message_text
 
 FIXTURES = Path("/work/shared/fixtures/openwebui")
 

@@ -50,9 +50,11 @@ def best_excerpt(text: str, query_terms: set[str], max_sentences: int = 3) -> st
     return excerpt if len(excerpt) <= _MAX_QUOTE_CHARS else excerpt[:_MAX_QUOTE_CHARS] + "…"
 
 
-def extractive_answer(question: str, hits: Sequence[SearchHit]) -> str:
-    """A cited, quoted answer in the question's language; `[n]` matches the nth source."""
-    language = detect_language(question)
+def extractive_answer(
+    question: str, hits: Sequence[SearchHit], language: Language | None = None
+) -> str:
+    """A cited, quoted answer in the question's language (or `language`); `[n]` cites source n."""
+    language = language or detect_language(question)
     if not hits:
         return NOTHING_FOUND[language]
     terms = set(analyze(question))

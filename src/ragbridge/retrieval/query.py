@@ -8,7 +8,7 @@ words (English and Korean) are prefixed with the previous user question.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _REFERS_BACK = re.compile(
@@ -20,17 +20,18 @@ _REFERS_BACK = re.compile(
 _SHORT_WORDS = 4
 
 
-def message_text(message: dict[str, Any]) -> str:
-    """The text of a chat message whose content is a string or a list of content parts."""
+def message_text(message: Mapping[str, Any]) -> str:
+    """The text of a chat message: its string content, or its text parts joined by spaces."""
     content = message.get("content")
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            str(part.get("text", ""))
+        texts = (
+            str(part.get("text", "")).strip()
             for part in content
             if isinstance(part, dict) and part.get("type") == "text"
         )
+        return " ".join(text for text in texts if text)
     return ""
 
 
@@ -39,7 +40,7 @@ def refers_back(text: str) -> bool:
     return len(text.split()) <= _SHORT_WORDS or bool(_REFERS_BACK.search(text))
 
 
-def standalone_query(messages: Sequence[dict[str, Any]]) -> str:
+def standalone_query(messages: Sequence[Mapping[str, Any]]) -> str:
     """The search query for the conversation's last user message."""
     user_texts = [message_text(m).strip() for m in messages if m.get("role") == "user"]
     user_texts = [t for t in user_texts if t]

@@ -1,0 +1,115 @@
+"""Identical retrievals served from the cache, never stale after an ingest or a delete.
+
+The store is the truth every replica shares, so freshness is checked against it rather than
+against an in-process counter: the key holds the collection's creation time and its document
+and chunk counts (an added or deleted document changes them), and the cached value is only
+chunk ids and scores, whose chunks are read back from the store on a hit. A changed document
+gets new chunk ids (they derive from its content hash), so a hit whose chunks are gone is a
+miss. What a cache hit can miss: an in-place edit that keeps the counts and whose new text
+would now rank above the cached hits; that lasts at most `cache_ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+from ragbridge.cache.base import Cache, cache_key
+from ragbridge.errors import NotFound
+from ragbridge.metrics import Metrics
+from ragbridge.settings import RetrievalMode
+from ragbridge.store.base import MetadataFilter, SearchHit, Store
+
+CACHE_NAME = "retrieval"
+
+
+class Retriever(Protocol):
+    """What answers a search: `HybridRetriever`, or this cache in front of it."""
+
+    async def search(
+        self,
+        collection: str,
+        query: str,
+        *,
+        top_k: int = 5,
+        mode: RetrievalMode = "hybrid",
+        filters: MetadataFilter | None = None,
+        score_threshold: float = 0.0,
+    ) -> list[SearchHit]: ...
+
+
+class CachedRetriever:
+    """`retriever` with its results remembered for `ttl` seconds in `cache`."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        store: Store,
+        cache: Cache,
+        ttl: float,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self._store = store
+        self._cache = cache
+        self._ttl = ttl
+        self._metrics = metrics
+
+    async def search(
+        self,
+        collection: str,
+        query: str,
+        *,
+        top_k: int = 5,
+        mode: RetrievalMode = "hybrid",
+        filters: MetadataFilter | None = None,
+        score_threshold: float = 0.0,
+    ) -> list[SearchHit]:
+        """Like `HybridRetriever.search`; a cached result is checked against the store first."""
+        info = await self._store.get_collection(collection)
+        if info is None:
+            raise NotFound(f"collection {collection!r} not found", param="collection")
+        key = cache_key(
+            CACHE_NAME,
+            collection,
+            info.created_at,
+            info.document_count,
+            info.chunk_count,
+            query,
+            mode,
+            top_k,
+            dict(filters) if filters else None,
+            score_threshold,
+        )
+        hits = await self._cached(collection, key)
+        if self._metrics is not None:
+            self._metrics.count_cache(CACHE_NAME, hits is not None)
+        if hits is not None:
+            return hits
+        hits = await self.retriever.search(
+            collection,
+            query,
+            top_k=top_k,
+            mode=mode,
+            filters=filters,
+            score_threshold=score_threshold,
+        )
+        ranked = [[hit.chunk.id, hit.score] for hit in hits]
+        await self._cache.set(key, json.dumps(ranked).encode(), self._ttl)
+        return hits
+
+    async def _cached(self, collection: str, key: str) -> list[SearchHit] | None:
+        """The cached hits with their chunks as stored now, or None (absent, or a chunk gone)."""
+        data = await self._cache.get(key)
+        if data is None:
+            return None
+        try:
+            ranked = [(str(chunk_id), float(score)) for chunk_id, score in json.loads(data)]
+        except (ValueError, TypeError):
+            return None
+        if not ranked:
+            return []
+        chunks = await self._store.get_chunks(collection, [chunk_id for chunk_id, _ in ranked])
+        if len(chunks) != len(ranked):
+            return None
+        return [SearchHit(chunk, score) for chunk, (_, score) in zip(chunks, ranked, strict=True)]

@@ -1,0 +1,185 @@
+"""RAG models: which collection and upstream model a `rag/...` id names, and what a turn sends.
+
+`rag/<collection>` answers from the collection with the default upstream model: the setting
+`RAGBRIDGE_UPSTREAM_MODEL`, or when that is unset the first model the upstream lists.
+`rag/<collection>/<model>` uses `<model>` (collection names hold no `/`; model ids may).
+Without an upstream, a RAG model answers extractively: quoted passages, cited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragbridge.cache.retrieval import Retriever
+from ragbridge.errors import InvalidRequest, NotFound
+from ragbridge.llm.extractive import extractive_answer, task_answer
+from ragbridge.llm.upstream import UpstreamClient
+from ragbridge.prompts import detect_language, fit_to_budget, with_context
+from ragbridge.ratelimit import estimate_tokens, prompt_text
+from ragbridge.retrieval.query import message_text, standalone_query
+from ragbridge.settings import Settings
+from ragbridge.store.base import SearchHit, Store
+
+log = logging.getLogger(__name__)
+
+RAG_PREFIX = "rag/"
+OWNED_BY = "ragbridge"
+DEFAULT_REPLY_TOKENS = 1024
+"""Room left for the answer when the request sets no `max_tokens` (at most a quarter of the
+context window)."""
+INSTRUCTION_TOKENS = 200
+"""What the RAG instructions around the passages take, in either language."""
+
+
+@dataclass(frozen=True)
+class RagModel:
+    """A `rag/<collection>[/<upstream-model>]` id, taken apart."""
+
+    id: str
+    collection: str
+    upstream_model: str | None = None
+
+
+def parse_rag_model(model: str) -> RagModel | None:
+    """The RAG model `model` names, or None for any other model id."""
+    if not model.startswith(RAG_PREFIX):
+        return None
+    collection, _, upstream_model = model[len(RAG_PREFIX) :].partition("/")
+    return RagModel(model, collection, upstream_model or None)
+
+
+def unknown_model(model: str) -> NotFound:
+    """The same 404 the API gives a model outside a key's scope: nothing tells them apart."""
+    return NotFound(f"The model '{model}' does not exist.", param="model", code="model_not_found")
+
+
+@dataclass(frozen=True)
+class RagPlan:
+    """What one RAG turn does: the passages it cites (in prompt order), and either the request
+    for the upstream or, without one, the answer ragbridge gives itself."""
+
+    hits: list[SearchHit] = field(default_factory=list)
+    upstream_body: dict[str, Any] | None = None
+    answer: str = ""
+
+
+class RagAnswerer:
+    """Turns a chat request on a RAG model into a grounded upstream request (or an answer)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        retriever: Retriever,
+        upstream: UpstreamClient | None,
+        *,
+        count_tokens: Callable[[str], int] = estimate_tokens,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._retriever = retriever
+        self._upstream = upstream
+        self._count_tokens = count_tokens
+
+    async def models(self) -> list[dict[str, Any]]:
+        """A `rag/<collection>` model card per collection."""
+        return [
+            {
+                "id": f"{RAG_PREFIX}{info.name}",
+                "object": "model",
+                "created": int(info.created_at),
+                "owned_by": OWNED_BY,
+            }
+            for info in await self._store.list_collections()
+        ]
+
+    async def plan(self, model: RagModel, body: dict[str, Any], *, is_task: bool) -> RagPlan:
+        """Retrieve for the conversation in `body` and build what answers it.
+
+        Open WebUI's `### Task:` requests skip retrieval: upstream as they came (with the
+        upstream model id), or without an upstream the bare JSON the task asks for.
+        """
+        if not model.collection or await self._store.get_collection(model.collection) is None:
+            raise unknown_model(model.id)
+        upstream_model = await self._upstream_model(model)
+        messages: list[dict[str, Any]] = body["messages"]
+        if is_task:
+            if upstream_model is None:
+                return RagPlan(answer=task_answer(_last_user_text(messages)))
+            return RagPlan(upstream_body={**body, "model": upstream_model})
+        query = standalone_query(messages)
+        language = detect_language(_last_user_text(messages) or query)
+        hits = await self._retrieve(model, query)
+        if upstream_model is None:
+            return RagPlan(hits, answer=extractive_answer(query, hits, language))
+        kept = fit_to_budget(hits, self.passage_budget(body), self._count_tokens)
+        if hits and not kept:  # better an upstream "too long" than a false "not covered"
+            log.warning(
+                "the conversation leaves no room for passages in RAGBRIDGE_UPSTREAM_CONTEXT_TOKENS"
+                "=%d; sending the best one anyway",
+                self._settings.upstream_context_tokens,
+            )
+            kept = hits[:1]
+        elif len(kept) < len(hits):
+            log.info("kept %d of %d passages to fit the context window", len(kept), len(hits))
+        grounded = with_context(messages, kept, language, self._settings.prompt_template)
+        return RagPlan(kept, {**body, "model": upstream_model, "messages": grounded})
+
+    def passage_budget(self, body: Mapping[str, Any]) -> int:
+        """Tokens left for passages: the context window less the conversation (never trimmed),
+        its tools, the instructions and the room the answer needs."""
+        context = self._settings.upstream_context_tokens
+        asked = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
+            reply = asked
+        else:
+            reply = min(DEFAULT_REPLY_TOKENS, context // 4)
+        conversation = estimate_tokens(prompt_text(body))
+        if tools := body.get("tools"):
+            conversation += estimate_tokens(json.dumps(tools, ensure_ascii=False))
+        return context - conversation - reply - INSTRUCTION_TOKENS
+
+    async def _upstream_model(self, model: RagModel) -> str | None:
+        """The upstream model that answers, or None when there is no upstream (extractive)."""
+        if self._upstream is None:
+            return None
+        if model.upstream_model:
+            return model.upstream_model
+        if self._settings.upstream_model:
+            return self._settings.upstream_model
+        listed = await self._upstream.list_models()
+        if not listed:
+            raise InvalidRequest(
+                f"No upstream model for '{model.id}': the upstream lists no models. Set "
+                f"RAGBRIDGE_UPSTREAM_MODEL or pick one as '{model.id}/<upstream-model>'.",
+                param="model",
+                code="model_not_found",
+            )
+        return str(listed[0]["id"])
+
+    async def _retrieve(self, model: RagModel, query: str) -> list[SearchHit]:
+        if not query.strip():
+            return []
+        try:
+            return await self._retriever.search(
+                model.collection,
+                query,
+                top_k=self._settings.top_k,
+                mode=self._settings.retrieval_mode,
+                score_threshold=self._settings.score_threshold,
+            )
+        except NotFound as exc:  # deleted since it was looked up
+            if exc.param == "collection":
+                raise unknown_model(model.id) from exc
+            raise
+
+
+def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return message_text(message)
+    return ""
