@@ -1,0 +1,252 @@
+"""Hybrid retrieval: dense (cosine) and keyword (BM25) candidates, fused, optionally reranked.
+
+Two fusions: `relative` (the default) averages each retriever's scores divided by its best
+score; `rrf` is reciprocal rank fusion. With equal weights the score-aware one is clearly
+better on SciFact (nDCG@10 0.739 vs 0.712 for RRF k=60) and within 0.003 of RRF on the Korean
+set; see the README's retrieval benchmark.
+
+A retriever that cannot read the query's language is left out of the fusion: an English-only
+embedder ranks a Korean query by noise, so for a mostly non-Latin query it gets no vote (see
+`dense_reads_query`). The same holds for an English-only reranker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ragbridge.embeddings.base import Embedder
+from ragbridge.errors import EmbeddingMismatch, InvalidRequest, NotFound, UpstreamError
+from ragbridge.metrics import Metrics
+from ragbridge.retrieval.rerank import Reranker
+from ragbridge.retrieval.text import Analyzer, default_analyzer
+from ragbridge.settings import RetrievalFusion, RetrievalMode, Settings
+from ragbridge.store.base import ChunkRecord, MetadataFilter, SearchHit, Store
+
+log = logging.getLogger(__name__)
+
+MODES: tuple[RetrievalMode, ...] = ("hybrid", "dense", "keyword")
+
+_LATIN = "A-Za-z\u00c0-\u024f\u1e00-\u1eff"
+# Words as letter runs, split where the script changes: "Python에서" is "Python" + "에서".
+_SCRIPT_WORD = re.compile(f"[{_LATIN}]+|[^\\W\\d_{_LATIN}]+")
+_LATIN_WORD = re.compile(f"[{_LATIN}]+")
+
+
+def latin_share(text: str) -> float:
+    """Fraction of `text`'s words in Latin script; 1.0 when it has no letters at all (numbers
+    and symbols: any model reads those)."""
+    words = _SCRIPT_WORD.findall(text)
+    if not words:
+        return 1.0
+    latin = sum(1 for word in words if _LATIN_WORD.fullmatch(word))
+    return latin / len(words)
+
+
+def dense_reads_query(multilingual: bool, query: str) -> bool:
+    """Whether a model can rank `query`: multilingual models read anything, English-only ones
+    only queries whose words are mostly Latin script."""
+    return multilingual or latin_share(query) >= 0.5
+
+
+Ranking = tuple[Sequence[tuple[str, float]], float]
+"""One retriever's (id, score) candidates, best first, and its weight in the fusion."""
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: float = 60.0) -> list[tuple[str, float]]:
+    """Weighted RRF: score = Σ weight / (k + rank), rank from 1; the scores themselves unused.
+
+    Divided by the best possible score (first in every list), so 1.0 means every retriever
+    put the passage first. Ties keep first-seen order.
+    """
+    best = sum(weight for _, weight in rankings if weight > 0) / (k + 1)
+    fused: dict[str, float] = {}
+    for hits, weight in rankings:
+        if weight > 0:
+            for rank, (item, _) in enumerate(hits, start=1):
+                fused[item] = fused.get(item, 0.0) + weight / (k + rank)
+    ranked = sorted(fused.items(), key=lambda pair: pair[1], reverse=True)
+    return [(item, score / best) for item, score in ranked]
+
+
+def relative_score_fusion(rankings: Sequence[Ranking], depth: int) -> list[tuple[str, float]]:
+    """Weighted mean of each list's scores divided by that list's best score.
+
+    `depth` is how many candidates each retriever was asked for. A passage missing from a
+    shorter list did not match there at all and gets 0; one missing from a full list ranked
+    below all of it and gets its lowest relative score. An empty list still counts in the
+    mean, so 1.0 means every retriever put the passage first. Unlike RRF this keeps how far
+    ahead a hit is.
+    """
+    total = sum(weight for _, weight in rankings if weight > 0)
+    lists: list[tuple[dict[str, float], float, float]] = []  # relative scores, weight, floor
+    for hits, weight in rankings:
+        if weight > 0 and hits:
+            best = max(max(score for _, score in hits), 1e-9)
+            relative = {item: max(0.0, score) / best for item, score in hits}
+            floor = min(relative.values()) if len(hits) >= depth else 0.0
+            lists.append((relative, weight, floor))
+    items = dict.fromkeys(item for relative, _, _ in lists for item in relative)
+    fused = [
+        (item, sum(weight * rel.get(item, floor) for rel, weight, floor in lists) / total)
+        for item in items
+    ]
+    fused.sort(key=lambda pair: pair[1], reverse=True)
+    return fused
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How candidate lists are gathered and fused (defaults: equal weights, untuned)."""
+
+    fusion: RetrievalFusion = "relative"
+    candidates: int = 50
+    """Passages each retriever contributes before fusion (at least `top_k`)."""
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    rerank_depth: int = 30
+    """Fused passages the reranker reorders (at least `top_k`)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FusionConfig:
+        return cls(fusion=settings.retrieval_fusion)
+
+
+class HybridRetriever:
+    """Finds the passages of a collection that answer a query, in any of the three modes."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        *,
+        reranker: Reranker | None = None,
+        analyzer: Analyzer | None = None,
+        config: FusionConfig | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.reranker = reranker
+        self.analyzer = analyzer or default_analyzer()
+        self.config = config or FusionConfig()
+        self.metrics = metrics or Metrics()
+
+    async def search(
+        self,
+        collection: str,
+        query: str,
+        *,
+        top_k: int = 5,
+        mode: RetrievalMode = "hybrid",
+        filters: MetadataFilter | None = None,
+        score_threshold: float = 0.0,
+    ) -> list[SearchHit]:
+        """The best `top_k` passages for `query`, best first, each with a score in 0..1.
+
+        The score is what the mode ranks by: cosine similarity (dense), BM25 relative to the
+        best hit (keyword), the fused score (hybrid; 1.0 = first for every retriever that read
+        the query), or the reranker's relevance when one reordered the hits. `score_threshold`
+        drops hits whose returned score is below it. Raises `NotFound` for an unknown
+        collection, `EmbeddingMismatch` when dense search would use another model's vectors.
+        """
+        started = time.perf_counter()
+        if mode not in MODES:
+            raise InvalidRequest(f"mode must be one of {', '.join(MODES)}", param="mode")
+        if top_k < 1:
+            raise InvalidRequest("top_k must be at least 1", param="top_k")
+        if not query.strip():
+            raise InvalidRequest("query must not be empty", param="query")
+        info = await self.store.get_collection(collection)
+        if info is None:
+            raise NotFound(f"collection {collection!r} not found", param="collection")
+
+        use_dense = mode == "dense" or (
+            mode == "hybrid" and dense_reads_query(self.embedder.multilingual, query)
+        )
+        if use_dense and info.embedding_model != self.embedder.name:
+            raise EmbeddingMismatch(
+                f"collection {collection!r} was embedded with {info.embedding_model!r}, "
+                f"but the server embeds with {self.embedder.name!r}; re-ingest it or "
+                "search it with mode=keyword",
+                code="embedding_mismatch",
+            )
+        depth = max(self.config.candidates, top_k)
+        dense, keyword = await asyncio.gather(
+            self._dense(collection, query, depth, filters) if use_dense else _no_hits(),
+            self._keyword(collection, query, depth, filters) if mode != "dense" else _no_hits(),
+        )
+
+        if mode == "dense":
+            ranked = [SearchHit(h.chunk, max(0.0, min(1.0, h.score))) for h in dense]
+        elif mode == "keyword":
+            ranked = _relative(keyword)
+        else:
+            ranked = self._fuse(dense, keyword, use_dense, depth)
+        ranked = await self._rerank(query, ranked, top_k)
+        hits = [hit for hit in ranked[:top_k] if hit.score >= score_threshold]
+        self.metrics.observe_retrieval(mode, time.perf_counter() - started, len(hits))
+        return hits
+
+    async def _dense(
+        self, collection: str, query: str, depth: int, filters: MetadataFilter | None
+    ) -> list[SearchHit]:
+        vector = await self.embedder.embed_query(query)
+        return await self.store.dense_search(collection, vector, depth, filters)
+
+    async def _keyword(
+        self, collection: str, query: str, depth: int, filters: MetadataFilter | None
+    ) -> list[SearchHit]:
+        terms = await asyncio.to_thread(self.analyzer.analyze, query)  # Kiwi may still be loading
+        if not terms:
+            return []
+        return await self.store.keyword_search(collection, terms, depth, filters)
+
+    def _fuse(
+        self, dense: list[SearchHit], keyword: list[SearchHit], use_dense: bool, depth: int
+    ) -> list[SearchHit]:
+        config = self.config
+        chunks: dict[str, ChunkRecord] = {}
+        for hit in (*dense, *keyword):
+            chunks.setdefault(hit.chunk.id, hit.chunk)
+        rankings: list[Ranking] = [
+            ([(h.chunk.id, h.score) for h in dense], config.dense_weight if use_dense else 0.0),
+            ([(h.chunk.id, h.score) for h in keyword], config.keyword_weight),
+        ]
+        if config.fusion == "rrf":
+            fused = reciprocal_rank_fusion(rankings, k=config.rrf_k)
+        else:
+            fused = relative_score_fusion(rankings, depth)
+        return [SearchHit(chunks[chunk_id], score) for chunk_id, score in fused]
+
+    async def _rerank(self, query: str, hits: list[SearchHit], top_k: int) -> list[SearchHit]:
+        reranker = self.reranker
+        if reranker is None or len(hits) < 2:
+            return hits
+        if not dense_reads_query(reranker.multilingual, query):
+            return hits
+        pool = hits[: max(self.config.rerank_depth, top_k)]
+        try:
+            scores = await reranker.rerank(query, [h.chunk.text for h in pool], len(pool))
+        except UpstreamError as exc:
+            log.warning("reranking skipped, keeping fused order: %s", exc.message)
+            return hits
+        return [SearchHit(pool[index].chunk, score) for index, score in scores]
+
+
+async def _no_hits() -> list[SearchHit]:
+    """The candidates of a retriever that is not used."""
+    return []
+
+
+def _relative(hits: list[SearchHit]) -> list[SearchHit]:
+    """BM25 scores divided by the best one, so the top keyword hit scores 1.0."""
+    if not hits or hits[0].score <= 0:
+        return hits
+    best = hits[0].score
+    return [SearchHit(h.chunk, max(0.0, h.score / best)) for h in hits]

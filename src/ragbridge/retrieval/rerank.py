@@ -1,0 +1,166 @@
+"""Second-stage reranking: a rerank HTTP endpoint, or a local cross-encoder when one is installed.
+
+The remote client speaks the Cohere/Jina format that vLLM and most gateways serve at `/v1/rerank`
+(`{"model", "query", "documents", "top_n"}` → `{"results": [{"index", "relevance_score"}]}`) and
+Hugging Face TEI's `/rerank` (`{"query", "texts"}` → `[{"index", "score"}]`), switching to the
+latter when the server asks for `texts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from ragbridge.errors import UpstreamError, UpstreamTimeout
+from ragbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RerankScores = list[tuple[int, float]]
+"""(index into the documents given, relevance score), best first."""
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores (query, passage) pairs jointly; slower than retrieval, better at the top."""
+
+    name: str
+    multilingual: bool
+    """False for English-only models: retrieval then skips reranking for other scripts."""
+
+    async def rerank(self, query: str, documents: Sequence[str], top_n: int) -> RerankScores:
+        """The best `top_n` documents for `query` with their scores, best first."""
+
+    async def close(self) -> None:
+        """Release resources."""
+
+
+def _parse_results(payload: Any) -> RerankScores:
+    """Scores from a Cohere/Jina (`results`/`relevance_score`) or TEI (list/`score`) answer."""
+    items = payload.get("results") if isinstance(payload, dict) else payload
+    if not isinstance(items, list):
+        raise UpstreamError("rerank endpoint returned an unexpected body")
+    scores: RerankScores = []
+    for item in items:
+        score = item.get("relevance_score", item.get("score"))
+        if not isinstance(item.get("index"), int) or not isinstance(score, int | float):
+            raise UpstreamError("rerank endpoint returned a result without index or score")
+        scores.append((item["index"], float(score)))
+    scores.sort(key=lambda pair: pair[1], reverse=True)
+    return scores
+
+
+class RemoteReranker:
+    """A rerank endpoint (vLLM, TEI, Jina, Cohere-compatible) reached over HTTP."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        multilingual: bool = True,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.name = model
+        self.multilingual = multilingual
+        self._url = f"{base_url.rstrip('/')}/rerank"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=timeout, headers=headers)
+        self._tei = False
+
+    def _body(self, query: str, documents: Sequence[str], top_n: int) -> dict[str, Any]:
+        if self._tei:
+            return {"query": query, "texts": list(documents), "truncate": True}
+        return {"model": self.name, "query": query, "documents": list(documents), "top_n": top_n}
+
+    async def _post(self, body: dict[str, Any]) -> httpx.Response:
+        try:
+            return await self._client.post(self._url, json=body)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"rerank endpoint timed out: {self._url}") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"rerank endpoint unreachable: {self._url}: {exc}") from exc
+
+    async def rerank(self, query: str, documents: Sequence[str], top_n: int) -> RerankScores:
+        if not documents:
+            return []
+        response = await self._post(self._body(query, documents, top_n))
+        if not self._tei and response.status_code in (400, 422) and "texts" in response.text:
+            self._tei = True  # TEI names the field `texts`; remember and ask again
+            response = await self._post(self._body(query, documents, top_n))
+        if response.status_code >= 400:
+            raise UpstreamError(
+                f"rerank endpoint answered {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise UpstreamError("rerank endpoint returned invalid JSON") from exc
+        scores = _parse_results(payload)
+        if any(not 0 <= index < len(documents) for index, _ in scores):
+            raise UpstreamError("rerank endpoint returned an index out of range")
+        return scores[:top_n]
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+class LocalCrossEncoder:
+    """A sentence-transformers cross-encoder from a local directory, run off the event loop."""
+
+    def __init__(self, model_path: Path, *, multilingual: bool = False) -> None:
+        self.name = model_path.name
+        self.multilingual = multilingual
+        self._path = model_path
+        self._model: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _load(self) -> Any:
+        async with self._lock:
+            if self._model is None:
+                from sentence_transformers import CrossEncoder
+
+                self._model = await asyncio.to_thread(
+                    CrossEncoder, str(self._path), device="cpu", local_files_only=True
+                )
+        return self._model
+
+    async def rerank(self, query: str, documents: Sequence[str], top_n: int) -> RerankScores:
+        if not documents:
+            return []
+        model = await self._load()
+        pairs = [(query, document) for document in documents]
+        raw = await asyncio.to_thread(model.predict, pairs, show_progress_bar=False)
+        scores = sorted(
+            ((index, float(score)) for index, score in enumerate(raw)),
+            key=lambda pair: pair[1],
+            reverse=True,
+        )
+        return scores[:top_n]
+
+    async def close(self) -> None:
+        self._model = None
+
+
+def create_reranker(settings: Settings) -> Reranker | None:
+    """The reranker `settings` ask for: remote when `rerank_base_url` is set, else a local
+    cross-encoder when `rerank_model` names an existing directory, else none."""
+    model = settings.rerank_model
+    if settings.rerank_base_url:
+        key = settings.rerank_api_key.get_secret_value() if settings.rerank_api_key else None
+        return RemoteReranker(settings.rerank_base_url, model or "rerank", api_key=key)
+    if model:
+        path = Path(model).expanduser()
+        if path.is_dir():
+            return LocalCrossEncoder(path)
+        log.warning("rerank model %r is not a local directory and no rerank URL is set", model)
+    return None
