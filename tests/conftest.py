@@ -16,7 +16,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ragbridge.app import create_app
 from ragbridge.settings import Settings
+from tests.support.postgres import PostgresForTests, running_postgres
+from tests.support.redis import RedisForTests, running_redis
 from tests.support.server import serve_in_thread
+from tests.support.upstream import ScriptedUpstream
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +62,31 @@ def app_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
     """ragbridge with default test settings (no upstream), served on loopback."""
     with serve_in_thread(create_app(make_settings())) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresForTests]:
+    """PostgreSQL + pgvector for the session: RAGBRIDGE_DATABASE_URL if set, else pgserver's."""
+    with running_postgres(os.environ.get("RAGBRIDGE_DATABASE_URL")) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresForTests) -> Iterator[str]:
+    """A postgresql:// URL on a fresh, empty schema, dropped after the test."""
+    with postgres_server.fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def upstream() -> Iterator[ScriptedUpstream]:
+    """A scripted OpenAI-compatible LLM on loopback: `.url` (…/v1), `.requests`, `.script(...)`."""
+    with ScriptedUpstream().serve() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisForTests]:
+    """A real redis-server on a free loopback port (no persistence); `.stop()`/`.start()`."""
+    with running_redis(tmp_path / "redis") as server:
+        yield server

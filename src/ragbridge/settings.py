@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "dense", "keyword"]
+RetrievalFusion = Literal["relative", "rrf"]
 
 
 class Settings(BaseSettings):
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest uploaded document.")
     max_messages: int = Field(1000, description="Most messages accepted in one chat request.")
     shutdown_timeout: float = Field(30.0, description="Seconds in-flight streams get on shutdown.")
+    rate_limit_window: float = Field(
+        60.0, description="Seconds a key's rpm/tpm budget spans; keep 60 except in tests."
+    )
     sample_collection: bool = Field(
         True, description="On an empty data dir, ingest the bundled docs/ into `sample`."
     )
@@ -86,6 +90,9 @@ class Settings(BaseSettings):
     )
     embedding_api_key: SecretStr | None = Field(None, description="Bearer key for embeddings.")
     embedding_batch_size: int = Field(64, description="Texts per embedding batch.")
+    embedding_multilingual: bool | None = Field(
+        None, description="Model handles non-English text; default: guessed from the model name."
+    )
 
     # --- ingest ---------------------------------------------------------------------------
     chunk_size: int = Field(256, description="Chunk size in embedding-model tokens.")
@@ -96,6 +103,9 @@ class Settings(BaseSettings):
     retrieval_mode: RetrievalMode = Field("hybrid", description="hybrid, dense or keyword.")
     top_k: int = Field(5, description="Passages given to the model.")
     score_threshold: float = Field(0.0, description="Drop passages scoring below this.")
+    retrieval_fusion: RetrievalFusion = Field(
+        "relative", description="Hybrid fusion: relative (score-weighted) or rrf (rank-based)."
+    )
     rerank_base_url: str | None = Field(None, description="Rerank endpoint base URL (…/v1).")
     rerank_model: str | None = Field(None, description="Rerank model id, or a local cross-encoder.")
     rerank_api_key: SecretStr | None = Field(None, description="Bearer key for the reranker.")
@@ -124,6 +134,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value and value.strip() else None
+
+    @field_validator(
+        "api_key", "upstream_api_key", "embedding_api_key", "rerank_api_key", mode="before"
+    )
+    @classmethod
+    def _blank_secret_is_none(cls, value: Any) -> Any:
+        """An empty key (as Compose passes an unset variable) means no key, not `Bearer `."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(raw, str) and not raw.strip() else value
 
     @field_validator("upstream_headers", mode="before")
     @classmethod

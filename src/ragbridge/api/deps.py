@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from ragbridge.cache.base import Cache
+from ragbridge.chat import ChatService
 from ragbridge.embeddings.base import Embedder
+from ragbridge.ingest.pipeline import IngestPipeline
+from ragbridge.llm.upstream import UpstreamClient
+from ragbridge.metrics import Metrics
+from ragbridge.ratelimit import RateLimiter
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import Settings
 from ragbridge.store.base import Store
 
@@ -22,3 +29,40 @@ def get_store(request: Request) -> Store:
 def get_embedder(request: Request) -> Embedder:
     embedder: Embedder = request.app.state.embedder
     return embedder
+
+
+def get_upstream(request: Request) -> UpstreamClient | None:
+    """The upstream LLM client, or None when no upstream is configured (extractive mode)."""
+    upstream: UpstreamClient | None = request.app.state.upstream
+    return upstream
+
+
+def get_chat(request: Request) -> ChatService:
+    chat: ChatService = request.app.state.chat
+    return chat
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+def get_retriever(request: Request) -> HybridRetriever:
+    retriever: HybridRetriever = request.app.state.retriever
+    return retriever
+
+
+def get_pipeline(request: Request) -> IngestPipeline:
+    pipeline: IngestPipeline = request.app.state.pipeline
+    return pipeline
+
+
+def get_cache(request: Request) -> Cache:
+    """The shared cache: Redis across replicas when configured, else in-process."""
+    cache: Cache = request.app.state.cache
+    return cache

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from ragbridge.api.deps import get_store, get_upstream
+from ragbridge.errors import RagbridgeError
+from ragbridge.llm.upstream import UpstreamClient
+from ragbridge.store.base import Store
+
+READY_PROBE_TIMEOUT = 2.0  # seconds each dependency gets to answer a readiness probe
 
 router = APIRouter(tags=["ops"])
 
@@ -13,3 +23,39 @@ router = APIRouter(tags=["ops"])
 async def health() -> dict[str, Any]:
     """Alive: the process answers. Says nothing about dependencies (see `/ready`)."""
     return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(
+    upstream: UpstreamClient | None = Depends(get_upstream), store: Store = Depends(get_store)
+) -> JSONResponse:
+    """Ready: every dependency answers; 503 with each check's state when one does not."""
+    checks: dict[str, dict[str, Any]] = {}
+    # each dependency adds its check here
+    checks["store"] = await _store_check(store)
+    checks["upstream"] = await _upstream_check(upstream)
+    is_ready = all(check["status"] != "error" for check in checks.values())
+    body = {"status": "ready" if is_ready else "not ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if is_ready else 503)
+
+
+async def _store_check(store: Store) -> dict[str, Any]:
+    backend = type(store).__name__.removesuffix("Store").lower()
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(store.ping(), READY_PROBE_TIMEOUT)
+    except Exception as exc:  # any failure means not ready; the detail says which
+        detail = str(exc) or type(exc).__name__
+        return {"status": "error", "backend": backend, "detail": detail}
+    latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    return {"status": "ok", "backend": backend, "latency_ms": latency_ms}
+
+
+async def _upstream_check(upstream: UpstreamClient | None) -> dict[str, Any]:
+    if upstream is None:
+        return {"status": "extractive", "detail": "No upstream LLM configured: extractive answers."}
+    try:
+        seconds = await upstream.probe(within=READY_PROBE_TIMEOUT)
+    except RagbridgeError as exc:
+        return {"status": "error", "url": upstream.base_url, "detail": exc.message}
+    return {"status": "ok", "url": upstream.base_url, "latency_ms": round(seconds * 1000, 1)}

@@ -1,1 +1,32 @@
 """Text to vectors: the packaged local model or a remote OpenAI-compatible API."""
+
+from __future__ import annotations
+
+from ragbridge.embeddings.base import Embedder
+from ragbridge.embeddings.names import USE_MULTILINGUAL, same_model
+from ragbridge.settings import Settings
+
+__all__ = ["Embedder", "create_embedder"]
+
+
+def create_embedder(settings: Settings) -> Embedder:
+    """The embedder `settings` ask for: remote when `embedding_base_url` is set, else local.
+
+    Nothing heavy happens here (models load on first use); an unknown local model is a
+    ValueError that says what is accepted.
+    """
+    if settings.embedding_base_url:
+        from ragbridge.embeddings.remote import RemoteEmbedder
+
+        return RemoteEmbedder(settings)
+    if same_model(settings.embedding_model, USE_MULTILINGUAL):
+        from ragbridge.embeddings.use import UseEmbedder
+
+        return UseEmbedder(batch_size=settings.embedding_batch_size)
+    from ragbridge.embeddings.local import LocalEmbedder
+
+    return LocalEmbedder(
+        settings.embedding_model,
+        batch_size=settings.embedding_batch_size,
+        multilingual=settings.embedding_multilingual,
+    )

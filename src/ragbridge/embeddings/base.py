@@ -12,13 +12,23 @@ from ragbridge.store.base import Vector
 class Embedder(Protocol):
     """Turns text into L2-normalised float32 vectors, off the event loop."""
 
-    name: str
-    """Model name recorded on each collection, e.g. `all-MiniLM-L6-v2`."""
-    dimension: int
-    max_tokens: int
-    """Longest input the model reads; the splitter keeps every chunk within it."""
-    multilingual: bool
-    """False for English-only models: retrieval then ignores dense scores for other scripts."""
+    # Read-only properties, so an implementation may compute them lazily (a remote model's
+    # dimension is known only once the API has answered); plain attributes satisfy them too.
+    @property
+    def name(self) -> str:
+        """Model name recorded on each collection, e.g. `all-MiniLM-L6-v2`."""
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest input the model reads; the splitter keeps every chunk within it."""
+
+    @property
+    def multilingual(self) -> bool:
+        """False for English-only models: retrieval then ignores dense scores for other scripts."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes in this model's own tokenizer (no special tokens)."""

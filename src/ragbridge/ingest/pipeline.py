@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -25,6 +25,7 @@ from ragbridge.ingest.documents import LoadedDocument, file_name, sha256
 from ragbridge.ingest.files import SourceFile, read_source
 from ragbridge.ingest.loaders import detect_format, load
 from ragbridge.ingest.splitter import TextSplitter
+from ragbridge.metrics import Metrics
 from ragbridge.retrieval.text import analyze
 from ragbridge.settings import Settings
 from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk, Store, Vector
@@ -76,10 +77,17 @@ class _Prepared:
 class IngestPipeline:
     """Turns files and uploads into stored, embedded chunks."""
 
-    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        settings: Settings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self._splitter: TextSplitter | None = None
 
     @property
@@ -114,7 +122,7 @@ class IngestPipeline:
         """Ingest an upload named `filename`; raises the domain error of bad content
         (`DocumentError`, `UnsupportedMediaType`) with the store left as it was."""
         await self.ensure_collection(collection)
-        return await self._ingest(collection, filename, data, progress)
+        return await self._counted(self._ingest(collection, filename, data, progress))
 
     async def ingest_file(
         self, collection: str, path: Path, *, source: str | None = None
@@ -122,7 +130,7 @@ class IngestPipeline:
         """Ingest one file, known by `source` (default: its name); raises like `ingest_bytes`."""
         await self.ensure_collection(collection)
         file = SourceFile(path, source or path.name)
-        return await self._ingest(collection, file.source, await read_source(file), None)
+        return await self._counted(self._ingest_source(collection, file))
 
     async def ingest_files(
         self,
@@ -138,12 +146,26 @@ class IngestPipeline:
 
         async def one(file: SourceFile) -> IngestResult:
             async with slots:
-                result = await self._ingest_reporting_failure(collection, file, progress)
+                failure_reported = self._ingest_reporting_failure(collection, file, progress)
+                result = await self._counted(failure_reported)
             if progress is not None:
                 progress.file_done(result)
             return result
 
         return list(await asyncio.gather(*(one(file) for file in files)))
+
+    async def _counted(self, ingest: Awaitable[IngestResult]) -> IngestResult:
+        """`ingest`'s result, counted in the metrics by status (an exception counts as failed)."""
+        try:
+            result = await ingest
+        except Exception:
+            self.metrics.count_ingest("failed")
+            raise
+        self.metrics.count_ingest(result.status)
+        return result
+
+    async def _ingest_source(self, collection: str, file: SourceFile) -> IngestResult:
+        return await self._ingest(collection, file.source, await read_source(file), None)
 
     async def _ingest_reporting_failure(
         self, collection: str, file: SourceFile, progress: IngestProgress | None

@@ -1,0 +1,235 @@
+"""Ingest throughput: ragbridge's real ingest path against raw `SentenceTransformer.encode` of
+the same model on the same chunk texts, in the same process, side by side.
+
+    python -m bench.ingest_throughput                  # first 1000 SciFact docs (~2-3 minutes)
+    python -m bench.ingest_throughput --docs 2000 --layout jsonl
+
+ragbridge: the documents are written as files (`--layout files`: one .txt per document, what
+`ragbridge ingest FOLDER` reads; `jsonl`: one JSONL file, a record per document) and ingested by
+`IngestPipeline.ingest_files` into a fresh SQLite store: read, load, split with the model's
+tokenizer, keyword analysis, embedding, one transaction per document. The embedder records the
+chunk texts it is given; the baseline then encodes exactly those texts with a plain
+`SentenceTransformer(...).encode(texts, batch_size=16, normalize_embeddings=True)` (16 texts per
+forward pass, as ragbridge's local embedder; the fastest size on a CPU) and the same number of
+torch threads. The two alternate part by part (`--rounds`), so a shared machine's changing load
+weighs on both alike. Peak memory is the process's peak RSS (`getrusage`) after ragbridge's
+first part, before the baseline model is loaded, so it covers ragbridge alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ragbridge.embeddings.local import FORWARD_BATCH, LocalEmbedder, packaged_minilm_path
+from ragbridge.embeddings.threaded import default_threads
+from ragbridge.ingest.files import discover
+from ragbridge.ingest.pipeline import IngestPipeline
+from ragbridge.settings import Settings
+from ragbridge.store import open_store
+from ragbridge.store.base import Vector
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact" / "corpus.jsonl.gz"
+COLLECTION = "scifact"
+
+
+@dataclass
+class RecordingEmbedder:
+    """Delegates to a real embedder and keeps the texts it embeds."""
+
+    inner: LocalEmbedder
+    texts: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    @property
+    def multilingual(self) -> bool:
+        return self.inner.multilingual
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vector:
+        vectors = await self.inner.embed_documents(texts)
+        self.texts.extend(texts)
+        return vectors
+
+    async def embed_query(self, text: str) -> Vector:
+        return await self.inner.embed_query(text)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def read_corpus(path: Path, limit: int) -> list[dict[str, str]]:
+    """The first `limit` documents of a BEIR corpus (`_id`, `title`, `text`)."""
+    documents = []
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            documents.append(json.loads(line))
+            if len(documents) == limit:
+                break
+    return documents
+
+
+def write_documents(documents: list[dict[str, str]], folder: Path, layout: str) -> None:
+    folder.mkdir(parents=True)
+    if layout == "jsonl":
+        with (folder / "corpus.jsonl").open("w", encoding="utf-8") as out:
+            for doc in documents:
+                record = {"id": doc["_id"], "title": doc["title"], "text": doc["text"]}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
+    for doc in documents:
+        (folder / f"{doc['_id']}.txt").write_text(f"{doc['title']}\n\n{doc['text']}\n", "utf-8")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    scale = 1 if platform.system() == "Darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+@dataclass
+class Clock:
+    """Wall and process CPU seconds, added up over the parts. CPU seconds (all threads) are the
+    steadier measure on a shared machine: other processes' load stretches wall time only."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+
+
+async def ingest(pipeline: IngestPipeline, folder: Path) -> None:
+    """Ingest every file under `folder`, as `ragbridge ingest FOLDER` does."""
+    results = await pipeline.ingest_files(COLLECTION, discover([folder]).files)
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        raise SystemExit(f"{len(failed)} files failed, e.g. {failed[0].source}: {failed[0].error}")
+
+
+class RawModel:
+    """Plain sentence-transformers with the same model and thread count: the baseline."""
+
+    def __init__(self, threads: int) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        self.model = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
+        self.model.encode(["warm up"])
+
+    def encode(self, texts: list[str]) -> Vector:
+        vectors = self.model.encode(texts, batch_size=FORWARD_BATCH, normalize_embeddings=True)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+async def run_rounds(
+    parts: list[Path], settings: Settings, embedder: RecordingEmbedder, threads: int
+) -> tuple[Clock, Clock, float]:
+    """Alternate ragbridge and the baseline on each part (a shared machine's load then weighs
+    on both alike); returns ragbridge's clock, the baseline's, and ragbridge's peak RSS."""
+    store = await open_store(settings)
+    pipeline = IngestPipeline(store, embedder, settings)
+    raw: RawModel | None = None
+    ours, baseline = Clock(), Clock()
+    rss = 0.0
+    try:
+        for part in parts:
+            seen = len(embedder.texts)
+            with ours.running():
+                await ingest(pipeline, part)
+            if raw is None:  # measured before the baseline model exists: ragbridge alone
+                rss = peak_rss_mib()
+                raw = RawModel(threads)
+            texts = embedder.texts[seen:]
+            with baseline.running():
+                vectors = raw.encode(texts)
+            ours_vectors = await embedder.inner.embed_documents(texts[:8])
+            if not np.allclose(ours_vectors, vectors[:8], atol=1e-5):
+                raise SystemExit("ragbridge and the baseline disagree on the vectors")
+    finally:
+        await store.close()
+    return ours, baseline, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=1000, help="SciFact documents to ingest.")
+    parser.add_argument("--rounds", type=int, default=8, help="Alternations of the two paths.")
+    parser.add_argument("--layout", choices=("files", "jsonl"), default="files")
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--threads", type=int, default=default_threads(), help="Torch threads.")
+    parser.add_argument("--workers", type=int, help="Files in flight (RAGBRIDGE_INGEST_WORKERS).")
+    args = parser.parse_args()
+
+    documents = read_corpus(args.corpus, args.docs)
+    threads = args.threads
+    with tempfile.TemporaryDirectory(prefix="ragbridge-bench-") as tmp:
+        root = Path(tmp)
+        size = -(-len(documents) // args.rounds)
+        parts = [root / "docs" / str(i) for i in range(0, len(documents), size)]
+        for part in parts:
+            start = int(part.name)
+            write_documents(documents[start : start + size], part, args.layout)
+        settings = Settings(data_dir=root / "data", sample_collection=False, database_url=None)
+        if args.workers:
+            settings = settings.model_copy(update={"ingest_workers": args.workers})
+        local = LocalEmbedder(batch_size=settings.embedding_batch_size, threads=threads)
+        local.encode_sync(["warm up"])  # load the model before the clock starts, as a server has
+        rss_loaded = peak_rss_mib()
+        embedder = RecordingEmbedder(local)
+        ours, baseline, rss = asyncio.run(run_rounds(parts, settings, embedder, threads))
+        asyncio.run(local.close())
+
+    chunks = len(embedder.texts)
+    tokens = sum(local.count_tokens(t) for t in embedder.texts) / chunks
+    print(f"{len(documents)} SciFact documents ({args.layout}, {len(parts)} rounds): {chunks} "
+          f"chunks of {tokens:.0f} tokens on average; torch threads {threads}, "
+          f"{settings.ingest_workers} files in flight\n")  # fmt: skip
+    print("| path | chunks/s | chunks per CPU-second | wall s | CPU s |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, clock in (
+        ("ragbridge ingest (read, load, split, embed, store)", ours),
+        ("raw `SentenceTransformer.encode`", baseline),
+    ):
+        print(f"| {name} | {chunks / clock.wall:.1f} | {chunks / clock.cpu:.1f} | "
+              f"{clock.wall:.1f} | {clock.cpu:.1f} |")  # fmt: skip
+    print(f"\nragbridge / raw: {baseline.wall / ours.wall:.1%} by wall time, "
+          f"{baseline.cpu / ours.cpu:.1%} by CPU time (target: at least 90%)")  # fmt: skip
+    print(f"peak RSS: {rss:.0f} MiB during ragbridge's ingest ({rss_loaded:.0f} MiB with the "
+          "model loaded, before ingest)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

