@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
@@ -153,6 +154,21 @@ def test_token_and_time_to_first_token_metrics_move(gateway: httpx.Client) -> No
     assert after.value(ttft, model="gpt-test") - middle.value(ttft, model="gpt-test") == 1
 
 
+def _access_record(caplog: pytest.LogCaptureFixture, request_id: str) -> logging.LogRecord:
+    """The one access line for `request_id`; it is written just after the response is sent."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [
+            r
+            for r in caplog.records
+            if r.name == "ragbridge.access" and r.fields["request_id"] == request_id  # type: ignore[attr-defined]
+        ]
+        if lines or time.monotonic() > deadline:
+            (line,) = lines
+            return line
+        time.sleep(0.02)
+
+
 def test_one_access_log_line_per_request_without_the_key(
     gateway: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -161,8 +177,7 @@ def test_one_access_log_line_per_request_without_the_key(
         "/v1/chat/completions", json=chat("secret question"), headers={"X-Request-ID": "log-1"}
     )
     assert response.status_code == 200
-    lines = [r for r in caplog.records if r.name == "ragbridge.access"]
-    (line,) = [r for r in lines if r.fields["request_id"] == "log-1"]  # type: ignore[attr-defined]
+    line = _access_record(caplog, "log-1")
     fields = line.fields  # type: ignore[attr-defined]
     assert fields["key"] == "admin" and fields["status"] == 200
     assert fields["route"] == "/v1/chat/completions" and fields["model"] == "gpt-test"
