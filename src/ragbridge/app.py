@@ -5,11 +5,11 @@ Each service is created in `lifespan` and closed when the app stops; nothing is 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.datastructures import State
 
 from ragbridge import __version__
 from ragbridge.api import collections as collections_api
@@ -27,6 +27,7 @@ from ragbridge.cache.embeddings import SharedQueryEmbeddings
 from ragbridge.cache.retrieval import CachedRetriever
 from ragbridge.chat import ChatService
 from ragbridge.embeddings import create_embedder
+from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.remote import RemoteEmbedder
 from ragbridge.ingest.pipeline import IngestPipeline
 from ragbridge.llm.cache import ResponseCache
@@ -41,79 +42,17 @@ from ragbridge.sample import sample_in_background
 from ragbridge.settings import Settings
 from ragbridge.store import open_store
 
-log = logging.getLogger(__name__)
-
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ragbridge ASGI app for `settings` (default: from the environment)."""
     settings = settings or Settings()
     check_bind_safety(settings)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.exit_stack = stack
-            # Each subsystem wires its services below its own marker; keep sections short.
-            # [logging]
-            configure_logging(settings.log_level, settings.log_json)
-            # [store]
-            app.state.store = await open_store(settings)
-            stack.push_async_callback(app.state.store.close)
-            # [embedder]
-            app.state.embedder = create_embedder(settings)
-            stack.push_async_callback(app.state.embedder.close)
-            if isinstance(app.state.embedder, RemoteEmbedder):
-                await app.state.embedder.discover()  # the dimension; warns if the API is down
-            # [cache]
-            app.state.cache = create_cache(settings, app.state.metrics)
-            stack.push_async_callback(app.state.cache.close)
-            if settings.redis_url:  # replicas share query vectors (each keeps its own LRU too)
-                app.state.embedder = SharedQueryEmbeddings(
-                    app.state.embedder, app.state.cache, settings.cache_ttl, app.state.metrics
-                )
-            # [retriever]
-            reranker = create_reranker(settings)
-            if reranker is not None:
-                stack.push_async_callback(reranker.close)
-            app.state.retriever = HybridRetriever(
-                app.state.store,
-                app.state.embedder,
-                reranker=reranker,
-                config=FusionConfig.from_settings(settings),
-                metrics=app.state.metrics,
-            )
-            app.state.pipeline = IngestPipeline(
-                app.state.store, app.state.embedder, settings, app.state.metrics
-            )
-            # [upstream]
-            app.state.upstream = (
-                UpstreamClient(settings, app.state.metrics) if settings.upstream_enabled else None
-            )
-            if app.state.upstream is not None:
-                stack.push_async_callback(app.state.upstream.aclose)
-            # [chat]
-            retrieval = CachedRetriever(
-                app.state.retriever,
-                app.state.store,
-                app.state.cache,
-                settings.cache_ttl,
-                app.state.metrics,
-            )
-            responses = ResponseCache(app.state.cache, settings.cache_ttl, app.state.metrics)
-            app.state.chat = ChatService(
-                settings,
-                app.state.upstream,
-                rag=RagAnswerer(settings, app.state.store, retrieval, app.state.upstream),
-                responses=responses if settings.response_cache else None,
-            )
-            # [sample]
-            if settings.sample_collection:
-                await stack.enter_async_context(
-                    sample_in_background(app.state.store, app.state.pipeline)
-                )
-            # [security]
-            app.state.rate_limiter = create_rate_limiter(settings, app.state.metrics)
-            stack.push_async_callback(app.state.rate_limiter.close)
+            await _start_services(app.state, settings, metrics, stack)
             yield
 
     app = FastAPI(
@@ -123,16 +62,66 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_error_handlers(app)
-    # [middleware]
-    app.state.metrics = Metrics()
+    app.state.metrics = metrics
     app.state.shutdown_gate = ShutdownGate()
-    install_middleware(app, settings, app.state.metrics, app.state.shutdown_gate)
-    app.include_router(ops.router)
-    # [routers]
-    app.include_router(collections_api.router)
-    app.include_router(embeddings_api.router)
-    app.include_router(metrics_api.router)
-    app.include_router(keys_api.router)
-    app.include_router(openai_api.router)
+    install_error_handlers(app)
+    install_middleware(app, settings, metrics, app.state.shutdown_gate)
+    for api in (ops, collections_api, embeddings_api, metrics_api, keys_api, openai_api):
+        app.include_router(api.router)
     return app
+
+
+async def _start_services(
+    state: State, settings: Settings, metrics: Metrics, stack: AsyncExitStack
+) -> None:
+    """Open the store, models and clients in dependency order; `stack` closes them in reverse."""
+    configure_logging(settings.log_level, settings.log_json)
+    store = await open_store(settings)
+    stack.push_async_callback(store.close)
+
+    embedder: Embedder = create_embedder(settings)
+    stack.push_async_callback(embedder.close)
+    if isinstance(embedder, RemoteEmbedder):
+        await embedder.discover()  # the dimension; warns if the API is down
+
+    cache = create_cache(settings, metrics)
+    stack.push_async_callback(cache.close)
+    if settings.redis_url:  # replicas share query vectors (each keeps its own LRU too)
+        embedder = SharedQueryEmbeddings(embedder, cache, settings.cache_ttl, metrics)
+
+    reranker = create_reranker(settings)
+    if reranker is not None:
+        stack.push_async_callback(reranker.close)
+    retriever = HybridRetriever(
+        store,
+        embedder,
+        reranker=reranker,
+        config=FusionConfig.from_settings(settings),
+        metrics=metrics,
+    )
+    pipeline = IngestPipeline(store, embedder, settings, metrics)
+
+    upstream = UpstreamClient(settings, metrics) if settings.upstream_enabled else None
+    if upstream is not None:
+        stack.push_async_callback(upstream.aclose)
+    cached_retriever = CachedRetriever(retriever, store, cache, settings.cache_ttl, metrics)
+    responses = ResponseCache(cache, settings.cache_ttl, metrics)
+
+    rate_limiter = create_rate_limiter(settings, metrics)
+    stack.push_async_callback(rate_limiter.close)
+
+    state.store = store
+    state.embedder = embedder
+    state.cache = cache
+    state.retriever = retriever
+    state.pipeline = pipeline
+    state.upstream = upstream
+    state.chat = ChatService(
+        settings,
+        upstream,
+        rag=RagAnswerer(settings, store, cached_retriever, upstream),
+        responses=responses if settings.response_cache else None,
+    )
+    state.rate_limiter = rate_limiter
+    if settings.sample_collection:
+        await stack.enter_async_context(sample_in_background(store, pipeline))
