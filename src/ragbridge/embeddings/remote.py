@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ragbridge.embeddings.batching import QueryCoalescer
+from ragbridge.embeddings.batching import Coalescer
 from ragbridge.embeddings.local import load_tokenizer, packaged_minilm_path
 from ragbridge.embeddings.names import MINILM, is_multilingual, same_model
 from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
@@ -64,7 +64,7 @@ class RemoteEmbedder:
             ),
         )
         self._tokenizer = load_tokenizer(packaged_minilm_path()) if self._is_minilm else None
-        self._queries = QueryCoalescer(self._embed_batch, max_batch=self._batch_size)
+        self._queries = Coalescer(self._embed_batch, max_batch=self._batch_size)
 
     @property
     def _is_minilm(self) -> bool:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ragbridge.embeddings.batching import QueryCoalescer
+from ragbridge.embeddings.batching import Coalescer
 from ragbridge.store.base import Vector
 
 
@@ -34,7 +34,9 @@ class ThreadedEmbedder(ABC):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbridge-embed")
         self._load_lock = threading.Lock()
         self._loaded = False
-        self._queries = QueryCoalescer(self._encode_in_worker, max_batch=self._batch_size)
+        encode, batch = self._encode_in_worker, self._batch_size
+        self._queries = Coalescer(encode, max_batch=batch)
+        self._documents = Coalescer(encode, max_batch=batch, cache_size=0)
 
     @property
     @abstractmethod
@@ -69,7 +71,12 @@ class ThreadedEmbedder(ABC):
 
     async def embed_documents(self, texts: Sequence[str]) -> Vector:
         """One row per text. Texts are grouped by length (less padding), one batch per worker
-        call, so queries arriving meanwhile wait for one batch at most."""
+        call, so queries arriving meanwhile wait for one batch at most. Fewer texts than a
+        batch (one small file's chunks) join those of other files being embedded at the same
+        time: a forward pass of 2 texts costs ~10 % more per text than one of 16."""
+        if 0 < len(texts) < self._batch_size:
+            vectors = await asyncio.gather(*(self._documents.embed(text) for text in texts))
+            return np.stack(vectors)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         for start in range(0, len(order), self._batch_size):
@@ -84,4 +91,5 @@ class ThreadedEmbedder(ABC):
     async def close(self) -> None:
         """Stop the query batcher and the worker thread (a running batch finishes on its own)."""
         await self._queries.close()
+        await self._documents.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

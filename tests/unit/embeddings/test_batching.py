@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from ragbridge.embeddings.batching import QueryCoalescer
+from ragbridge.embeddings.batching import Coalescer
 from ragbridge.errors import ServiceUnavailable
 from ragbridge.store.base import Vector
 
@@ -30,7 +30,7 @@ def test_concurrent_queries_share_one_batch() -> None:
     encoder = LengthEncoder(delay=0.01)
 
     async def main() -> list[Vector]:
-        coalescer = QueryCoalescer(encoder)
+        coalescer = Coalescer(encoder)
         try:
             return await asyncio.gather(*(coalescer.embed("q" * n) for n in range(1, 9)))
         finally:
@@ -46,7 +46,7 @@ def test_queries_arriving_during_an_encode_form_the_next_batch() -> None:
     encoder = LengthEncoder(delay=0.05)
 
     async def main() -> None:
-        coalescer = QueryCoalescer(encoder)
+        coalescer = Coalescer(encoder)
         first = asyncio.create_task(coalescer.embed("first"))
         await asyncio.sleep(0.01)  # the first batch is now encoding
         later = [asyncio.create_task(coalescer.embed(f"later {i}")) for i in range(5)]
@@ -61,7 +61,7 @@ def test_batches_respect_max_batch_and_deduplicate() -> None:
     encoder = LengthEncoder()
 
     async def main() -> None:
-        coalescer = QueryCoalescer(encoder, max_batch=3)
+        coalescer = Coalescer(encoder, max_batch=3)
         texts = ["a", "a", "bb", "ccc", "dddd"]
         vectors = await asyncio.gather(*(coalescer.embed(t) for t in texts))
         assert [int(v[0]) for v in vectors] == [1, 1, 2, 3, 4]
@@ -75,7 +75,7 @@ def test_cached_queries_skip_the_model_and_are_read_only() -> None:
     encoder = LengthEncoder()
 
     async def main() -> None:
-        coalescer = QueryCoalescer(encoder, cache_size=2)
+        coalescer = Coalescer(encoder, cache_size=2)
         first = await coalescer.embed("apple")
         again = await coalescer.embed("apple")
         assert again is first
@@ -94,7 +94,7 @@ def test_a_failed_encode_reaches_every_waiting_caller() -> None:
     encoder = LengthEncoder(fail=RuntimeError("model broke"))
 
     async def main() -> list[object]:
-        coalescer = QueryCoalescer(encoder)
+        coalescer = Coalescer(encoder)
         results = await asyncio.gather(
             coalescer.embed("x"), coalescer.embed("y"), return_exceptions=True
         )
@@ -109,7 +109,7 @@ def test_close_fails_waiting_queries_with_503() -> None:
     encoder = LengthEncoder(delay=0.2)
 
     async def main() -> None:
-        coalescer = QueryCoalescer(encoder)
+        coalescer = Coalescer(encoder)
         pending = asyncio.create_task(coalescer.embed("slow"))
         await asyncio.sleep(0.02)
         await coalescer.close()
@@ -124,7 +124,7 @@ def test_close_fails_waiting_queries_with_503() -> None:
 def test_works_across_event_loops() -> None:
     """The CLI runs `asyncio.run` more than once with one embedder; the batcher follows."""
     encoder = LengthEncoder()
-    coalescer = QueryCoalescer(encoder)
+    coalescer = Coalescer(encoder)
     first = asyncio.run(coalescer.embed("one"))
     second = asyncio.run(coalescer.embed("three"))
     assert (int(first[0]), int(second[0])) == (3, 5)

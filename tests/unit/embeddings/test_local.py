@@ -135,3 +135,32 @@ def test_create_embedder_defaults_to_the_packaged_model() -> None:
     assert isinstance(embedder, LocalEmbedder)
     assert embedder.name == "all-MiniLM-L6-v2"
     asyncio.run(embedder.close())
+
+
+def test_small_concurrent_document_calls_share_model_calls(
+    reference: SentenceTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = LocalEmbedder(batch_size=16)
+    calls: list[int] = []
+    encode = local._encode
+
+    def recording(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return encode(texts)
+
+    monkeypatch.setattr(local, "_encode", recording)
+    files = [[f"file {n} chunk {i}: " + TEXTS[(n + i) % 4] for i in range(2)] for n in range(6)]
+
+    async def ingest_files() -> list[np.ndarray]:
+        try:
+            return await asyncio.gather(*(local.embed_documents(chunks) for chunks in files))
+        finally:
+            await local.close()
+
+    results = asyncio.run(ingest_files())
+    for chunks, vectors in zip(files, results, strict=True):
+        np.testing.assert_allclose(
+            vectors, reference.encode(chunks, normalize_embeddings=True), atol=1e-5
+        )
+    assert sum(calls) == 12
+    assert len(calls) < 6  # six files' chunks took fewer model calls than files
