@@ -37,7 +37,25 @@ from ragbridge.settings import Settings
 log = logging.getLogger(__name__)
 
 _HEADER_REF = re.compile(r"\{request\.header\.([A-Za-z0-9_-]+)\}")
-_RETRY_AFTER_CAP = 60.0  # a longer Retry-After is not waited for: the client gets the 429
+# Failures before any response byte: a refused connection, or a pooled keep-alive connection the
+# upstream closed just as we reused it (read/write error, "server disconnected").
+_NO_ANSWER = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
+_RETRY_AFTER_CAP = 60.0
+
+
+def _reason(exc: Exception) -> str:
+    """An exception's message, or its class name when it has none (httpx's often don't)."""
+    return (
+        str(exc) or type(exc).__name__
+    )  # a longer Retry-After is not waited for: the client gets the 429
+
+
 _MODEL_LIST_READ_TIMEOUT = 10.0  # Open WebUI gives up on a model list after 10 s
 _FAILED_MODEL_LIST_TTL = 5.0  # after a failed model list fetch, chats skip the model check
 
@@ -145,7 +163,7 @@ class UpstreamReply:
         except httpx.TimeoutException:
             raise UpstreamTimeout("Upstream stopped sending within the read timeout.") from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"Upstream stream broke off: {exc or type(exc).__name__}") from None
+            raise UpstreamError(f"Upstream stream broke off: {_reason(exc)}") from None
 
 
 class UpstreamClient:
@@ -168,7 +186,7 @@ class UpstreamClient:
                 write=settings.upstream_read_timeout,
                 pool=settings.upstream_read_timeout,
             ),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
         )
         self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once: cheaper
         self._models_url = httpx.URL(f"{self.base_url}/models")
@@ -295,11 +313,11 @@ class UpstreamClient:
         while True:
             try:
                 response = await self._http.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+            except _NO_ANSWER as exc:  # nothing came back: safe to try again
                 cause = "connect"
                 if attempt >= max_retries:
                     self._metrics.count_upstream_error(cause)
-                    reason = str(exc) or type(exc).__name__
+                    reason = _reason(exc)
                     raise UpstreamError(
                         f"Cannot reach the upstream LLM at {self.base_url}: {reason}"
                     ) from None
@@ -309,9 +327,7 @@ class UpstreamClient:
                 raise UpstreamTimeout("Upstream did not answer within the read timeout.") from None
             except httpx.HTTPError as exc:
                 self._metrics.count_upstream_error("transport")
-                raise UpstreamError(
-                    f"Upstream request failed: {exc or type(exc).__name__}"
-                ) from None
+                raise UpstreamError(f"Upstream request failed: {_reason(exc)}") from None
             else:
                 if response.is_success:
                     return response
@@ -349,7 +365,7 @@ class UpstreamClient:
                 "Upstream did not finish its answer within the read timeout."
             ) from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"Upstream answer broke off: {exc or type(exc).__name__}") from None
+            raise UpstreamError(f"Upstream answer broke off: {_reason(exc)}") from None
         try:
             body = response.json()
         except (ValueError, UnicodeDecodeError):
