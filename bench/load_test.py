@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,12 +46,6 @@ class Result:
     ttft: list[float] = field(default_factory=list)
     rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (seconds, MiB)
     cpu_seconds: float = 0.0  # ragbridge's CPU time (user + system) while measured
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:

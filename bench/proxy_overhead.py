@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tests.support.server import free_port
 
 CHAT = {"model": "bench-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -35,12 +35,6 @@ CHAT = {"model": "bench-model", "stream": True, "messages": [{"role": "user", "c
 class Samples:
     ttft: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -1,6 +1,5 @@
 """Retries, upstream failures and bad input: the right status in OpenAI's envelope, no traces."""
 
-import socket
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -10,6 +9,7 @@ import httpx
 import pytest
 
 from ragbridge.settings import Settings
+from tests.support.server import free_port
 from tests.support.upstream import Reply, ScriptedUpstream, gateway_settings
 
 Serve = Callable[..., AbstractContextManager[str]]
@@ -34,12 +34,6 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     return error  # type: ignore[no-any-return]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("body", [CHAT, STREAMED])
@@ -107,7 +101,7 @@ def test_upstream_down_is_a_502(
     serve_app: Callable[[Settings], AbstractContextManager[str]],
     body: dict[str, Any],
 ) -> None:
-    base = f"http://127.0.0.1:{closed_port()}/v1"
+    base = f"http://127.0.0.1:{free_port()}/v1"
     settings = make_settings(upstream_base_url=base, upstream_retry_base_delay=0.01)
     with serve_app(settings) as url:
         response = httpx.post(f"{url}/v1/chat/completions", json=body)

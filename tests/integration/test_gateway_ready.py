@@ -1,12 +1,12 @@
 """`GET /ready` says whether the upstream LLM answers; with none, it is ready (extractive)."""
 
-import socket
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import httpx
 
 from ragbridge.settings import Settings
+from tests.support.server import free_port
 from tests.support.upstream import ScriptedUpstream, gateway_settings
 
 
@@ -27,10 +27,8 @@ def test_not_ready_when_the_upstream_is_down(
     make_settings: Callable[..., Settings],
     serve_app: Callable[[Settings], AbstractContextManager[str]],
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with serve_app(make_settings(upstream_base_url=f"http://127.0.0.1:{port}/v1")) as url:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with serve_app(make_settings(upstream_base_url=dead)) as url:
         response = httpx.get(f"{url}/ready")
     assert response.status_code == 503
     body = response.json()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -24,6 +23,7 @@ import pytest
 
 from ragbridge.settings import Settings
 from tests.support.documents import FACTS, english_text_bytes
+from tests.support.server import free_port
 from tests.support.upstream import Reply, ScriptedUpstream
 
 PLUGIN = (
@@ -210,10 +210,7 @@ def test_errors_come_back_as_text_open_webui_can_show(
 
 
 def test_an_unreachable_ragbridge_is_reported_not_raised() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
-    pipeline = plugin_for(f"http://127.0.0.1:{closed_port}")
+    pipeline = plugin_for(f"http://127.0.0.1:{free_port()}")
     (listed,) = pipeline.pipelines()
     assert listed["id"] == "error" and "cannot reach ragbridge" in listed["name"]
     answer = run_pipe(pipeline, "rag/any", chat_body("rag/any", "hi", stream=True))

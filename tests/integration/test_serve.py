@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.server import free_port
 from tests.support.upstream import Reply, ScriptedUpstream
 
 ADMIN_KEY = "serve-admin-key-do-not-log"
@@ -33,12 +33,6 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

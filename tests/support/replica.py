@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.redis import free_port
+from tests.support.server import free_port
 
 
 def replica_env(**settings: str) -> dict[str, str]:

@@ -13,6 +13,14 @@ from typing import Any
 import uvicorn
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for servers to start, or to be refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @contextmanager
 def serve_in_thread(app: Any, *, startup_timeout: float = 60.0) -> Iterator[str]:
     """Serve `app` on 127.0.0.1:<free port>; yields the base URL (no trailing slash)."""

@@ -1,7 +1,6 @@
 """RemoteEmbedder against a scripted OpenAI-compatible embeddings server on loopback."""
 
 import asyncio
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +14,7 @@ from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.remote import RemoteEmbedder, approximate_tokens
 from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
 from ragbridge.settings import Settings
-from tests.support.server import serve_in_thread
+from tests.support.server import free_port, serve_in_thread
 
 
 @dataclass
@@ -123,7 +122,7 @@ def test_dimension_is_discovered(
 
 
 def test_discover_tolerates_an_api_that_is_down(remote_settings: Callable[..., Settings]) -> None:
-    embedder = RemoteEmbedder(remote_settings(f"http://127.0.0.1:{closed_port()}/v1"))
+    embedder = RemoteEmbedder(remote_settings(f"http://127.0.0.1:{free_port()}/v1"))
     assert run(embedder, lambda e: e.discover()) is None
 
 
@@ -165,7 +164,7 @@ def test_a_client_error_is_not_retried(
 def test_unreachable_api_is_a_clear_upstream_error(
     remote_settings: Callable[..., Settings],
 ) -> None:
-    url = f"http://127.0.0.1:{closed_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     embedder = RemoteEmbedder(remote_settings(url, upstream_max_retries=1))
     with pytest.raises(UpstreamError, match="Cannot reach the embedding API"):
         run(embedder, lambda e: e.embed_documents(["x"]))
@@ -237,10 +236,3 @@ def test_token_counts_and_limits(remote_settings: Callable[..., Settings]) -> No
     assert approximate_tokens("internationalization 2024") == 6
     for embedder in (other, minilm):
         asyncio.run(embedder.close())
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
