@@ -5,8 +5,12 @@ PIP := $(PY) -m pip install --quiet
 export OMP_WAIT_POLICY ?= PASSIVE
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
+# This checkout's code, whichever venv runs it (VENV=... may point at a shared one).
+export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
+# pytest workers: `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= auto
 
-.PHONY: install dev run test lint typecheck bench clean
+.PHONY: install dev run test test-deps lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,8 +38,13 @@ lint: dev
 typecheck: dev
 	$(VENV)/bin/mypy
 
-test: lint typecheck
-	$(VENV)/bin/pytest
+# System packages the tests use (redis-server, docker-compose, a Hangul font...): installed as
+# root with apt, else one line says what to install.
+test-deps:
+	scripts/install-test-deps
+
+test: test-deps lint typecheck
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS)
 
 bench: dev
 	$(PY) -m bench

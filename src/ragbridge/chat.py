@@ -173,7 +173,8 @@ class ChatService:
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
         """The upstream's `chat.completion` for `body`, or the cached one (opt-in)."""
-        upstream = await self._upstream_for(str(body["model"]))
+        body = dict(body)
+        upstream = await self._upstream_for(body)
         responses = self._response_cache(body)
         completion = await responses.get(body) if responses is not None else None
         if completion is None:
@@ -189,7 +190,8 @@ class ChatService:
         self, body: dict[str, Any], headers: Mapping[str, str], include_usage: bool
     ) -> AsyncGenerator[str, None]:
         """The upstream's stream for `body`, relayed as it comes (or replayed from the cache)."""
-        upstream = await self._upstream_for(str(body["model"]))
+        body = dict(body)
+        upstream = await self._upstream_for(body)
         responses = self._response_cache(body)
         completion = await responses.get(body) if responses is not None else None
         if completion is not None:
@@ -221,8 +223,10 @@ class ChatService:
             return None
         return self._responses
 
-    async def _upstream_for(self, model: str) -> UpstreamClient:
-        """The upstream client, once `model` is known to be served there."""
+    async def _upstream_for(self, body: dict[str, Any]) -> UpstreamClient:
+        """The upstream client, once `body["model"]` is known to be served there (set to the id
+        the upstream lists for it)."""
+        model = str(body["model"])
         if self._upstream is None:
             raise NotFound(
                 f"The model '{model}' is not available: no upstream LLM is configured "
@@ -230,13 +234,7 @@ class ChatService:
                 param="model",
                 code="model_not_found",
             )
-        known = await self._upstream.known_model_ids()
-        if known is not None and model not in known:
-            raise NotFound(
-                f"The model '{model}' does not exist upstream.",
-                param="model",
-                code="model_not_found",
-            )
+        body["model"] = await self._upstream.resolve_model(str(body["model"]))
         return self._upstream
 
 

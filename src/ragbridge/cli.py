@@ -29,8 +29,18 @@ app = typer.Typer(
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from env and `.env`, with CLI flags (non-None overrides) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from env and `.env`, with CLI flags (non-None overrides) on top; a bad setting
+    stops the command with one line naming it (no traceback)."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from ragbridge.config_file import settings_error
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except (ValidationError, SettingsError) as exc:
+        typer.echo(f"error: {settings_error(exc)}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -40,11 +50,11 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option(help="Embedded store directory.")] = None,
 ) -> None:
     """Serve the OpenAI-compatible API."""
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
     from ragbridge.api.security import UnsafeBindError
     from ragbridge.api.shutdown import run_server
     from ragbridge.app import create_app
 
-    settings = load_settings(host=host, port=port, data_dir=data_dir)
     try:
         application = create_app(settings)
     except UnsafeBindError as exc:
@@ -56,14 +66,17 @@ def serve(
 @app.command()
 def config(
     sample: Annotated[bool, typer.Option("--sample", help="Print a documented .env.")] = False,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Include API keys (left out by default).")
+    ] = False,
 ) -> None:
-    """Show the effective configuration, or a documented sample `.env`."""
+    """Print the effective configuration as a `.env` that loads back, or a documented sample."""
+    from ragbridge.config_file import env_text
+
     if sample:
         typer.echo(sample_env())
         return
-    settings = load_settings()
-    for name, value in settings.model_dump(mode="json").items():
-        typer.echo(f"RAGBRIDGE_{name.upper()}={value}")
+    typer.echo(env_text(load_settings(), show_secrets=show_secrets))
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """RAG models: which collection and upstream model a `rag/...` id names, and what a turn sends.
 
 `rag/<collection>` answers from the collection with the default upstream model: the setting
-`RAGBRIDGE_UPSTREAM_MODEL`, or when that is unset the first model the upstream lists.
+`RAGBRIDGE_UPSTREAM_MODEL`, or when that is unset the first chat model the upstream lists.
 `rag/<collection>/<model>` uses `<model>` (collection names hold no `/`; model ids may).
 Without an upstream, a RAG model answers extractively: quoted passages, cited.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from ragbridge.cache.retrieval import Retriever
 from ragbridge.errors import InvalidRequest, NotFound
 from ragbridge.llm.extractive import extractive_answer, task_answer
+from ragbridge.llm.models import default_chat_model
 from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.prompts import detect_language, fit_to_budget, with_context
 from ragbridge.ratelimit import estimate_tokens, prompt_text
@@ -151,15 +152,17 @@ class RagAnswerer:
             return model.upstream_model
         if self._settings.upstream_model:
             return self._settings.upstream_model
-        listed = await self._upstream.list_models()
-        if not listed:
+        listed = [str(entry["id"]) for entry in await self._upstream.list_models()]
+        chosen = default_chat_model(listed)
+        if chosen is None:
+            what = "only models that cannot chat" if listed else "no models"
             raise InvalidRequest(
-                f"No upstream model for '{model.id}': the upstream lists no models. Set "
+                f"No upstream model for '{model.id}': the upstream lists {what}. Set "
                 f"RAGBRIDGE_UPSTREAM_MODEL or pick one as '{model.id}/<upstream-model>'.",
                 param="model",
                 code="model_not_found",
             )
-        return str(listed[0]["id"])
+        return chosen
 
     async def _retrieve(self, model: RagModel, query: str) -> list[SearchHit]:
         if not query.strip():

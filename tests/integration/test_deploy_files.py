@@ -27,13 +27,13 @@ import yaml
 from pydantic import SecretStr
 
 from ragbridge.settings import Settings
+from tests.support.paths import OPENWEBUI_FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
-OPENWEBUI_FIXTURES = ROOT.parent / "shared" / "fixtures" / "openwebui"
 K8S_VERSION = "1.30.0"
 SETTING_NAMES = {f"RAGBRIDGE_{name.upper()}" for name in Settings.model_fields}
 SECRET_SETTINGS = {
@@ -203,7 +203,7 @@ def test_probe_endpoints_need_no_key(
 def docker_compose(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("docker-compose")
     if binary is None:
-        pytest.skip("docker-compose is not installed (.ci/run installs it with apt)")
+        pytest.fail("docker-compose is not installed (scripts/install-test-deps installs it)")
     # A bare environment: the developer's own variables must not fill the compose file in.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
     return subprocess.run(
@@ -282,8 +282,6 @@ def test_compose_open_webui_talks_to_ragbridge(compose: dict[str, Any]) -> None:
 
 def test_forwarded_header_mapped_in_compose_is_one_open_webui_sends() -> None:
     fixture = OPENWEBUI_FIXTURES / "browser_chat_forwarded_user_headers.json"
-    if not fixture.exists():
-        pytest.skip(f"{fixture} not present")
     sent = {name.lower() for name in json.loads(fixture.read_text())["headers"]}
     mapped = re.findall(r"\{request\.header\.([A-Za-z0-9-]+)\}", COMPOSE.read_text())
     assert mapped and {name.lower() for name in mapped} <= sent

@@ -11,10 +11,10 @@ import pytest
 
 from ragbridge.api.schemas import ChatCompletion, ChatCompletionChunk
 from ragbridge.settings import Settings
+from tests.support.paths import OPENWEBUI_FIXTURES as FIXTURES
 from tests.support.upstream import ScriptedUpstream, gateway_settings
 
-FIXTURES = Path("/work/shared/fixtures/openwebui")
-RECORDED = sorted(FIXTURES.glob("*.json")) if FIXTURES.is_dir() else []
+RECORDED = sorted(FIXTURES.glob("*.json"))
 HOP_BY_HOP = {"host", "content-length", "accept-encoding", "connection"}
 HEADER_MAP = {
     "User-Id": "{request.header.X-OpenWebUI-User-Id}",
@@ -22,7 +22,6 @@ HEADER_MAP = {
 }
 
 
-@pytest.mark.skipif(not RECORDED, reason="Open WebUI fixtures not available")
 def test_every_recorded_open_webui_request_gets_a_valid_answer(
     upstream: ScriptedUpstream,
     make_settings: Callable[..., Settings],

@@ -84,8 +84,11 @@ class ScriptedUpstream:
         models: Sequence[str] = ("stub-alpha", "stub-beta", "gpt-test"),
         *,
         keep_log: bool = True,
+        check_models: bool = False,
     ) -> None:
         self.models = list(models)
+        # Like Ollama: chats for a model it does not serve get its 404; `name` serves `name:latest`.
+        self.check_models = check_models
         self.keep_log = keep_log  # off for benchmarks, which send too many requests to keep
         self.default = Reply()
         self.models_status = 200  # make GET /v1/models fail with this status
@@ -161,12 +164,19 @@ class ScriptedUpstream:
             ]
             await _json(send, 200, {"object": "list", "data": data})
         elif route == ("POST", "/v1/chat/completions") and isinstance(body, dict):
+            if self.check_models and not self._serves(str(body.get("model"))):
+                message = f'model "{body.get("model")}" not found, try pulling it first'
+                await _json(send, 404, _error(message))
+                return
             reply = self._script.popleft() if self._script else self.default
             record.disconnected = await _until_disconnect(receive, self._chat(reply, body, send))
         elif route == ("POST", "/v1/embeddings") and isinstance(body, dict):
             await _json(send, 200, self._embeddings(body))
         else:
             await _json(send, 404, _error(f"no route {scope['method']} {scope['path']}"))
+
+    def _serves(self, model: str) -> bool:
+        return model in self.models or f"{model}:latest" in self.models
 
     async def _chat(self, reply: Reply, body: dict[str, Any], send: Send) -> None:
         await asyncio.sleep(reply.first_byte_delay)

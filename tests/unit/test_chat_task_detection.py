@@ -7,8 +7,7 @@ import pytest
 
 from ragbridge.chat import is_task_request
 from ragbridge.retrieval.query import message_text
-
-FIXTURES = Path("/work/shared/fixtures/openwebui")
+from tests.support.paths import OPENWEBUI_FIXTURES as FIXTURES
 
 
 def user(content: object) -> dict[str, object]:
@@ -58,7 +57,6 @@ def test_message_text_joins_text_parts_only() -> None:
     assert message_text({"role": "assistant", "content": None}) == ""
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="Open WebUI fixtures not available")
 def test_real_open_webui_traffic_is_classified() -> None:
     verdicts = {}
     for path in sorted(FIXTURES.glob("*.json")):

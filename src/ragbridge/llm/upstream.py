@@ -30,6 +30,7 @@ from ragbridge.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from ragbridge.llm.models import match_model
 from ragbridge.llm.sse import iter_sse_data
 from ragbridge.metrics import Metrics
 from ragbridge.settings import Settings
@@ -225,6 +226,23 @@ class UpstreamClient:
         if self._model_ids is None or self._model_ids[0] is not models:
             self._model_ids = (models, frozenset(str(model["id"]) for model in models))
         return self._model_ids[1]
+
+    async def resolve_model(self, requested: str) -> str:
+        """The listed id that serves `requested` (`llama3.2` -> `llama3.2:latest`, see
+        `match_model`), or `requested` itself when the list cannot be had (the upstream decides).
+        Raises NotFound naming the model when the upstream lists nothing that matches."""
+        known = await self.known_model_ids()
+        if known is None or requested in known:
+            return requested
+        listed = [str(model["id"]) for model in (self._model_ids or ([], None))[0]]
+        if (found := match_model(requested, listed)) is not None:
+            return found
+        shown = ", ".join(listed[:10]) + (", ..." if len(listed) > 10 else "")
+        raise NotFound(
+            f"The model '{requested}' does not exist upstream (it lists: {shown or 'nothing'}).",
+            param="model",
+            code="model_not_found",
+        )
 
     async def _cached_models(self, *, retries: int) -> list[dict[str, Any]]:
         if self._models is not None and time.monotonic() < self._models_expire:

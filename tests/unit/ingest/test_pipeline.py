@@ -68,9 +68,9 @@ async def test_a_folder_of_every_format_is_added_with_pages_and_headings(
     pdf = await stored_chunks(store, embedder, "kb", "manual.pdf")
     pages = [chunk.metadata["page"] for chunk in pdf]
     assert pages[:3] == [0, 1, 2]  # one chunk per short English page
-    # With a Hangul font the generator adds a Korean page (index 3), split into its own chunks.
-    korean_page = generated.korean_font_path() is not None
-    assert set(pages[3:]) == ({3} if korean_page else set())
+    # The generator adds a Korean page (index 3, Hangul font from scripts/install-test-deps).
+    assert generated.korean_font_path(), "no Hangul font (scripts/install-test-deps installs one)"
+    assert set(pages[3:]) == {3}
     assert pdf[1].metadata["name"] == "manual.pdf"
     assert pdf[1].metadata["title"] == "Aurora valve manual"
     docx = await stored_chunks(store, embedder, "kb", "guide.docx")

@@ -3,8 +3,7 @@ from pathlib import Path
 
 from ragbridge.llm.extractive import best_excerpt, extractive_answer, task_answer
 from ragbridge.store.base import ChunkRecord, SearchHit
-
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "openwebui"
+from tests.support.paths import OPENWEBUI_FIXTURES as FIXTURES
 
 
 def hit(text: str, name: str) -> SearchHit:

@@ -1,0 +1,102 @@
+"""Settings as a `.env` file that loads back, and bad settings as one plain line.
+
+`ragbridge config` prints `env_text(settings)`: set values only, in `.env` syntax (JSON for lists
+and maps, quoted where needed), secrets left out unless asked for. `settings_error` turns a
+failed `Settings()` into `RAGBRIDGE_PORT='abc' (from ...): expected a whole number`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
+
+from ragbridge.settings import Settings
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@+,=-]*")
+_EXPECTED = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "bool_parsing": "true or false",
+    "json_invalid": "valid JSON",
+    "list_type": 'a JSON list, e.g. ["a", "b"]',
+    "dict_type": 'a JSON object, e.g. {"a": "b"}',
+    "path_type": "a path",
+}
+
+
+def env_text(settings: Settings, *, show_secrets: bool = False) -> str:
+    """The settings as `.env` lines that load back into the same settings."""
+    lines = []
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None or (isinstance(value, SecretStr) and not show_secrets):
+            continue
+        lines.append(f"RAGBRIDGE_{name.upper()}={_env_value(value)}")
+    if not show_secrets and any(
+        isinstance(getattr(settings, name), SecretStr) for name in Settings.model_fields
+    ):
+        lines.append("# secrets left out; `ragbridge config --show-secrets` includes them")
+    return "\n".join(lines)
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, list | dict):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+    if _PLAIN.fullmatch(text):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def settings_error(exc: ValidationError | SettingsError, env_file: str | Path = ".env") -> str:
+    """One line naming the bad variable, its value, where it came from and what is expected."""
+    if isinstance(exc, SettingsError):
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1) if found else "?"
+        return _line(name, "valid JSON", env_file, [])
+    problems = exc.errors()
+    first = problems[0]
+    name = str(first["loc"][0]) if first["loc"] else "?"
+    expected = _EXPECTED.get(first["type"]) or _plain_message(first["msg"])
+    others = [f"RAGBRIDGE_{str(p['loc'][0]).upper()}" for p in problems[1:] if p["loc"]]
+    return _line(name, expected, env_file, others)
+
+
+def _line(name: str, expected: str, env_file: str | Path, others: list[str]) -> str:
+    variable = f"RAGBRIDGE_{name.upper()}"
+    value, source = _find(variable, env_file)
+    more = f" (also bad: {', '.join(others)})" if others else ""
+    return f"bad setting {variable}={value!r} ({source}): expected {expected}{more}"
+
+
+def _find(variable: str, env_file: str | Path) -> tuple[str | None, str]:
+    if variable in os.environ:
+        return os.environ[variable], "from the environment"
+    path = Path(env_file)
+    if path.is_file():
+        values = dotenv_values(path)
+        if variable in values:
+            return values[variable], f"from {path}"
+    return None, "a command-line option"
+
+
+def _plain_message(message: str) -> str:
+    """pydantic's "Input should be 'a' or 'b'" as "'a' or 'b'"."""
+    for prefix in ("Input should be ", "Value error, "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
