@@ -3,11 +3,9 @@
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from ragbridge.api.schemas import ChatCompletion, ChatCompletionChunk
 from ragbridge.settings import Settings

@@ -99,7 +99,7 @@ def test_names_the_upstream_accepts_are_accepted(
 
 
 def test_the_upstreams_own_404_is_passed_on(ollama: ScriptedUpstream, tmp_path: Path) -> None:
-    """Without a model list ragbridge cannot check names: the upstream's 404 message is the answer."""
+    """Without a model list ragbridge cannot check names: the upstream's 404 message is passed."""
     ollama.models_status = 500
     try:
         with serve_in_thread(create_app(serve(ollama, tmp_path / "data"))) as url:

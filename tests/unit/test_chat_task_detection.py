@@ -1,7 +1,6 @@
 """Open WebUI's own background requests (title, tags, follow-ups) are recognised as tasks."""
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 from ragbridge.llm.extractive import best_excerpt, extractive_answer, task_answer
 from ragbridge.store.base import ChunkRecord, SearchHit
