@@ -16,7 +16,7 @@ from typing import Any
 
 from ragbridge.cache.retrieval import Retriever
 from ragbridge.errors import InvalidRequest, NotFound
-from ragbridge.llm.extractive import extractive_answer, task_answer
+from ragbridge.llm.extractive import extractive_answer, relevant_hits, task_answer
 from ragbridge.llm.models import default_chat_model
 from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.prompts import detect_language, fit_to_budget, with_context
@@ -116,6 +116,7 @@ class RagAnswerer:
         language = detect_language(_last_user_text(messages) or query)
         hits = await self._retrieve(model, query)
         if upstream_model is None:
+            hits = relevant_hits(query, hits)
             return RagPlan(hits, answer=extractive_answer(query, hits, language))
         kept = fit_to_budget(hits, self.passage_budget(body), self._count_tokens)
         if hits and not kept:  # better an upstream "too long" than a false "not covered"

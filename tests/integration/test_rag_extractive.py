@@ -161,3 +161,70 @@ def test_models_list_only_rag_models_and_others_keep_their_error(client: openai.
         client.chat.completions.create(
             model="rag/unknown", messages=[{"role": "user", "content": EN_QUESTION}]
         )
+
+
+WRAPPED = {
+    "connect.md": "# Connecting Open WebUI\n\nTo connect Open WebUI to ragbridge, open Admin "
+    "Settings,\nthen Connections, and add the ragbridge URL with its API key.\nModels appear "
+    "after a refresh.\n",
+    "연결.md": "# 오픈 웹UI 연결\n\n오픈 웹UI를 래그브리지에 연결하려면 관리자 설정을 열고\n연결 "
+    "메뉴에서 래그브리지 주소와 API 키를 추가합니다.\n새로 고치면 모델이 보입니다.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def wrapped_url(base_url: str) -> str:
+    """The module's server with a `wrapped` collection of documents whose lines wrap."""
+    with httpx.Client(base_url=base_url, timeout=120) as http:
+        for name, text in WRAPPED.items():
+            files = {"file": (name, text.encode(), "text/markdown")}
+            response = http.post("/v1/collections/wrapped/documents", files=files)
+            assert response.status_code in (200, 201), response.text
+    return base_url
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        (
+            "How do I connect Open WebUI to ragbridge?",
+            "To connect Open WebUI to ragbridge, open Admin Settings, then Connections, and add "
+            "the ragbridge URL with its API key.",
+        ),
+        (
+            "오픈 웹UI를 래그브리지에 어떻게 연결하나요?",
+            "오픈 웹UI를 래그브리지에 연결하려면 관리자 설정을 열고 연결 메뉴에서 래그브리지 "
+            "주소와 API 키를 추가합니다.",
+        ),
+    ],
+)
+def test_quotes_are_whole_sentences_across_wrapped_lines(
+    wrapped_url: str, question: str, sentence: str
+) -> None:
+    client = openai.OpenAI(base_url=f"{wrapped_url}/v1", api_key="unused", max_retries=0)
+    completion = client.chat.completions.create(
+        model="rag/wrapped", messages=[{"role": "user", "content": question}]
+    )
+    answer = completion.choices[0].message.content or ""
+    quotes = [line for line in answer.splitlines() if line.startswith("> ") and "[" in line]
+    assert any(sentence in quote for quote in quotes), answer
+    for quote in quotes:  # every quote ends a sentence before its citation
+        text = quote[2:].rsplit(" [", 1)[0]
+        assert text.endswith((".", "다", "Connecting Open WebUI", "오픈 웹UI 연결")), quote
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [("What is the capital of France?", "en"), ("프랑스의 수도는 어디인가요?", "ko")],
+)
+def test_off_topic_questions_say_nothing_was_found(
+    client: openai.OpenAI, base_url: str, question: str, language: str
+) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": question}]
+    )
+    assert completion.choices[0].message.content == NOTHING_FOUND[language]  # type: ignore[index]
+    assert (completion.model_extra or {})["sources"] == []
+    payloads = list(sse_payloads(base_url, {"model": MODEL, "messages": [
+        {"role": "user", "content": question}]}))  # fmt: skip
+    assert source_events(payloads) == []

@@ -6,10 +6,12 @@ JSON object it parses, so a ragbridge without an upstream never shows errors in 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Sequence
 
+from ragbridge.llm.sentences import sentences
 from ragbridge.prompts import Language, detect_language, source_name
 from ragbridge.retrieval.text import analyze
 from ragbridge.store.base import SearchHit
@@ -25,6 +27,10 @@ NOTHING_FOUND: dict[Language, str] = {
     "ko": "문서에서 이 질문에 답할 수 있는 내용을 찾지 못했습니다.",
 }
 
+# Fewer of the question's terms than this in the best passage: nothing relevant was found.
+# Calibrated with bench/extractive_threshold.py on SciFact-train claims; see docs/benchmarks.md.
+RELEVANCE_THRESHOLD = 0.34
+
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
 _JSON_FORMAT = re.compile(r'JSON format:\s*\{\s*"(\w+)"\s*:\s*(\[|")')
 _FIRST_USER_LINE = re.compile(r"<chat_history>\s*USER:\s*(.+)")
@@ -35,25 +41,60 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
+def term_coverage(question_terms: set[str], text: str) -> float:
+    """The share of the question's terms that `text` contains (0 when the question has none)."""
+    if not question_terms:
+        return 0.0
+    return len(question_terms & set(analyze(text))) / len(question_terms)
+
+
+def relevant_hits(
+    question: str, hits: Sequence[SearchHit], threshold: float = RELEVANCE_THRESHOLD
+) -> list[SearchHit]:
+    """The hits worth quoting: none when even the best passage shares too few of the
+    question's terms (an off-topic question), else those above the threshold.
+
+    A question with no searchable terms (all stopwords) keeps its hits: there is nothing to judge.
+    """
+    terms = set(analyze(question))
+    if not terms:
+        return list(hits)
+    return [hit for hit in hits if term_coverage(terms, hit.chunk.text) >= threshold]
+
+
 def best_excerpt(text: str, query_terms: set[str], max_sentences: int = 3) -> str:
-    """The passage's sentences that share most terms with the query, in their original order."""
-    sentences = _sentences(text)
-    if len(sentences) <= max_sentences:
-        excerpt = " ".join(sentences)
-    else:
-        scored = sorted(
-            range(len(sentences)),
-            key=lambda i: -len(query_terms & set(analyze(sentences[i]))),
-        )
-        keep = sorted(scored[:max_sentences])
-        excerpt = " … ".join(sentences[i] for i in keep)
-    return excerpt if len(excerpt) <= _MAX_QUOTE_CHARS else excerpt[:_MAX_QUOTE_CHARS] + "…"
+    """Up to `max_sentences` whole sentences of the passage that share most terms with the
+    query, in their original order (`…` between ones that are not adjacent).
+
+    Wrapped lines are joined and a sentence cut off at the chunk's edge is left out (unless
+    nothing else is left); the quote never ends mid-sentence.
+    """
+    found = sentences(text)
+    whole = [s for s in found if s.complete] or found
+    if not whole:
+        return ""
+    overlap = [len(query_terms & set(analyze(s.text))) for s in whole]
+    ranked = sorted(range(len(whole)), key=lambda i: (-overlap[i], i))
+    keep: list[int] = []
+    length = 0
+    for index in ranked[:max_sentences]:
+        if keep and length + len(whole[index].text) > _MAX_QUOTE_CHARS:
+            continue
+        keep.append(index)
+        length += len(whole[index].text)
+    keep.sort()
+    parts = [whole[keep[0]].text]
+    for before, index in itertools.pairwise(keep):
+        adjacent = found.index(whole[index]) == found.index(whole[before]) + 1
+        parts.append((" " if adjacent else " … ") + whole[index].text)
+    return "".join(parts)
 
 
 def extractive_answer(
     question: str, hits: Sequence[SearchHit], language: Language | None = None
 ) -> str:
-    """A cited, quoted answer in the question's language (or `language`); `[n]` cites source n."""
+    """A cited, quoted answer in the question's language (or `language`); `[n]` cites source n.
+    Pass `relevant_hits(...)`: with no hits the answer says plainly that nothing was found."""
     language = language or detect_language(question)
     if not hits:
         return NOTHING_FOUND[language]

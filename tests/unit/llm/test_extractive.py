@@ -1,6 +1,12 @@
 import json
 
-from ragbridge.llm.extractive import best_excerpt, extractive_answer, task_answer
+from ragbridge.llm.extractive import (
+    NOTHING_FOUND,
+    best_excerpt,
+    extractive_answer,
+    relevant_hits,
+    task_answer,
+)
 from ragbridge.store.base import ChunkRecord, SearchHit
 from tests.support.paths import OPENWEBUI_FIXTURES as FIXTURES
 
@@ -44,3 +50,38 @@ def test_task_answers_for_real_open_webui_prompts() -> None:
     assert json.loads(task_answer(prompt("task_tags.json"))) == {"tags": []}
     assert json.loads(task_answer(prompt("task_follow_ups.json"))) == {"follow_ups": []}
     assert task_answer("### Task: something without a format") == "{}"
+
+
+def test_wrapped_lines_are_joined_and_cut_sentences_left_out() -> None:
+    text = (
+        "the end of a sentence the splitter cut. To add a connection, open Admin Settings,\n"
+        "then Connections, and paste the URL. Save it. A sentence cut off at the chunk's"
+    )
+    excerpt = best_excerpt(text, {"connect", "admin", "set"})
+    assert (
+        excerpt
+        == "To add a connection, open Admin Settings, then Connections, and paste the URL. Save it."
+    )
+    korean = (
+        "연차는 입사일 기준으로\n계산합니다. 남은 연차는 다음 해로\n이월됩니다. 신청은 인사팀에"
+    )
+    assert (
+        best_excerpt(korean, {"연차"})
+        == "연차는 입사일 기준으로 계산합니다. 남은 연차는 다음 해로 이월됩니다."
+    )
+
+
+def test_long_passages_quote_whole_sentences_only() -> None:
+    sentence = "The VPN token rotates every thirty days for every employee in the company. "
+    excerpt = best_excerpt(sentence * 20, {"vpn", "token"})
+    assert excerpt.endswith("company.") and len(excerpt) <= 600
+
+
+def test_off_topic_questions_find_nothing_relevant() -> None:
+    hits = [hit("Employees get 25 vacation days per year.", "hr.md")]
+    assert relevant_hits("What is the capital of France?", hits) == []
+    assert relevant_hits("How many vacation days do employees get?", hits) == hits
+    ko_hits = [hit("직원은 연 25일의 연차를 받습니다.", "인사.md")]
+    assert relevant_hits("프랑스의 수도는 어디인가요?", ko_hits) == []
+    assert relevant_hits("직원의 연차는 며칠인가요?", ko_hits) == ko_hits
+    assert extractive_answer("프랑스의 수도는?", []) == NOTHING_FOUND["ko"]
