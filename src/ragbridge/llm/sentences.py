@@ -42,7 +42,8 @@ def sentences(text: str) -> list[Sentence]:
             stripped = line.strip()
             if not stripped:
                 continue
-            kind = "line" if _HEADING_OR_ROW.match(line) else "item" if _ITEM.match(line) else "text"
+            kind = "item" if _ITEM.match(line) else "text"
+            kind = "line" if _HEADING_OR_ROW.match(line) else kind
             if open_unit and kind == "text" and _continues(units[-1], line):
                 units[-1] = (f"{units[-1][0]} {stripped}", units[-1][1])
             else:
