@@ -56,7 +56,8 @@ def detect_language(text: str) -> Language:
 def source_name(hit: SearchHit) -> str:
     """The name a citation shows: the document's file name or title."""
     meta = hit.chunk.metadata
-    return str(meta.get("name") or meta.get("source") or meta.get("title") or hit.chunk.document_id)
+    name = meta.get("name") or meta.get("source") or meta.get("title") or hit.chunk.document_id
+    return f"{name}#{meta['record']}" if meta.get("record") else str(name)
 
 
 def _page(hit: SearchHit) -> int | None:

@@ -53,7 +53,8 @@ def test_folder_ingest_reports_each_failure_and_is_idempotent(tmp_path: Path) ->
     assert "failed bad/broken.pdf: corrupt or unreadable PDF" in summary
     assert "failed bad/locked.pdf: the PDF is encrypted" in summary
     assert "failed bad/empty.txt: the file is empty" in summary
-    assert "Skipped 1 file(s) of unsupported types." in summary  # bad/image.png in a folder
+    assert "Skipped 1 file(s):" in summary  # bad/image.png in a folder, named with the reason
+    assert re.search(r"skipped \S*bad/image\.png: \.png files are not a supported type", summary)
     assert (data / "ragbridge.db").is_file()
 
     second = ragbridge("ingest", tmp_path / "docs", "--collection", "handbook", data_dir=data)
@@ -83,6 +84,20 @@ def test_a_named_unsupported_file_fails_with_its_type(tmp_path: Path) -> None:
     assert "0 added, 0 updated, 0 unchanged, 2 failed" in result.stdout
     assert "failed photo.png: unsupported file type" in result.stdout
     assert "failed nowhere.txt: no such file" in result.stdout
+    # Nothing was ingested: no empty collection is left to show up as a model.
+    listed = ragbridge("collections", "list", data_dir=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "kb" not in listed.stdout.split()
+
+
+def test_parser_warnings_are_one_line_in_the_summary(tmp_path: Path) -> None:
+    pdf = generated.pdf_with_parser_warnings_bytes()
+    files = generated.write_files(tmp_path / "docs", {"warn.pdf": pdf, "안내.txt": "안내문".encode()})
+    result = ragbridge("ingest", *files.values(), "-c", "kb", data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "warning warn.pdf: 2 parser warnings, first: incorrect startxref pointer" in output
+    assert output.count("startxref") == 1, output  # nothing raw from pypdf
 
 
 def test_an_empty_folder_is_an_error(tmp_path: Path) -> None:

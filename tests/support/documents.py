@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -338,3 +339,11 @@ def write_corpus(directory: Path) -> dict[str, Path]:
 def write_bad_files(directory: Path) -> dict[str, Path]:
     """Every file of `bad_files()` under `directory`."""
     return write_files(directory, bad_files())
+
+
+def pdf_with_parser_warnings_bytes() -> bytes:
+    """A readable PDF whose `startxref` points 7 bytes off: pypdf reads it, warning as it goes."""
+    data = pdf_bytes()
+    return re.sub(
+        rb"startxref\s+(\d+)", lambda m: b"startxref\n" + str(int(m.group(1)) + 7).encode(), data
+    )

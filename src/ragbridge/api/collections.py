@@ -181,7 +181,7 @@ async def upload_document(
     if result.status == "failed":
         raise DocumentError(result.error or f"{upload.filename}: could not be ingested.")
     response.status_code = 201 if result.status == "added" else 200
-    return {
+    answer = {
         "object": "ingest.result",
         "file": upload.filename,
         "status": result.status,
@@ -189,6 +189,9 @@ async def upload_document(
         "removed": result.removed,
         "documents": [document_json(d) for d in result.documents],
     }
+    if result.warning:  # the parser's warnings about the file, as one line
+        answer["warning"] = result.warning
+    return answer
 
 
 @router.get("/v1/collections/{name}/documents", dependencies=[Depends(require_collection)])

@@ -3,6 +3,7 @@ summary of what was added, updated, unchanged and failed, with each failure's re
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -25,9 +26,12 @@ from rich.text import Text
 from ragbridge.embeddings import create_embedder
 from ragbridge.errors import RagbridgeError
 from ragbridge.ingest.files import discover
+from ragbridge.ingest.loaders import EXTENSION_FORMATS
 from ragbridge.ingest.pipeline import IngestPipeline, IngestResult
 from ragbridge.settings import Settings
 from ragbridge.store import open_store
+
+SUPPORTED = " ".join(sorted(EXTENSION_FORMATS))
 
 
 class RatesColumn(ProgressColumn):
@@ -67,8 +71,10 @@ async def run_ingest(
     """Ingest `paths` into `collection`, show progress and a summary; the exit code is 1 when
     any file failed or nothing could be ingested."""
     found = discover(paths)
-    if found.skipped:
-        console.print(f"[dim]Skipped {len(found.skipped)} file(s) of unsupported types.[/dim]")
+    print_skipped(console, found.skipped)
+    # The summary reports each file's parser warnings; without logging set up, the pipeline's
+    # log lines would print a second time through Python's last-resort handler.
+    logging.getLogger("ragbridge.ingest").addHandler(logging.NullHandler())
     if not found.files:
         console.print("[red]No files to ingest.[/red]")
         return 1
@@ -99,6 +105,20 @@ async def run_ingest(
     return 1 if any(result.status == "failed" for result in results) else 0
 
 
+def print_skipped(console: Console, skipped: Sequence[Path]) -> None:
+    """`Skipped N file(s):` and each one with the reason."""
+    if not skipped:
+        return
+    console.print(f"Skipped {len(skipped)} file(s):", soft_wrap=True)
+    for path in skipped:
+        kind = path.suffix.lower() or "(no extension)"
+        console.print(
+            f"  [dim]skipped[/dim] {escape(str(path))}: {escape(kind)} files are not a supported "
+            f"type ({escape(SUPPORTED)})",
+            soft_wrap=True,
+        )
+
+
 def print_summary(
     console: Console, collection: str, results: Sequence[IngestResult], seconds: float
 ) -> None:
@@ -118,3 +138,8 @@ def print_summary(
         if result.status == "failed":
             reason = escape(result.error or "")
             console.print(f"  [red]failed[/red] {escape(result.source)}: {reason}", soft_wrap=True)
+        elif result.warning:
+            warning = escape(result.warning)
+            console.print(
+                f"  [yellow]warning[/yellow] {escape(result.source)}: {warning}", soft_wrap=True
+            )

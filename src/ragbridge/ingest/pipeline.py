@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -23,7 +24,8 @@ from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import RagbridgeError, ServiceUnavailable
 from ragbridge.ingest.documents import LoadedDocument, file_name, sha256
 from ragbridge.ingest.files import SourceFile, read_source
-from ragbridge.ingest.loaders import detect_format, load
+from ragbridge.ingest.loaders import detect_format
+from ragbridge.ingest.quiet import load_quietly
 from ragbridge.ingest.splitter import TextSplitter
 from ragbridge.metrics import Metrics
 from ragbridge.retrieval.text import analyze
@@ -53,6 +55,8 @@ class IngestResult:
     """Why it failed, for people (the file is named by `source`)."""
     error_type: str | None = None
     """The domain error's class name (`DocumentError`, `UnsupportedMediaType`, ...)."""
+    warning: str | None = None
+    """The file's loader warnings (pypdf's and the like) as one line, when it had any."""
 
 
 class IngestProgress(Protocol):
@@ -121,16 +125,16 @@ class IngestPipeline:
     ) -> IngestResult:
         """Ingest an upload named `filename`; raises the domain error of bad content
         (`DocumentError`, `UnsupportedMediaType`) with the store left as it was."""
-        await self.ensure_collection(collection)
-        return await self._counted(self._ingest(collection, filename, data, progress))
+        async with self._collection_kept_if_filled(collection):
+            return await self._counted(self._ingest(collection, filename, data, progress))
 
     async def ingest_file(
         self, collection: str, path: Path, *, source: str | None = None
     ) -> IngestResult:
         """Ingest one file, known by `source` (default: its name); raises like `ingest_bytes`."""
-        await self.ensure_collection(collection)
         file = SourceFile(path, source or path.name)
-        return await self._counted(self._ingest_source(collection, file))
+        async with self._collection_kept_if_filled(collection):
+            return await self._counted(self._ingest_source(collection, file))
 
     async def ingest_files(
         self,
@@ -141,7 +145,6 @@ class IngestPipeline:
     ) -> list[IngestResult]:
         """Ingest many files concurrently; a file that fails gets a `failed` result and the
         others go on. Results come in the order of `files`."""
-        await self.ensure_collection(collection)
         slots = asyncio.Semaphore(max(1, self.settings.ingest_workers))
 
         async def one(file: SourceFile) -> IngestResult:
@@ -152,7 +155,22 @@ class IngestPipeline:
                 progress.file_done(result)
             return result
 
-        return list(await asyncio.gather(*(one(file) for file in files)))
+        async with self._collection_kept_if_filled(collection):
+            return list(await asyncio.gather(*(one(file) for file in files)))
+
+    @asynccontextmanager
+    async def _collection_kept_if_filled(self, collection: str) -> AsyncIterator[None]:
+        """Create `collection` if new (see `ensure_collection`); one made here that is
+        still empty afterwards (every file failed) is deleted again: it never shows as a model."""
+        existed = await self.store.get_collection(collection) is not None
+        await self.ensure_collection(collection)
+        try:
+            yield
+        finally:
+            if not existed:
+                info = await self.store.get_collection(collection)
+                if info is not None and info.document_count == 0:
+                    await self.store.delete_collection(collection)
 
     async def _counted(self, ingest: Awaitable[IngestResult]) -> IngestResult:
         """`ingest`'s result, counted in the metrics by status (an exception counts as failed)."""
@@ -194,13 +212,15 @@ class IngestPipeline:
         ):
             return IngestResult(source, "unchanged", documents=tuple(previous.values()))
 
-        documents = await asyncio.to_thread(load, data, source)
+        documents, warning = await asyncio.to_thread(load_quietly, data, source)
+        if warning:
+            log.warning("%s: %s", source, warning)
         changed = [
             document
             for document in documents
             if not self._is_current(previous, collection, document)
         ]
-        prepared = await asyncio.to_thread(self._prepare, changed)
+        prepared = await asyncio.to_thread(self._prepare, changed, source)
         vectors = await self._embed([c.text for p in prepared for c in p.chunks], progress)
 
         stored: dict[str, DocumentRecord] = {}
@@ -221,7 +241,7 @@ class IngestPipeline:
         else:
             status = "updated" if previous else "added"
         kept = tuple(r for i in current if (r := stored.get(i) or previous.get(i)) is not None)
-        return IngestResult(source, status, offset, kept, removed=len(stale))
+        return IngestResult(source, status, offset, kept, removed=len(stale), warning=warning)
 
     async def _previous(self, collection: str, source: str, fmt: str) -> dict[str, DocumentRecord]:
         """The stored documents that came from the file `source`."""
@@ -231,17 +251,24 @@ class IngestPipeline:
         record = await self.store.get_document(collection, document_id(collection, source))
         return {record.id: record} if record is not None else {}
 
-    def _prepare(self, documents: Sequence[LoadedDocument]) -> list[_Prepared]:
-        """Chunks with keywords and metadata (CPU work: runs in a worker thread)."""
+    def _prepare(self, documents: Sequence[LoadedDocument], file: str) -> list[_Prepared]:
+        """Chunks with keywords and metadata (CPU work: runs in a worker thread).
+
+        `name` is the file's name for every document of the file, so a `name` filter finds a
+        CSV's rows too; a record's own part of its source (`row-3`) is kept as `record`.
+        """
         prepared = []
         for document in documents:
             chunks = []
+            record = document.source.removeprefix(f"{file}#")
             for chunk in self.splitter.split_document(document):
                 metadata: dict[str, object] = {
                     "source": document.source,
-                    "name": file_name(document.source),
+                    "name": file_name(file),
                     "title": document.title,
                 }
+                if record != document.source:
+                    metadata["record"] = record
                 if chunk.page is not None:
                     metadata["page"] = chunk.page
                 if chunk.headings:

@@ -1,0 +1,62 @@
+"""Loading a file without its parser's noise: warnings become one clean line per file.
+
+pypdf and friends log or `warnings.warn` about every odd object in a file ("Ignoring wrong
+pointing object 6 0 (offset 0)"), straight into the CLI's output and the JSON log. Here they are
+caught while one file loads and summed up as one line that the pipeline logs and reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+
+from ragbridge.ingest.documents import LoadedDocument
+from ragbridge.ingest.loaders import load
+
+# Libraries whose loggers talk while parsing a file.
+PARSER_LOGGERS = ("pypdf", "PyPDF2", "docx", "bs4", "charset_normalizer")
+_MAX_CHARS = 200
+# One file at a time through the capture: `warnings.catch_warnings` is process-wide.
+_capture = threading.Lock()
+
+
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def load_quietly(data: bytes, source: str) -> tuple[list[LoadedDocument], str | None]:
+    """`load(data, source)` and its parsers' warnings as one line (None when there were none).
+    Raises like `load`."""
+    collector = _Collector()
+    loggers = [logging.getLogger(name) for name in PARSER_LOGGERS]
+    with _capture, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        saved = [(logger, logger.propagate) for logger in loggers]
+        for logger in loggers:
+            logger.addHandler(collector)
+            logger.propagate = False
+        try:
+            documents = load(data, source)
+        finally:
+            for logger, propagate in saved:
+                logger.removeHandler(collector)
+                logger.propagate = propagate
+    messages = collector.messages + [str(warning.message) for warning in caught]
+    return documents, summarize(messages)
+
+
+def summarize(messages: list[str]) -> str | None:
+    """`3 parser warnings, first: Ignoring wrong pointing object 6 0` on one line."""
+    distinct = list(dict.fromkeys(" ".join(m.split()) for m in messages if m.strip()))
+    if not distinct:
+        return None
+    first = distinct[0] if len(distinct[0]) <= _MAX_CHARS else distinct[0][:_MAX_CHARS] + "…"
+    if len(messages) == 1:
+        return f"parser warning: {first}"
+    return f"{len(messages)} parser warnings, first: {first}"
