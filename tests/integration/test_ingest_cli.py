@@ -92,7 +92,8 @@ def test_a_named_unsupported_file_fails_with_its_type(tmp_path: Path) -> None:
 
 def test_parser_warnings_are_one_line_in_the_summary(tmp_path: Path) -> None:
     pdf = generated.pdf_with_parser_warnings_bytes()
-    files = generated.write_files(tmp_path / "docs", {"warn.pdf": pdf, "안내.txt": "안내문".encode()})
+    named = {"warn.pdf": pdf, "안내.txt": "안내문".encode()}
+    files = generated.write_files(tmp_path / "docs", named)
     result = ragbridge("ingest", *files.values(), "-c", "kb", data_dir=tmp_path / "data")
     assert result.returncode == 0, result.stdout + result.stderr
     output = result.stdout + result.stderr

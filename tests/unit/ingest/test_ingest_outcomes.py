@@ -19,7 +19,9 @@ from tests.support import documents as generated
 
 pytestmark = pytest.mark.anyio
 
-OFFICES = "office,city,note\nHQ,Seoul,본사는 서울에 있습니다.\nLab,Busan,연구소는 부산에 있습니다.\n"
+OFFICES = (
+    "office,city,note\nHQ,Seoul,본사는 서울에 있습니다.\nLab,Busan,연구소는 부산에 있습니다.\n"
+)
 
 
 async def test_an_ingest_where_every_file_fails_leaves_no_collection(
