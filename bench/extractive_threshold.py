@@ -110,7 +110,8 @@ def main() -> None:
         "| same-domain misses turned away |"
     )
     print("| ---: | ---: | ---: | ---: |")
-    for threshold in sorted({0.1, 0.15, 0.2, 0.25, 0.3, round(chosen, 2), RELEVANCE_THRESHOLD, 0.4}):
+    shown = {0.1, 0.15, 0.2, 0.25, 0.3, round(chosen, 2), RELEVANCE_THRESHOLD, 0.4}
+    for threshold in sorted(shown):
         print(
             f"| {threshold:.2f} | {share_at_least(on_topic, threshold):.1%} "
             f"| {1 - share_at_least(off_topic, threshold):.1%} "
