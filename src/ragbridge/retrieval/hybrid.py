@@ -3,7 +3,7 @@
 Two fusions: `relative` (the default) averages each retriever's scores divided by its best
 score; `rrf` is reciprocal rank fusion. With equal weights the score-aware one is clearly
 better on SciFact (nDCG@10 0.739 vs 0.712 for RRF k=60) and within 0.003 of RRF on the Korean
-set; see the README's retrieval benchmark.
+set; see docs/benchmarks.md (Retrieval quality).
 
 A retriever that cannot read the query's language is left out of the fusion: an English-only
 embedder ranks a Korean query by noise, so for a mostly non-Latin query it gets no vote (see

@@ -2,7 +2,7 @@
 
 Rows are keyed by the store's integer row ids, which only ever grow, so the id array stays
 sorted and a row is found by binary search. Deletes leave a tombstone; the matrix is compacted
-when a quarter of it is dead. Chosen over an HNSW index by measurement (README, Design notes).
+when a quarter of it is dead. Chosen over an HNSW index by measurement (docs/design.md).
 """
 
 from __future__ import annotations
