@@ -44,7 +44,7 @@ test-deps:
 	scripts/install-test-deps
 
 test: test-deps lint typecheck
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: dev
 	$(PY) -m bench
