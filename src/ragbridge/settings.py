@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     idle_timeout: int = Field(
         5, description="Seconds an idle keep-alive connection stays open between requests."
     )
+    bootstrap_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description='Non-admin keys made at start, JSON {"open-webui": "rb-…"} (hashes kept).',
+    )
 
     # --- logging --------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
@@ -173,6 +177,13 @@ class Settings(BaseSettings):
             if value.strip().startswith("["):
                 return json.loads(value)
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("bootstrap_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
         return value
 
     @field_validator("upstream_headers", mode="before")
