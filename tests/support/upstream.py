@@ -92,6 +92,7 @@ class ScriptedUpstream:
         self.default = Reply()
         self.models_status = 200  # make GET /v1/models fail with this status
         self.embedding_dim = 16
+        self.embedding_delay = 0.0  # seconds each embeddings request takes (a slow model)
         self.url = ""
         self.requests: list[RecordedRequest] = []
         self.streams: list[StreamRecord] = []
@@ -175,6 +176,7 @@ class ScriptedUpstream:
             finally:
                 record.closed_at = time.monotonic()
         elif route == ("POST", "/v1/embeddings") and isinstance(body, dict):
+            await asyncio.sleep(self.embedding_delay)
             await _json(send, 200, self._embeddings(body))
         else:
             await _json(send, 404, _error(f"no route {scope['method']} {scope['path']}"))
