@@ -140,6 +140,6 @@ def test_allowed_host_defaults() -> None:
     assert loopback is not None and {"localhost", "127.0.0.1", "::1"} <= loopback
     assert allowed_hosts(Settings(host="0.0.0.0", api_key="k" * 40, _env_file=None)) is None
     assert allowed_hosts(Settings(allowed_hosts="*", _env_file=None)) is None
-    assert allowed_hosts(Settings(allowed_hosts='["a.b"]', _env_file=None)) == {"a.b"}
+    assert allowed_hosts(Settings(allowed_hosts='["a.b"]', _env_file=None)) == frozenset({"a.b"})
     assert host_name("[::1]:8000") == "::1" and host_name("Example.COM:80") == "example.com"
     assert host_name("::1") == "::1"
