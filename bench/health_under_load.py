@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from tests.support.server import free_port
 
 SENTENCE = "서울특별시는 대한민국의 수도이며 한강이 도시를 가로질러 흐른다. "
