@@ -20,6 +20,7 @@ from ragbridge.api import openai as openai_api
 from ragbridge.api import ops
 from ragbridge.api.errors import install_error_handlers
 from ragbridge.api.middleware import install_middleware
+from ragbridge.api.secrets_policy import check_secrets, ensure_bootstrap_keys
 from ragbridge.api.security import check_bind_safety
 from ragbridge.api.shutdown import ShutdownGate
 from ragbridge.cache import create_cache
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The ragbridge ASGI app for `settings` (default: from the environment)."""
     settings = settings or Settings()
     check_bind_safety(settings)
+    check_secrets(settings)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -78,6 +80,7 @@ async def _start_services(
     configure_logging(settings.log_level, settings.log_json)
     store = await open_store(settings)
     stack.push_async_callback(store.close)
+    await ensure_bootstrap_keys(store, settings.bootstrap_keys)
 
     embedder: Embedder = create_embedder(settings)
     stack.push_async_callback(embedder.close)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "dense", "keyword"]
 RetrievalFusion = Literal["relative", "rrf"]
@@ -47,6 +47,26 @@ class Settings(BaseSettings):
     )
     sample_collection: bool = Field(
         True, description="On an empty data dir, ingest the bundled docs/ into `sample`."
+    )
+
+    # --- exposure and slow clients (issue 16) -----------------------------------------------
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names served (comma list or JSON, * = any); default: loopback "
+        "names when bound to loopback, else any.",
+    )
+    metrics_key: SecretStr | None = Field(
+        None, description="Bearer key /metrics requires (the admin key works too); unset = open."
+    )
+    header_timeout: float = Field(
+        10.0, description="Seconds a client gets to send a request's headers (slowloris guard)."
+    )
+    idle_timeout: int = Field(
+        5, description="Seconds an idle keep-alive connection stays open between requests."
+    )
+    bootstrap_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description='Non-admin keys made at start, JSON {"open-webui": "rb-…"} (hashes kept).',
     )
 
     # --- logging --------------------------------------------------------------------------
@@ -136,13 +156,35 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value and value.strip() else None
 
     @field_validator(
-        "api_key", "upstream_api_key", "embedding_api_key", "rerank_api_key", mode="before"
+        "api_key",
+        "upstream_api_key",
+        "embedding_api_key",
+        "rerank_api_key",
+        "metrics_key",
+        mode="before",
     )
     @classmethod
     def _blank_secret_is_none(cls, value: Any) -> Any:
         """An empty key (as Compose passes an unset variable) means no key, not `Bearer `."""
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         return None if isinstance(raw, str) and not raw.strip() else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: Any) -> Any:
+        """A JSON list or a comma-separated list (`*` alone is valid too)."""
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("bootstrap_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
 
     @field_validator("upstream_headers", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from ragbridge.api.secrets_policy import WeakSecretError, check_secrets
 from ragbridge.settings import Settings
 from tests.support.paths import OPENWEBUI_FIXTURES
 
@@ -270,7 +271,11 @@ def test_compose_open_webui_talks_to_ragbridge(compose: dict[str, Any]) -> None:
     ragbridge_env = compose["ragbridge"]["environment"]
     base = urlparse(env["OPENAI_API_BASE_URL"])
     assert (base.hostname, base.port, base.path) == ("ragbridge", 8000, "/v1")
-    assert env["OPENAI_API_KEY"] == ragbridge_env["RAGBRIDGE_API_KEY"]
+    # Open WebUI has its own non-admin key, made at start; never the admin key.
+    assert env["OPENAI_API_KEY"] != ragbridge_env["RAGBRIDGE_API_KEY"]
+    bootstrap = json.loads(ragbridge_env["RAGBRIDGE_BOOTSTRAP_KEYS"])
+    assert bootstrap == {"open-webui": env["OPENAI_API_KEY"]}
+    assert env["RAG_OPENAI_API_KEY"] == env["OPENAI_API_KEY"]
     assert env["ENABLE_OLLAMA_API"] == "false"
     assert env["ENABLE_FORWARD_USER_INFO_HEADERS"] == "true"
     # Background tasks go to a plain upstream model, not a rag/* model.
@@ -300,6 +305,24 @@ def test_compose_refuses_to_start_without_an_api_key(tmp_path: Path) -> None:
     result = docker_compose("--env-file", str(partial), "config")
     assert result.returncode != 0
     assert "RAGBRIDGE_API_KEY" in result.stderr
+
+
+def test_unedited_example_secrets_refuse_to_start(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compose and Kubernetes examples ship placeholders; ragbridge must not run with them."""
+    compose_env = {**image_env(), **compose["ragbridge"]["environment"]}
+    k8s = k8s_objects()
+    k8s_env = {**image_env(), **k8s["ConfigMap"]["data"], **k8s["Secret"]["stringData"]}
+    for env in (compose_env, k8s_env):
+        with pytest.raises(WeakSecretError, match="Refusing to start"):
+            check_secrets(settings_from(env, monkeypatch))
+    strong = {
+        "RAGBRIDGE_API_KEY": "a1" * 32,
+        "RAGBRIDGE_METRICS_KEY": "c3" * 32,
+        "RAGBRIDGE_BOOTSTRAP_KEYS": json.dumps({"open-webui": "rb-" + "b2" * 32}),
+    }
+    check_secrets(settings_from({**k8s_env, **strong}, monkeypatch))
 
 
 # --- Kubernetes -------------------------------------------------------------------------------

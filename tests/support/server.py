@@ -22,13 +22,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, startup_timeout: float = 60.0) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1:<free port>; yields the base URL (no trailing slash)."""
+def serve_in_thread(
+    app: Any, *, startup_timeout: float = 60.0, config: uvicorn.Config | None = None
+) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1:<free port>; yields the base URL (no trailing slash).
+
+    `config` replaces the plain test configuration (e.g. `ragbridge serve`'s own).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    if config is None:
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+        )
     server = uvicorn.Server(config)
 
     def run() -> None:

@@ -49,6 +49,7 @@ class Reply:
     break_after: int | None = None  # drop the connection mid-stream after this many tokens
     tool_calls: list[dict[str, Any]] | None = None
     raw: bytes | None = None  # answer with these bytes as text/plain instead (a broken gateway)
+    hang_up: bool = False  # read the request, then close the connection without any answer
 
 
 @dataclass
@@ -59,6 +60,7 @@ class RecordedRequest:
     body: Any
     at: float = field(default_factory=time.monotonic)
     disconnected: bool = False  # the client went away before the answer was finished
+    closed_at: float | None = None  # monotonic time the exchange ended: answered, or client gone
 
 
 @dataclass
@@ -93,6 +95,7 @@ class ScriptedUpstream:
         self.default = Reply()
         self.models_status = 200  # make GET /v1/models fail with this status
         self.embedding_dim = 16
+        self.embedding_delay = 0.0  # seconds each embeddings request takes (a slow model)
         self.url = ""
         self.requests: list[RecordedRequest] = []
         self.streams: list[StreamRecord] = []
@@ -169,8 +172,18 @@ class ScriptedUpstream:
                 await _json(send, 404, _error(message))
                 return
             reply = self._script.popleft() if self._script else self.default
-            record.disconnected = await _until_disconnect(receive, self._chat(reply, body, send))
+            if reply.hang_up:
+                record.closed_at = time.monotonic()
+                await _hang_up(send)
+                return
+            try:
+                record.disconnected = await _until_disconnect(
+                    receive, self._chat(reply, body, send)
+                )
+            finally:
+                record.closed_at = time.monotonic()
         elif route == ("POST", "/v1/embeddings") and isinstance(body, dict):
+            await asyncio.sleep(self.embedding_delay)
             await _json(send, 200, self._embeddings(body))
         else:
             await _json(send, 404, _error(f"no route {scope['method']} {scope['path']}"))
@@ -345,6 +358,17 @@ async def _until_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
     finally:
         watcher.cancel()
     return False
+
+
+async def _hang_up(send: Send) -> None:
+    """Close the connection without a single answer byte (uvicorn would otherwise send a 500).
+
+    uvicorn's `send` is a bound method of the request cycle, which holds the transport.
+    """
+    transport = send.__self__.transport  # type: ignore[attr-defined]
+    transport.close()
+    for _ in range(3):  # let connection_lost run, so uvicorn knows the client is gone
+        await asyncio.sleep(0)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

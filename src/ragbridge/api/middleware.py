@@ -27,6 +27,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragbridge.api.errors import error_response
+from ragbridge.api.origin import HostGuard
 from ragbridge.api.shutdown import ShutdownGate
 from ragbridge.metrics import Metrics
 from ragbridge.settings import Settings
@@ -195,7 +196,9 @@ async def _reply(
 def install_middleware(
     app: FastAPI, settings: Settings, metrics: Metrics, gate: ShutdownGate
 ) -> None:
-    """Request envelope inside, CORS outside (so errors carry CORS headers too)."""
+    """Host guard innermost, request envelope around it, CORS outside (so errors carry CORS
+    headers too)."""
+    app.add_middleware(HostGuard, settings=settings)
     app.add_middleware(RequestContextMiddleware, settings=settings, metrics=metrics, gate=gate)
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins

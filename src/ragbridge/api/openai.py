@@ -3,22 +3,20 @@
 A stream is committed (200, `text/event-stream`) once the first payload arrives or after
 `keepalive_interval` seconds, whichever comes first; until then a failure is a plain HTTP error.
 After it, `: keep-alive` comments fill every silence of that length, and a failure is sent as a
-`data: {"error": ...}` event followed by `data: [DONE]`.
+`data: {"error": ...}` event followed by `data: [DONE]`. `RelayStream` owns the upstream work from
+the start, so it is cancelled whenever the client leaves.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from ragbridge.api.deps import get_chat, get_settings
-from ragbridge.api.errors import error_body
+from ragbridge.api.relay import CLIENT_GONE, ClientGone, RelayStream, until_disconnect
 from ragbridge.api.schemas import ChatCompletion, ChatCompletionRequest, ModelList
 from ragbridge.api.security import (
     Principal,
@@ -27,15 +25,10 @@ from ragbridge.api.security import (
     visible_models,
 )
 from ragbridge.api.usage import metered, record_completion
-from ragbridge.errors import RagbridgeError
-from ragbridge.llm.prefetch import Prefetch
-from ragbridge.llm.sse import DONE, KEEPALIVE, encode_event
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["openai"], dependencies=[Depends(require_principal)])
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.get("/v1/models", response_model=ModelList)
@@ -67,45 +60,19 @@ async def chat_completions(request_body: ChatCompletionRequest, request: Request
     chat, settings = get_chat(request), get_settings(request)
     ensure_model_access(request.state.principal, request_body.model)
     turn = chat.turn(await request.json(), request.headers)
-    if not request_body.stream:
-        completion = await chat.complete(turn)
-        await record_completion(request, turn.model, completion)
-        return JSONResponse(completion)
-    payloads = Prefetch(metered(request, turn.model, chat.stream(turn)))
-    if await payloads.wait(settings.keepalive_interval) and (failure := payloads.error()):
-        await payloads.aclose()
-        raise failure  # nothing was sent yet: a plain HTTP error
-    body = _relay(payloads, settings.keepalive_interval)
-    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-async def _relay(payloads: Prefetch[str], interval: float) -> AsyncIterator[bytes]:
-    """SSE bytes: payloads as they come, keep-alives in silences, errors as events, `[DONE]`.
-
-    What has arrived together goes out in one write (fewer syscalls); nothing waits for more.
-    """
     try:
-        finished = False
-        while not finished:
-            if not await payloads.wait(interval):
-                yield KEEPALIVE
-                continue
-            out = bytearray()
-            while not finished and payloads.ready():
-                try:
-                    out += encode_event(payloads.take())
-                except StopAsyncIteration:
-                    finished = True
-                except RagbridgeError as exc:
-                    log.warning("stream failed after it was committed: %s", exc.message)
-                    body = error_body(exc.message, exc.status, type=exc.type, code=exc.code)
-                    out += encode_event(json.dumps(body))
-                    finished = True
-                except Exception:
-                    log.exception("stream failed after it was committed")
-                    out += encode_event(json.dumps(error_body("Internal server error.", 500)))
-                    finished = True
-            yield bytes(out + DONE) if finished else bytes(out)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await payloads.aclose()
+        if not request_body.stream:
+            completion = await until_disconnect(request.receive, chat.complete(turn))
+            await record_completion(request, turn.model, completion)
+            return JSONResponse(completion)
+        stream = RelayStream(
+            metered(request, turn.model, chat.stream(turn)),
+            request.receive,
+            settings.keepalive_interval,
+        )
+        if failure := await stream.first():
+            await stream.aclose()
+            raise failure  # nothing was sent yet: a plain HTTP error
+    except ClientGone:
+        return Response(status_code=CLIENT_GONE)  # the upstream call is cancelled already
+    return stream  # a Response that owns the stream until its connection ends

@@ -1,15 +1,22 @@
-"""Operations routes: liveness, readiness, metrics."""
+"""Operations routes: liveness, readiness.
+
+`/ready` tells anyone only ready / not ready and the state of each part (store, upstream). The
+details (backend, upstream URL, latency, the error text) go only to the admin key, or to anyone
+when auth is off (loopback only); a failing check is logged with its detail either way.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ragbridge.api.deps import get_store, get_upstream
+from ragbridge.api.deps import get_settings, get_store, get_upstream
+from ragbridge.api.metrics import bearer_token, is_admin_token
 from ragbridge.errors import RagbridgeError
 from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.store.base import Store
@@ -17,6 +24,7 @@ from ragbridge.store.base import Store
 READY_PROBE_TIMEOUT = 2.0  # seconds each dependency gets to answer a readiness probe
 
 router = APIRouter(tags=["ops"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/health")
@@ -27,7 +35,9 @@ async def health() -> dict[str, Any]:
 
 @router.get("/ready")
 async def ready(
-    upstream: UpstreamClient | None = Depends(get_upstream), store: Store = Depends(get_store)
+    request: Request,
+    upstream: UpstreamClient | None = Depends(get_upstream),
+    store: Store = Depends(get_store),
 ) -> JSONResponse:
     """Ready: every dependency answers; 503 with each check's state when one does not."""
     checks: dict[str, dict[str, Any]] = {}
@@ -35,6 +45,12 @@ async def ready(
     checks["store"] = await _store_check(store)
     checks["upstream"] = await _upstream_check(upstream)
     is_ready = all(check["status"] != "error" for check in checks.values())
+    for name, check in checks.items():
+        if check["status"] == "error":
+            log.warning("not ready: %s: %s", name, check.get("detail"))
+    settings = get_settings(request)
+    if settings.api_key is not None and not is_admin_token(settings, bearer_token(request)):
+        checks = {name: {"status": check["status"]} for name, check in checks.items()}
     body = {"status": "ready" if is_ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if is_ready else 503)
 

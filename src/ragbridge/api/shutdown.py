@@ -16,6 +16,7 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
+from ragbridge.api.slow_clients import guarded_http_protocol
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,15 +73,21 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def run_server(app: FastAPI, settings: Settings) -> None:
-    """Serve `app` on settings.host:port until SIGINT/SIGTERM, then drain and stop."""
-    gate: ShutdownGate = app.state.shutdown_gate
-    config = uvicorn.Config(
+def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    """How `ragbridge serve` runs `app` under uvicorn (also used by tests of slow clients)."""
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,  # the request middleware writes one structured line per request
         timeout_graceful_shutdown=2,  # after the drain: what is left gets cancelled
+        http=guarded_http_protocol(settings.header_timeout),
+        timeout_keep_alive=settings.idle_timeout,
     )
-    DrainingServer(config, gate, settings.shutdown_timeout).run()
+
+
+def run_server(app: FastAPI, settings: Settings) -> None:
+    """Serve `app` on settings.host:port until SIGINT/SIGTERM, then drain and stop."""
+    gate: ShutdownGate = app.state.shutdown_gate
+    DrainingServer(server_config(app, settings), gate, settings.shutdown_timeout).run()

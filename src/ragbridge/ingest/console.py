@@ -1,13 +1,22 @@
 """`ragbridge ingest` on a terminal: a progress bar with files and chunks per second, then a
-summary of what was added, updated, unchanged and failed, with each failure's reason."""
+summary of what was added, updated, unchanged and failed, with each failure's reason.
+
+SIGTERM (or SIGINT) stops an ingest at the next safe point: the files in progress are abandoned
+at their next await (each store write is a transaction, so nothing is half-written), the files
+done so far are summarised, and the exit code is 143 (130 for SIGINT). Running the same command
+again finishes the job: the files already stored are skipped as unchanged.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -56,12 +65,14 @@ class ProgressBar:
         self.progress = progress
         self.task = progress.add_task("Ingesting", total=total, chunks=0)
         self.chunks = 0
+        self.done: list[IngestResult] = []
 
     def chunks_embedded(self, count: int) -> None:
         self.chunks += count
         self.progress.update(self.task, chunks=self.chunks)
 
     def file_done(self, result: IngestResult) -> None:
+        self.done.append(result)
         self.progress.advance(self.task)
 
 
@@ -94,7 +105,23 @@ async def run_ingest(
         )
         with progress:
             bar = ProgressBar(progress, total=len(found.files))
-            results = await pipeline.ingest_files(collection, found.files, progress=bar)
+            work = asyncio.ensure_future(
+                pipeline.ingest_files(collection, found.files, progress=bar)
+            )
+            with _SignalStop(work) as stopped:
+                try:
+                    results = await work
+                except asyncio.CancelledError:
+                    if not stopped:
+                        raise
+        if stopped:
+            name = signal.Signals(stopped[0]).name
+            print_summary(console, collection, bar.done, time.perf_counter() - started)
+            console.print(
+                f"[yellow]Stopped by {name}[/yellow] after {len(bar.done)} of "
+                f"{len(found.files)} files; run the same command again to ingest the rest."
+            )
+            return 128 + stopped[0]
     except RagbridgeError as exc:
         console.print(f"[red]Error:[/red] {escape(exc.message)}")
         return 1
@@ -117,6 +144,31 @@ def print_skipped(console: Console, skipped: Sequence[Path]) -> None:
             f"type ({escape(SUPPORTED)})",
             soft_wrap=True,
         )
+
+
+class _SignalStop:
+    """While active, SIGTERM and SIGINT cancel `work`; the list holds the signal that did."""
+
+    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, work: asyncio.Future[Any]) -> None:
+        self.work = work
+        self.received: list[int] = []
+        self.loop = asyncio.get_running_loop()
+
+    def _stop(self, signum: int) -> None:
+        if not self.received:
+            self.received.append(signum)
+            self.work.cancel()
+
+    def __enter__(self) -> list[int]:
+        for signum in self._SIGNALS:
+            self.loop.add_signal_handler(signum, self._stop, signum)
+        return self.received
+
+    def __exit__(self, *exc: object) -> None:
+        for signum in self._SIGNALS:
+            self.loop.remove_signal_handler(signum)
 
 
 def print_summary(

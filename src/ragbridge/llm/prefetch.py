@@ -2,6 +2,10 @@
 
 Waiting on an async generator directly with a timeout would cancel it mid-step; a relay that must
 send keep-alives while the upstream is silent waits on this read-ahead buffer instead.
+
+The buffer always ends: whatever stops the reading task (the source's end, any error, even a
+cancellation from outside) puts a final item in, so a reader never waits for an end that cannot
+come. `aclose` cancels the task and closes the source, started or not.
 """
 
 from __future__ import annotations
@@ -10,7 +14,15 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Generic, TypeVar, cast
 
+from ragbridge.errors import UpstreamError
+
 T = TypeVar("T")
+
+_Item = tuple[object, BaseException | None]
+
+
+class StreamClosed(UpstreamError):
+    """The read-ahead was stopped before its source ended (closed, or cancelled from outside)."""
 
 
 class Prefetch(Generic[T]):
@@ -18,23 +30,39 @@ class Prefetch(Generic[T]):
 
     def __init__(self, source: AsyncGenerator[T, None], limit: int = 64) -> None:
         self._source = source
-        self._queue: asyncio.Queue[tuple[T | None, BaseException | None]] = asyncio.Queue(limit)
-        self._held: tuple[T | None, BaseException | None] | None = None
+        self._limit = limit
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()  # bounded by _run, not by the queue
+        self._space = asyncio.Event()
+        self._held: _Item | None = None
+        self._ended = False
+        self._closing = asyncio.Lock()
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
+        end: BaseException = StreamClosed("The answer stream was stopped.")
         try:
             async for item in self._source:
-                await self._queue.put((item, None))
+                self._queue.put_nowait((item, None))
+                if self._queue.qsize() >= self._limit:
+                    self._space.clear()
+                    await self._space.wait()
+            end = StopAsyncIteration()
         except Exception as exc:
-            await self._queue.put((None, exc))
-        else:
-            await self._queue.put((None, StopAsyncIteration()))
+            end = exc
+        finally:  # also on cancellation and other BaseExceptions: the reader learns of the end
+            self._finish(end)
+
+    def _finish(self, end: BaseException) -> None:
+        if not self._ended:
+            self._ended = True
+            self._queue.put_nowait((None, end))
 
     def ready(self) -> bool:
         """Whether the next item, the end or an error is there now."""
         if self._held is None and not self._queue.empty():
             self._held = self._queue.get_nowait()
+            if self._queue.qsize() < self._limit:
+                self._space.set()
         return self._held is not None
 
     async def wait(self, seconds: float) -> bool:
@@ -45,6 +73,7 @@ class Prefetch(Generic[T]):
                     self._held = await self._queue.get()
             except TimeoutError:
                 return False
+            self._space.set()
         return True
 
     def error(self) -> BaseException | None:
@@ -62,8 +91,18 @@ class Prefetch(Generic[T]):
             raise error
         return cast(T, item)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the reading task has stopped (source ended, failed or closed)."""
+        return self._task.done()
+
     async def aclose(self) -> None:
-        """Stop reading and close the source (which, for a relay, cancels the upstream call)."""
-        self._task.cancel()
-        await asyncio.wait({self._task})
-        await self._source.aclose()
+        """Stop reading and close the source (which, for a relay, cancels the upstream call).
+
+        Safe to call more than once, and before the reading task ever ran.
+        """
+        async with self._closing:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+            self._finish(StreamClosed("The answer stream was stopped."))
+            await self._source.aclose()

@@ -2,7 +2,8 @@
 
 Retries (exponential backoff with jitter; `Retry-After` honoured on 429) cover connect errors, 429
 and 5xx, and happen only while the upstream has not answered yet, so nothing was relayed to the
-client. Once a stream is open it is relayed as it comes, never retried.
+client. A chat POST whose connection breaks after it was sent is not retried (see `_NO_ANSWER`).
+Once a stream is open it is relayed as it comes, never retried.
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ from ragbridge.settings import Settings
 log = logging.getLogger(__name__)
 
 _HEADER_REF = re.compile(r"\{request\.header\.([A-Za-z0-9_-]+)\}")
-# Failures before any response byte: a refused connection, or a pooled keep-alive connection the
-# upstream closed just as we reused it (read/write error, "server disconnected").
-_NO_ANSWER = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.RemoteProtocolError,
-    httpx.ReadError,
-    httpx.WriteError,
-)
+# The request never left: a refused or timed-out connect. Always safe to send again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+# The connection broke after (part of) the request was written and before any answer byte. The
+# upstream may have received it and be generating (and billing), so only idempotent requests are
+# sent again; a chat POST fails with 502 instead. Stale pooled connections, the usual cause, are
+# avoided rather than retried: idle connections expire (`_KEEPALIVE_EXPIRY`) before common
+# servers close them (uvicorn and Node 5 s, nginx 75 s), and httpcore drops any connection the
+# server already closed before reusing it.
+_NO_ANSWER = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+_KEEPALIVE_EXPIRY = 2.0
 _RETRY_AFTER_CAP = 60.0
 
 
@@ -187,7 +190,11 @@ class UpstreamClient:
                 write=settings.upstream_read_timeout,
                 pool=settings.upstream_read_timeout,
             ),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            limits=httpx.Limits(
+                max_connections=512,
+                max_keepalive_connections=128,
+                keepalive_expiry=_KEEPALIVE_EXPIRY,
+            ),
         )
         self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once: cheaper
         self._models_url = httpx.URL(f"{self.base_url}/models")
@@ -331,11 +338,17 @@ class UpstreamClient:
         while True:
             try:
                 response = await self._http.send(request, stream=True)
-            except _NO_ANSWER as exc:  # nothing came back: safe to try again
-                cause = "connect"
-                if attempt >= max_retries:
+            except (*_NOT_SENT, *_NO_ANSWER) as exc:
+                sent = not isinstance(exc, _NOT_SENT)
+                cause = "transport" if sent else "connect"
+                if attempt >= max_retries or (sent and method not in _IDEMPOTENT):
                     self._metrics.count_upstream_error(cause)
                     reason = _reason(exc)
+                    if sent:
+                        raise UpstreamError(
+                            f"The upstream LLM closed the connection without answering: {reason}"
+                            " (not retried: it may have received the request)."
+                        ) from None
                     raise UpstreamError(
                         f"Cannot reach the upstream LLM at {self.base_url}: {reason}"
                     ) from None

@@ -68,3 +68,68 @@ def test_aclose_stops_the_source_midway() -> None:
         assert closed.is_set()
 
     asyncio.run(scenario())
+
+
+def test_a_reader_is_told_the_end_even_when_the_reading_task_is_cancelled() -> None:
+    """Not only `Exception`: a cancellation from outside still ends the buffer."""
+
+    async def endless() -> AsyncGenerator[str, None]:
+        while True:
+            await asyncio.sleep(0.01)
+            yield "토큰"
+
+    async def scenario() -> BaseException | None:
+        stream = Prefetch(endless())
+        assert await stream.wait(1.0)
+        stream._task.cancel()  # what a loop shutting down would do
+        while True:
+            assert await stream.wait(1.0), "the reader waits for an end that never comes"
+            if (error := stream.error()) is not None:
+                await stream.aclose()
+                return error
+            stream.take()
+
+    error = asyncio.run(scenario())
+    assert isinstance(error, UpstreamError)
+
+
+def test_aclose_before_the_task_ran_closes_a_never_started_source() -> None:
+    started = []
+
+    async def source() -> AsyncGenerator[str, None]:
+        started.append(True)
+        yield "x"
+
+    async def scenario() -> bool:
+        stream = Prefetch(source())
+        await stream.aclose()  # no await point before: the task never ran
+        await stream.aclose()  # idempotent
+        return stream.ready() and isinstance(stream.error(), UpstreamError)
+
+    assert asyncio.run(scenario())
+    assert started == []
+
+
+def test_reading_ahead_stops_at_the_limit() -> None:
+    produced = []
+
+    async def fast() -> AsyncGenerator[int, None]:
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    async def scenario() -> list[int]:
+        stream = Prefetch(fast(), limit=5)
+        await asyncio.sleep(0.05)
+        ahead = len(produced)
+        items = []
+        while True:
+            await stream.wait(1.0)
+            try:
+                items.append(stream.take())
+            except StopAsyncIteration:
+                break
+        assert ahead <= 6
+        return items
+
+    assert asyncio.run(scenario()) == list(range(100))

@@ -1,0 +1,109 @@
+"""Who may reach the API from a browser: a Host allow-list, and no cross-site writes without keys.
+
+- **Host allow-list** (`RAGBRIDGE_ALLOWED_HOSTS`): a request whose `Host` header names another
+  host gets 421. Bound to loopback the default is the loopback names and the bind address, which
+  defeats DNS rebinding (a web page whose own name now resolves to 127.0.0.1 still sends its own
+  name as Host). Bound elsewhere the default is `*` (any), since an admin key is required there.
+- **Cross-site writes**: with auth off (no `RAGBRIDGE_API_KEY`, loopback only), any web page the
+  user opens could send the API a CORS-"simple" request, e.g. a multipart form that uploads a
+  document. A state-changing request (not GET/HEAD/OPTIONS) from a browser page of another origin
+  (`Origin`, or `Sec-Fetch-Site: cross-site`/`same-site` when no Origin is sent) gets 403, unless
+  that origin is in `RAGBRIDGE_CORS_ORIGINS`. Scripts and SDKs send neither header and pass.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ragbridge.api.errors import error_response
+from ragbridge.api.security import is_loopback
+from ragbridge.settings import Settings
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def allowed_hosts(settings: Settings) -> frozenset[str] | None:
+    """The host names (lower-case, no port) the API answers to; None means any."""
+    if settings.allowed_hosts:
+        names = {name.strip().lower().strip("[]") for name in settings.allowed_hosts}
+        return None if "*" in names else frozenset(names)
+    if is_loopback(settings.host):
+        return frozenset({*LOOPBACK_NAMES, settings.host.lower().strip("[]")})
+    return None
+
+
+def host_name(host: str) -> str:
+    """`Host` header value without its port, lower-case, IPv6 brackets removed."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class HostGuard:
+    """See the module docstring."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.hosts = allowed_hosts(settings)
+        self.check_origin = settings.api_key is None
+        self.cors = frozenset(origin.rstrip("/").lower() for origin in settings.cors_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if self.hosts is not None and host_name(host) not in self.hosts:
+            await _refuse(
+                f"Host '{host[:100]}' is not served here; add it to RAGBRIDGE_ALLOWED_HOSTS if "
+                "this server should answer to that name.",
+                421,
+                "host_not_allowed",
+                scope,
+                send,
+            )
+            return
+        write = self.check_origin and scope["method"] not in _SAFE_METHODS
+        if write and (reason := self._cross_site(headers, host)):
+            await _refuse(
+                f"Cross-site request refused ({reason}): without an API key only this "
+                "server's own pages and non-browser clients may change data. Set "
+                "RAGBRIDGE_API_KEY, or list the page's origin in RAGBRIDGE_CORS_ORIGINS.",
+                403,
+                "cross_site_request",
+                scope,
+                send,
+            )
+            return
+        await self.app(scope, receive, send)
+
+    def _cross_site(self, headers: Headers, host: str) -> str | None:
+        """Why a browser request comes from another site, or None when it does not."""
+        origin = headers.get("origin")
+        if origin is not None:
+            origin = origin.strip().rstrip("/").lower()
+            if origin in self.cors or "*" in self.cors:
+                return None
+            if origin == "null" or urlsplit(origin).netloc != host.strip().lower():
+                return f"Origin {origin[:100]}"
+            return None
+        fetch_site = headers.get("sec-fetch-site", "").lower()
+        if fetch_site in ("cross-site", "same-site"):
+            return f"Sec-Fetch-Site: {fetch_site}"
+        return None
+
+
+async def _refuse(message: str, status: int, code: str, scope: Scope, send: Send) -> None:
+    """Answer in OpenAI's error envelope without reading the body; the connection closes."""
+
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    response = error_response(message, status, code=code, headers={"Connection": "close"})
+    await response(scope, no_body, send)

@@ -1,0 +1,94 @@
+"""Secrets a deployment hands ragbridge: refused at start when weak, and client keys made at start.
+
+- The admin key (`RAGBRIDGE_API_KEY`, when listening beyond loopback), the metrics key and the
+  bootstrap keys must be at least `MIN_SECRET_CHARS` long and no placeholder such as
+  `change-me-admin-key`: a deployment started from an unedited example refuses to start with one
+  line that says which setting to change and how to make a key.
+- `RAGBRIDGE_BOOTSTRAP_KEYS` (`{"open-webui": "rb-…"}`) names non-admin keys that exist from
+  the start, so Compose or Kubernetes can give a client (Open WebUI) its own key without ever
+  sharing the admin key. The store keeps only their hashes; a changed key replaces the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pydantic import SecretStr
+
+from ragbridge.api.security import UnsafeBindError, is_loopback
+from ragbridge.errors import Conflict
+from ragbridge.keys import KEY_PREFIX, RESERVED_NAMES, hash_key
+from ragbridge.settings import Settings
+from ragbridge.store.base import ApiKeyRecord, Store
+
+log = logging.getLogger(__name__)
+
+MIN_SECRET_CHARS = 32
+_PLACEHOLDERS = ("change-me", "changeme", "change_me", "placeholder", "your-key", "xxxxxxxx")
+_HOW = "generate one with `openssl rand -hex 32`"
+
+
+class WeakSecretError(UnsafeBindError):
+    """A configured key that anyone could guess: refused at start."""
+
+
+def weakness(secret: str) -> str | None:
+    """Why `secret` is not fit to guard the API, or None when it is."""
+    lowered = secret.lower()
+    if any(marker in lowered for marker in _PLACEHOLDERS):
+        return "is the example's placeholder"
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"is {len(secret)} characters long; at least {MIN_SECRET_CHARS} are needed"
+    return None
+
+
+def check_secrets(settings: Settings) -> None:
+    """Raise `WeakSecretError` (one line, naming the setting) for any key unfit to use."""
+    if settings.api_key is not None and not is_loopback(settings.host):
+        _require_strong("RAGBRIDGE_API_KEY", settings.api_key)
+    if settings.metrics_key is not None:
+        _require_strong("RAGBRIDGE_METRICS_KEY", settings.metrics_key)
+    admin = settings.api_key.get_secret_value() if settings.api_key else None
+    seen: set[str] = set()
+    for name, key in settings.bootstrap_keys.items():
+        where = f"RAGBRIDGE_BOOTSTRAP_KEYS[{name!r}]"
+        if name in RESERVED_NAMES or not name.replace("-", "").replace("_", "").isalnum():
+            raise WeakSecretError(f"{where}: key names are letters, digits, '-' or '_'.")
+        value = key.get_secret_value()
+        if not value.startswith(KEY_PREFIX):
+            raise WeakSecretError(
+                f"{where} must start with '{KEY_PREFIX}': generate one with "
+                f'`echo "{KEY_PREFIX}$(openssl rand -hex 32)"`.'
+            )
+        _require_strong(where, key)
+        if value == admin or value in seen:
+            raise WeakSecretError(f"{where} must differ from the admin key and the other keys.")
+        seen.add(value)
+
+
+def _require_strong(where: str, secret: SecretStr) -> None:
+    if reason := weakness(secret.get_secret_value()):
+        raise WeakSecretError(f"Refusing to start: {where} {reason}; {_HOW}.")
+
+
+async def ensure_bootstrap_keys(store: Store, keys: dict[str, SecretStr]) -> None:
+    """Make each bootstrap key a live, non-admin key for every collection (idempotent)."""
+    if not keys:
+        return
+    live = {record.name: record for record in await store.list_api_keys() if not record.revoked}
+    for name, secret in keys.items():
+        digest = hash_key(secret.get_secret_value())
+        current = live.get(name)
+        if current is not None and current.key_hash == digest:
+            continue
+        if current is not None:
+            await store.revoke_api_key(name)
+            log.info("bootstrap key replaced", extra={"fields": {"key": name}})
+        try:
+            await store.save_api_key(
+                ApiKeyRecord(name=name, key_hash=digest, created_at=time.time())
+            )
+        except Conflict:  # another replica made it at the same moment
+            continue
+        log.info("bootstrap key ready", extra={"fields": {"key": name}})
