@@ -23,12 +23,13 @@ from ragbridge.store.base import (
     ChunkRecord,
     CollectionInfo,
     DocumentRecord,
+    DocumentUpsert,
     MetadataFilter,
     NewChunk,
     SearchHit,
     Vector,
 )
-from ragbridge.store.sqlite_db import ChunkRow, SqliteDatabase
+from ragbridge.store.sqlite_db import ChunkRow, PreparedUpsert, SqliteDatabase
 from ragbridge.store.sqlite_schema import chunk_id, filter_sql, fts_query, to_json
 from ragbridge.store.vector_index import normalise
 
@@ -97,27 +98,22 @@ class SqliteStore:
     async def upsert_document(
         self, document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
     ) -> DocumentRecord:
-        matrix = np.asarray(vectors, dtype=np.float32)
-        if not chunks and matrix.size == 0:
-            matrix = np.zeros((0, 0), dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape[0] != len(chunks):
-            raise InvalidRequest(
-                f"{document.source}: {len(chunks)} chunks but vectors of shape {matrix.shape}"
-            )
-        matrix = normalise(matrix)
-        rows: list[ChunkRow] = [
-            (
-                chunk_id(document.collection, document, index),
-                document.id,
-                chunk.position,
-                chunk.text,
-                to_json(chunk.metadata, f"{document.source}: chunk {index} metadata"),
-            )
-            for index, chunk in enumerate(chunks)
-        ]
-        metadata = to_json(document.metadata, f"{document.source}: document metadata")
-        keywords = [chunk.keywords for chunk in chunks]
-        return await self._run(self._db.upsert_document, document, metadata, rows, keywords, matrix)
+        prepared = _prepare(document, chunks, vectors)
+        stored = await self._run(self._db.replace_documents, document.collection, [prepared], ())
+        return stored[0]
+
+    async def replace_documents(
+        self,
+        collection: str,
+        upserts: Sequence[DocumentUpsert],
+        delete_ids: Sequence[str] = (),
+    ) -> list[DocumentRecord]:
+        prepared = []
+        for document, chunks, vectors in upserts:
+            if document.collection != collection:
+                raise InvalidRequest(f"{document.source}: not a document of {collection!r}")
+            prepared.append(_prepare(document, chunks, vectors))
+        return await self._run(self._db.replace_documents, collection, prepared, list(delete_ids))
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
         return await self._run(self._db.delete_document, collection, document_id)
@@ -161,3 +157,30 @@ class SqliteStore:
 
     async def revoke_api_key(self, name: str) -> bool:
         return await self._run(self._db.revoke_api_key, name)
+
+
+def _prepare(
+    document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
+) -> PreparedUpsert:
+    """A document's rows checked and serialised, ready for the writer thread."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if not chunks and matrix.size == 0:
+        matrix = np.zeros((0, 0), dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != len(chunks):
+        raise InvalidRequest(
+            f"{document.source}: {len(chunks)} chunks but vectors of shape {matrix.shape}"
+        )
+    matrix = normalise(matrix)
+    rows: list[ChunkRow] = [
+        (
+            chunk_id(document.collection, document, index),
+            document.id,
+            chunk.position,
+            chunk.text,
+            to_json(chunk.metadata, f"{document.source}: chunk {index} metadata"),
+        )
+        for index, chunk in enumerate(chunks)
+    ]
+    metadata = to_json(document.metadata, f"{document.source}: document metadata")
+    keywords = [chunk.keywords for chunk in chunks]
+    return document, metadata, rows, keywords, matrix

@@ -43,6 +43,8 @@ _ID_BATCH = 500
 
 ChunkRow = tuple[str, str, int, str, str]
 """(chunk id, document id, position, text, metadata JSON)."""
+PreparedUpsert = tuple[DocumentRecord, str, Sequence[ChunkRow], Sequence[str], Vector]
+"""(document, its metadata JSON, chunk rows, chunk keywords, normalised vectors)."""
 FilterKey = tuple[int, str, tuple[Any, ...]]
 """(collection seq, filter SQL, its parameters)."""
 _FILTER_CACHE_SIZE = 64
@@ -130,55 +132,89 @@ class SqliteDatabase:
         vectors: Vector,
     ) -> DocumentRecord:
         """Replace the document, its chunks, their keywords and vectors in one transaction."""
-        db = self.conn
-        now = time.time()
+        return self.replace_documents(
+            document.collection, [(document, metadata, rows, keywords, vectors)], ()
+        )[0]
+
+    def replace_documents(
+        self, collection: str, upserts: Sequence[PreparedUpsert], delete_ids: Sequence[str]
+    ) -> list[DocumentRecord]:
+        """Upsert documents and delete others in one transaction; caches follow the commit."""
+        changes: list[tuple[IdArray, IdArray, Vector]] = []  # (old seqs, new seqs, vectors)
+        stored: list[DocumentRecord] = []
         with self._write():
-            seq, dimension = self._require_collection(document.collection)
-            if rows and vectors.shape[1] != dimension:
-                raise EmbeddingMismatch(
-                    f"collection {document.collection!r} holds {dimension}-dim vectors, "
-                    f"got {vectors.shape[1]}",
-                    code="embedding_mismatch",
+            seq, dimension = self._require_collection(collection)
+            for document, metadata, rows, keywords, vectors in upserts:
+                record, old_seqs, new_seqs = self._upsert(
+                    seq, dimension, document, metadata, rows, keywords, vectors
                 )
-            key = (seq, document.id)
-            old = db.execute(
-                "SELECT created_at FROM documents WHERE collection_seq = ? AND id = ?", key
-            ).fetchone()
-            old_seqs = self._chunk_seqs(*key)
-            db.execute("DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", key)
-            created_at = float(old[0]) if old else now
-            db.execute(
-                "INSERT INTO documents (collection_seq, id, source, content_hash, title, metadata,"
-                " chunk_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (collection_seq, id) DO UPDATE SET source = excluded.source,"
-                " content_hash = excluded.content_hash, title = excluded.title,"
-                " metadata = excluded.metadata, chunk_count = excluded.chunk_count,"
-                " updated_at = excluded.updated_at",
-                (*key, document.source, document.content_hash, document.title, metadata,
-                 len(rows), created_at, now),
-            )  # fmt: skip
-            db.executemany(
-                "INSERT INTO chunks (collection_seq, id, document_id, position, text, metadata)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                ((seq, *row) for row in rows),
-            )
-            # AUTOINCREMENT under the write lock: the new rows' seqs ascend in insertion order.
-            new_seqs = self._chunk_seqs(*key)
-            seq_list = new_seqs.tolist()
-            db.executemany(
-                "INSERT INTO chunks_fts (rowid, keywords) VALUES (?, ?)",
-                zip(seq_list, keywords, strict=True),
-            )
-            db.executemany(
-                f"INSERT INTO vectors (seq, collection_seq, vector) VALUES (?, {seq}, ?)",
-                zip(seq_list, (row.tobytes() for row in vectors), strict=True),
-            )
+                stored.append(record)
+                changes.append((old_seqs, new_seqs, vectors))
+            for document_id in delete_ids:
+                old_seqs = self._chunk_seqs(seq, document_id)
+                self._delete(seq, document_id)
+                changes.append((old_seqs, _seq_array([]), np.zeros((0, dimension), np.float32)))
         self._forget(seq, keep_index=True)
         index = self._indexes.get(seq)
         if index is not None:
-            index.remove(old_seqs)
-            index.add(new_seqs, vectors)
-        return DocumentRecord(
+            for old_seqs, new_seqs, vectors in changes:
+                index.remove(old_seqs)
+                index.add(new_seqs, vectors)
+        return stored
+
+    def _upsert(
+        self,
+        seq: int,
+        dimension: int,
+        document: DocumentRecord,
+        metadata: str,
+        rows: Sequence[ChunkRow],
+        keywords: Sequence[str],
+        vectors: Vector,
+    ) -> tuple[DocumentRecord, IdArray, IdArray]:
+        """One document's rows, inside the caller's write transaction."""
+        db = self.conn
+        now = time.time()
+        if rows and vectors.shape[1] != dimension:
+            raise EmbeddingMismatch(
+                f"collection {document.collection!r} holds {dimension}-dim vectors, "
+                f"got {vectors.shape[1]}",
+                code="embedding_mismatch",
+            )
+        key = (seq, document.id)
+        old = db.execute(
+            "SELECT created_at FROM documents WHERE collection_seq = ? AND id = ?", key
+        ).fetchone()
+        old_seqs = self._chunk_seqs(*key)
+        db.execute("DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", key)
+        created_at = float(old[0]) if old else now
+        db.execute(
+            "INSERT INTO documents (collection_seq, id, source, content_hash, title, metadata,"
+            " chunk_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (collection_seq, id) DO UPDATE SET source = excluded.source,"
+            " content_hash = excluded.content_hash, title = excluded.title,"
+            " metadata = excluded.metadata, chunk_count = excluded.chunk_count,"
+            " updated_at = excluded.updated_at",
+            (*key, document.source, document.content_hash, document.title, metadata,
+             len(rows), created_at, now),
+        )  # fmt: skip
+        db.executemany(
+            "INSERT INTO chunks (collection_seq, id, document_id, position, text, metadata)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            ((seq, *row) for row in rows),
+        )
+        # AUTOINCREMENT under the write lock: the new rows' seqs ascend in insertion order.
+        new_seqs = self._chunk_seqs(*key)
+        seq_list = new_seqs.tolist()
+        db.executemany(
+            "INSERT INTO chunks_fts (rowid, keywords) VALUES (?, ?)",
+            zip(seq_list, keywords, strict=True),
+        )
+        db.executemany(
+            f"INSERT INTO vectors (seq, collection_seq, vector) VALUES (?, {seq}, ?)",
+            zip(seq_list, (row.tobytes() for row in vectors), strict=True),
+        )
+        record = DocumentRecord(
             id=document.id,
             collection=document.collection,
             source=document.source,
@@ -189,6 +225,16 @@ class SqliteDatabase:
             created_at=created_at,
             updated_at=now,
         )
+        return record, old_seqs, new_seqs
+
+    def _delete(self, seq: int, document_id: str) -> bool:
+        self.conn.execute(
+            "DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", (seq, document_id)
+        )
+        deleted = self.conn.execute(
+            "DELETE FROM documents WHERE collection_seq = ? AND id = ?", (seq, document_id)
+        ).rowcount
+        return bool(deleted > 0)
 
     def delete_document(self, collection: str, document_id: str) -> bool:
         with self._write():
@@ -196,18 +242,12 @@ class SqliteDatabase:
             if seq is None:
                 return False
             old_seqs = self._chunk_seqs(seq, document_id)
-            self.conn.execute(
-                "DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?",
-                (seq, document_id),
-            )
-            deleted = self.conn.execute(
-                "DELETE FROM documents WHERE collection_seq = ? AND id = ?", (seq, document_id)
-            ).rowcount
+            deleted = self._delete(seq, document_id)
         self._forget(seq, keep_index=True)
         index = self._indexes.get(seq)
         if index is not None:
             index.remove(old_seqs)
-        return deleted > 0
+        return deleted
 
     # --- search --------------------------------------------------------------------------
     def dense_search(
