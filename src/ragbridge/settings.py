@@ -157,9 +157,6 @@ class Settings(BaseSettings):
     cache_max_bytes: int = Field(
         64 * 1024 * 1024, description="Memory the in-process cache (retrievals, answers) may use."
     )
-    query_vector_cache_bytes: int = Field(
-        16 * 1024 * 1024, description="Memory for remembered query vectors, bytes."
-    )
 
     @field_validator("upstream_base_url", "embedding_base_url", "rerank_base_url")
     @classmethod

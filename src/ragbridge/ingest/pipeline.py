@@ -118,8 +118,8 @@ class IngestPipeline:
     async def ensure_collection(self, collection: str) -> CollectionInfo:
         """Create `collection` for this embedder, or check that it was made with the same model;
         raises `EmbeddingMismatch` when it was not."""
-        try:
-            dimension = self.embedder.dimension
+        try:  # the splitter and the dimension may load the model: off the event loop
+            dimension = await asyncio.to_thread(lambda: (self.splitter, self.embedder.dimension)[1])
         except ServiceUnavailable:  # a remote model tells its dimension by answering once
             dimension = int((await self.embedder.embed_documents(["ragbridge"])).shape[1])
         return await self.store.create_collection(collection, self.embedder.name, dimension)
