@@ -26,7 +26,8 @@ def anyio_backend() -> str:
 
 def rows(count: int, seed: int) -> np.ndarray:
     matrix = np.random.default_rng(seed).normal(size=(count, DIM)).astype(np.float32)
-    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    unit: np.ndarray = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    return unit
 
 
 async def put(store: SqliteStore, collection: str, doc_id: str, texts: list[str]) -> None:
@@ -65,23 +66,17 @@ async def test_reads_answer_while_a_write_transaction_is_open(store: SqliteStore
     await asyncio.to_thread(started.wait, 30)
     try:
         query = rows(1, 7)[0]
-        reads = await asyncio.wait_for(
-            asyncio.gather(
-                store.find_api_key("hash-1"),
-                store.get_collection("문서"),
-                store.list_collections(),
-                store.list_documents("문서"),
-                store.dense_search("문서", query, 2),
-                store.keyword_search("문서", ["휴가"], 2),
-                store.ping(),
-            ),
-            timeout=30,
-        )
+        key = await asyncio.wait_for(store.find_api_key("hash-1"), 30)
+        info = await asyncio.wait_for(store.get_collection("문서"), 30)
+        listed = await asyncio.wait_for(store.list_collections(), 30)
+        documents = await asyncio.wait_for(store.list_documents("문서"), 30)
+        dense = await asyncio.wait_for(store.dense_search("문서", query, 2), 30)
+        keyword = await asyncio.wait_for(store.keyword_search("문서", ["휴가"], 2), 30)
+        await asyncio.wait_for(store.ping(), 30)
         assert not write.done()  # the reads did not wait for it
     finally:
         release.set()
     await write
-    key, info, listed, documents, dense, keyword, _ = reads
     assert key is not None and key.rpm is None  # the snapshot before the write
     assert info is not None and info.document_count == 1
     assert [c.name for c in listed] == ["문서"]

@@ -50,11 +50,14 @@ class IngestLimits:
     def check_record_size(self, where: str, size: int) -> None:
         """Refuse one record larger than `max_record_bytes` (413)."""
         if size > self.max_record_bytes:
-            raise PayloadTooLarge(
-                f"{where}: a record of {size} bytes; the limit is "
-                f"RAGBRIDGE_INGEST_MAX_RECORD_BYTES={self.max_record_bytes}",
-                code="record_too_large",
-            )
+            raise self.record_too_large(where, f"a record of {size} bytes")
+
+    def record_too_large(self, where: str, what: str = "a record too large") -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"{where}: {what}; the limit is "
+            f"RAGBRIDGE_INGEST_MAX_RECORD_BYTES={self.max_record_bytes}",
+            code="record_too_large",
+        )
 
     def depth_error(self, where: str) -> DocumentError:
         return DocumentError(

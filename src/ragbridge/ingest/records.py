@@ -80,7 +80,8 @@ def read_csv(
             limits.check_records(source, len(rows) - 1)
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
-            limits.check_record_size(f"{source} row {len(rows)}", limits.max_record_bytes + 1)
+            where = f"{source} row {len(rows)}"
+            raise limits.record_too_large(where, "a field longer than the limit") from exc
         raise DocumentError(f"{source}: malformed CSV ({exc})", code="corrupt_document") from exc
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if len(rows) < 2:
