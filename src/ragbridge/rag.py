@@ -8,6 +8,7 @@ Without an upstream, a RAG model answers extractively: quoted passages, cited.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ from ragbridge.llm.models import default_chat_model
 from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.prompts import detect_language, fit_to_budget, with_context
 from ragbridge.ratelimit import estimate_tokens, prompt_text
-from ragbridge.retrieval.query import message_text, standalone_query
+from ragbridge.retrieval.query import bounded_query, message_text, standalone_query
 from ragbridge.settings import Settings
 from ragbridge.store.base import SearchHit, Store
 
@@ -112,12 +113,12 @@ class RagAnswerer:
             if upstream_model is None:
                 return RagPlan(answer=task_answer(_last_user_text(messages)))
             return RagPlan(upstream_body={**body, "model": upstream_model})
-        query = standalone_query(messages)
-        language = detect_language(_last_user_text(messages) or query)
+        query = self._bounded(standalone_query(messages))
+        language = detect_language(self._bounded(_last_user_text(messages)) or query)
         hits = await self._retrieve(model, query)
-        if upstream_model is None:
-            hits = relevant_hits(query, hits)
-            return RagPlan(hits, answer=extractive_answer(query, hits, language))
+        if upstream_model is None:  # Kiwi analysis of the passages: off the event loop
+            hits, answer = await asyncio.to_thread(_quote, query, hits, language)
+            return RagPlan(hits, answer=answer)
         kept = fit_to_budget(hits, self.passage_budget(body), self._count_tokens)
         if hits and not kept:  # better an upstream "too long" than a false "not covered"
             log.warning(
@@ -144,6 +145,18 @@ class RagAnswerer:
         if tools := body.get("tools"):
             conversation += estimate_tokens(json.dumps(tools, ensure_ascii=False))
         return context - conversation - reply - INSTRUCTION_TOKENS
+
+    def _bounded(self, text: str) -> str:
+        """The retrieval query cut to `retrieval_query_max_chars` (logged when cut)."""
+        limit = self._settings.retrieval_query_max_chars
+        if len(text) <= limit:
+            return text
+        log.info(
+            "retrieval query cut from %d to %d characters (RAGBRIDGE_RETRIEVAL_QUERY_MAX_CHARS)",
+            len(text),
+            limit,
+        )
+        return bounded_query(text, limit)
 
     async def _upstream_model(self, model: RagModel) -> str | None:
         """The upstream model that answers, or None when there is no upstream (extractive)."""
@@ -187,3 +200,11 @@ def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
         if message.get("role") == "user":
             return message_text(message)
     return ""
+
+
+def _quote(
+    query: str, hits: Sequence[SearchHit], language: str
+) -> tuple[list[SearchHit], str]:
+    """The relevant hits and the extractive answer quoting them (Kiwi work: run in a thread)."""
+    relevant = relevant_hits(query, hits)
+    return relevant, extractive_answer(query, relevant, language)

@@ -150,6 +150,34 @@ class Settings(BaseSettings):
         None, description="redis://… shares rate limits and caches across replicas."
     )
 
+    # --- hostile input and bounded memory (issue 16) ----------------------------------------
+    ingest_max_records: int = Field(
+        100_000, description="Most records (JSON items, JSONL lines, CSV rows) one file may hold."
+    )
+    ingest_max_record_bytes: int = Field(
+        1024 * 1024, description="Largest single record (JSON item, JSONL line, CSV row), bytes."
+    )
+    ingest_max_json_depth: int = Field(64, description="Deepest nesting a JSON file may have.")
+    ingest_max_pdf_pages: int = Field(5000, description="Most pages a PDF may have.")
+    ingest_max_unzipped_bytes: int = Field(
+        256 * 1024 * 1024, description="Largest total a DOCX (zip) may inflate to, bytes."
+    )
+    ingest_max_zip_ratio: int = Field(
+        200, description="Largest inflate ratio of one DOCX (zip) member (bomb guard)."
+    )
+    retrieval_query_max_chars: int = Field(
+        2000, description="The retrieval query (last user message) is cut to this many chars."
+    )
+    retrieval_query_max_terms: int = Field(
+        64, description="Most distinct keyword terms one retrieval query searches for."
+    )
+    vector_cache_bytes: int = Field(
+        1024 * 1024 * 1024, description="Memory for cached collection vectors (LRU), bytes."
+    )
+    cache_max_bytes: int = Field(
+        64 * 1024 * 1024, description="Memory the in-process cache (retrievals, answers) may use."
+    )
+
     @field_validator("upstream_base_url", "embedding_base_url", "rerank_base_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

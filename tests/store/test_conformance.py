@@ -411,3 +411,50 @@ async def test_api_keys_save_find_list_revoke(store: Store) -> None:
     await store.save_api_key(ApiKeyRecord("team", "hash-t2", ("docs",), created_at=300.0))
     found = await store.find_api_key("hash-t2")
     assert found is not None and found.collections == ("docs",)
+
+
+def chunks_of(*texts: str) -> list[NewChunk]:
+    return [NewChunk(text, text.lower(), i, {}) for i, text in enumerate(texts)]
+
+
+async def test_replace_documents_writes_and_deletes_in_one_go(docs: Store) -> None:
+    """The records of one file: two upserted, one deleted, one call."""
+    for doc_id in ("a", "b", "r1"):
+        await put(docs, doc_id, [f"text of {doc_id}"])
+    stored = await docs.replace_documents(
+        "docs",
+        [
+            (document("r1", "v2"), chunks_of("첫 번째 기록", "more"), random_vectors(2, 1)),
+            (document("r3", "v1"), chunks_of("third record"), random_vectors(1, 2)),
+        ],
+        ["b"],
+    )
+    assert [(r.id, r.chunk_count) for r in stored] == [("r1", 2), ("r3", 1)]
+    ids = {d.id for d in await docs.list_documents("docs")}
+    assert "b" not in ids and {"a", "r1", "r3"} <= ids
+    hits = await docs.keyword_search("docs", ["첫"], 5)
+    assert [h.chunk.document_id for h in hits] == ["r1"]
+
+
+async def test_replace_documents_failing_halfway_leaves_nothing_of_it(docs: Store) -> None:
+    """A record that cannot be stored (wrong dimension) after good ones: none of the file's
+    records are written, the deletes do not happen, the earlier version stays searchable."""
+    for doc_id in ("a", "b"):
+        await put(docs, doc_id, [f"text of {doc_id}"])
+    before = {d.id: d.content_hash for d in await docs.list_documents("docs")}
+    with pytest.raises(RagbridgeError):
+        await docs.replace_documents(
+            "docs",
+            [
+                (document("a", "v9"), chunks_of("new a"), random_vectors(1, 3)),
+                (document("new", "v1"), chunks_of("new doc"), random_vectors(1, 4)),
+                (document("bad", "v1"), chunks_of("bad"), random_vectors(1, 5, dim=DIM + 1)),
+            ],
+            ["b"],
+        )
+    after = {d.id: d.content_hash for d in await docs.list_documents("docs")}
+    assert after == before
+    assert await docs.keyword_search("docs", ["new"], 5) == []
+    assert {h.chunk.document_id for h in await docs.dense_search("docs", onehot(0), 10)} == set(
+        before
+    )

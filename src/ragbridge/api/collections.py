@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -135,7 +136,7 @@ async def create_collection(
     name = check_collection_name(body.name)
     existing = await store.get_collection(name)
     try:
-        dimension = embedder.dimension
+        dimension = await asyncio.to_thread(lambda: embedder.dimension)  # may load the model
     except ServiceUnavailable:  # a remote model tells its dimension by answering once
         dimension = int((await embedder.embed_documents(["ragbridge"])).shape[1])
     info = await store.create_collection(name, embedder.name, dimension, body.metadata)

@@ -6,6 +6,7 @@ Inputs longer than the model reads are truncated by the model, as sentence-trans
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any, Literal
 
@@ -86,7 +87,9 @@ async def create_embeddings(
             code="model_not_found",
         )
     texts = _texts(body.input)
-    if body.dimensions is not None and body.dimensions != embedder.dimension:
+    if body.dimensions is not None and body.dimensions != await asyncio.to_thread(
+        lambda: embedder.dimension  # may load the model
+    ):
         raise InvalidRequest(
             f"'dimensions' cannot change the size of {embedder.name}'s vectors "
             f"({embedder.dimension}).",
@@ -97,7 +100,8 @@ async def create_embeddings(
         vectors = np.asarray([await embedder.embed_query(texts[0])])
     else:
         vectors = await embedder.embed_documents(texts)
-    tokens = sum(embedder.count_tokens(text) for text in texts)
+    # Tokenizing up to the body limit (8 MB) takes seconds: off the event loop.
+    tokens = await asyncio.to_thread(lambda: sum(embedder.count_tokens(text) for text in texts))
     await record_usage(request, model=embedder.name, prompt_tokens=tokens, completion_tokens=0)
     data = [
         {"object": "embedding", "index": index, "embedding": _encode(row, body.encoding_format)}

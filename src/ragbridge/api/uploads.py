@@ -20,9 +20,25 @@ _MAX_FIELD_BYTES = 64 * 1024  # other form fields are ignored, but bounded
 _MAX_PARTS = 16
 
 
+_MAX_NAME_CHARS = 512
+
+
+def safe_upload_name(raw: str) -> str:
+    """The client's file name as a relative path: `/` or `\\` separated parts, without empty,
+    `.` and `..` parts or a drive, control characters dropped. Directories are kept so that
+    `../../etc/x.txt` (`etc/x.txt`) and `..\\..\\x.txt` (`x.txt`) stay two documents; the name
+    is a document key, never a path ragbridge opens."""
+    printable = "".join(ch for ch in raw if ch.isprintable())
+    parts = [part.strip() for part in printable.replace("\\", "/").split("/")]
+    kept = [part for part in parts if part not in ("", ".", "..")]
+    if kept and len(kept[0]) == 2 and kept[0][1] == ":":  # C:
+        kept = kept[1:]
+    return "/".join(kept)[-_MAX_NAME_CHARS:]
+
+
 @dataclass(frozen=True)
 class Upload:
-    """An uploaded file: its name as the client gave it (without directories) and its bytes."""
+    """An uploaded file: its name as the client gave it (a safe relative path) and its bytes."""
 
     filename: str
     data: bytes
@@ -81,7 +97,7 @@ class _Reader:
         if name != self.field_name or self.done:
             return
         raw = options.get(b"filename", b"").decode("utf-8", "replace")
-        filename = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        filename = safe_upload_name(raw)
         if not filename:
             raise InvalidRequest(
                 f"The `{self.field_name}` field needs a file name.", param=self.field_name

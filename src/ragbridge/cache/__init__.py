@@ -12,7 +12,7 @@ __all__ = ["Cache", "cache_key", "create_cache"]
 
 def create_cache(settings: Settings, metrics: Metrics | None = None) -> Cache:
     """The in-process cache, or Redis shared by replicas (falling back to it) with a redis_url."""
-    memory = MemoryCache(settings.cache_max_items)
+    memory = MemoryCache(settings.cache_max_items, max_bytes=settings.cache_max_bytes)
     if not settings.redis_url:
         return memory
     from ragbridge.cache.redis import RedisCache, SharedCache

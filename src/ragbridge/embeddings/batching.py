@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -12,22 +13,33 @@ from ragbridge.store.base import Vector
 
 EncodeMany = Callable[[list[str]], Awaitable[Vector]]
 _Pending = tuple[str, "asyncio.Future[Vector]"]
+DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
+"""Memory for remembered query vectors (keys are 32-byte hashes, never the texts)."""
+_KEY_BYTES = 32 + 150  # digest and dict/object overhead per entry
 
 
 class Coalescer:
-    """Batches concurrent `embed(text)` calls into one `encode_many` call; caches results (LRU).
+    """Batches concurrent `embed(text)` calls into one `encode_many` call; caches results (LRU,
+    at most `cache_size` vectors and `cache_bytes`, keyed by a hash of the text).
 
     No time window is waited for: an idle model encodes a lone text at once, and the texts that
     arrive while it is busy form the next batch. Returned vectors are read-only and shared.
     """
 
     def __init__(
-        self, encode_many: EncodeMany, *, max_batch: int = 64, cache_size: int = 1024
+        self,
+        encode_many: EncodeMany,
+        *,
+        max_batch: int = 64,
+        cache_size: int = 1024,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self._encode_many = encode_many
         self._max_batch = max(1, max_batch)
         self._cache_size = cache_size
-        self._cache: OrderedDict[str, Vector] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        self._cache: OrderedDict[bytes, Vector] = OrderedDict()
+        self._cached_bytes = 0
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -35,9 +47,10 @@ class Coalescer:
 
     async def embed(self, text: str) -> Vector:
         """The vector of one text."""
-        cached = self._cache.get(text)
+        key = _key(text)
+        cached = self._cache.get(key)
         if cached is not None:
-            self._cache.move_to_end(text)
+            self._cache.move_to_end(key)
             return cached
         if self._closed:
             raise ServiceUnavailable("The embedding model is shut down.")
@@ -103,9 +116,26 @@ class Coalescer:
                 future.set_result(by_text[text])
 
     def _remember(self, text: str, vector: Vector) -> None:
-        if self._cache_size <= 0:
+        if self._cache_size <= 0 or self._cache_bytes <= 0:
             return
-        self._cache[text] = vector
-        self._cache.move_to_end(text)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        key = _key(text)
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cached_bytes -= old.nbytes + _KEY_BYTES
+        self._cache[key] = vector
+        self._cached_bytes += vector.nbytes + _KEY_BYTES
+        while self._cache and (
+            len(self._cache) > self._cache_size or self._cached_bytes > self._cache_bytes
+        ):
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped.nbytes + _KEY_BYTES
+
+    @property
+    def cached_bytes(self) -> int:
+        """Memory the remembered vectors take, by the count the limit uses."""
+        return self._cached_bytes
+
+
+def _key(text: str) -> bytes:
+    """The cache key of a text: its hash (a text may be megabytes)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=32).digest()

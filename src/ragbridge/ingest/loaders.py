@@ -9,11 +9,19 @@ from pathlib import PurePosixPath
 
 from ragbridge.errors import DocumentError, UnsupportedMediaType
 from ragbridge.ingest.documents import LoadedDocument, Section, decode_text, whole_file
+from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
 from ragbridge.ingest.markup import read_html, read_markdown
 from ragbridge.ingest.office import read_docx, read_pdf
 from ragbridge.ingest.records import read_csv, read_json, read_jsonl
 
-__all__ = ["EXTENSION_FORMATS", "LoadedDocument", "Section", "detect_format", "load"]
+__all__ = [
+    "EXTENSION_FORMATS",
+    "IngestLimits",
+    "LoadedDocument",
+    "Section",
+    "detect_format",
+    "load",
+]
 
 Reader = Callable[[bytes, str], list[LoadedDocument]]
 
@@ -82,19 +90,36 @@ def sniff_format(data: bytes, source: str) -> str:
         try:
             json.loads(text)
             return "json"
-        except ValueError:
+        except (ValueError, RecursionError):  # too deep for Python's parser: not JSON to us
             pass
     if stripped.startswith(("<!doctype html", "<html")):
         return "html"
     return "text"
 
 
-def load(data: bytes, source: str) -> list[LoadedDocument]:
-    """Read `data` (a file named `source`) into documents.
+LIMITED_READERS: dict[str, Callable[[bytes, str, IngestLimits], list[LoadedDocument]]] = {
+    "pdf": read_pdf,
+    "docx": read_docx,
+    "json": read_json,
+    "jsonl": read_jsonl,
+    "csv": read_csv,
+}
+"""Readers that check `IngestLimits` (records, record size, nesting, pages, inflated size)."""
 
-    Raises `DocumentError` for empty, corrupt, encrypted or unreadable content and
-    `UnsupportedMediaType` for binary formats ragbridge does not read; messages name the file.
+
+def load(
+    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS, fmt: str | None = None
+) -> list[LoadedDocument]:
+    """Read `data` (a file named `source`, of format `fmt` if already detected) into documents.
+
+    Raises `DocumentError` for empty, corrupt, encrypted or unreadable content,
+    `UnsupportedMediaType` for binary formats ragbridge does not read, and `PayloadTooLarge` or
+    `DocumentError` for a file past one of `limits`; messages name the file and the limit.
     """
     if not data.strip():
         raise DocumentError(f"{source}: the file is empty", code="empty_document")
-    return READERS[detect_format(data, source)](data, source)
+    fmt = fmt or detect_format(data, source)
+    limited = LIMITED_READERS.get(fmt)
+    if limited is not None:
+        return limited(data, source, limits)
+    return READERS[fmt](data, source)

@@ -14,8 +14,9 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
-from ragbridge.errors import DocumentError
+from ragbridge.errors import DocumentError, PayloadTooLarge
 from ragbridge.ingest.documents import LoadedDocument, Section, whole_file
+from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
 from ragbridge.ingest.markup import HeadingPath
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 _HEADING_STYLE = re.compile(r"^(?:heading|제목)\s*([1-9])$", re.IGNORECASE)
 
 
-def read_pdf(data: bytes, source: str) -> list[LoadedDocument]:
+def read_pdf(
+    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
+) -> list[LoadedDocument]:
     """PDF: one section per page with its 0-based page number; encrypted or corrupt is an error."""
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
@@ -31,12 +34,13 @@ def read_pdf(data: bytes, source: str) -> list[LoadedDocument]:
             raise DocumentError(
                 f"{source}: the PDF is encrypted (password protected)", code="encrypted_document"
             )
+        limits.check_pages(source, len(reader.pages))
         sections = [
             Section(page.extract_text() or "", page=number)
             for number, page in enumerate(reader.pages)
         ]
         title = reader.metadata.title if reader.metadata else None
-    except DocumentError:
+    except (DocumentError, PayloadTooLarge):
         raise
     except FileNotDecryptedError as exc:
         raise DocumentError(
@@ -64,10 +68,14 @@ def _opens_without_password(reader: pypdf.PdfReader) -> bool:
         return False
 
 
-def read_docx(data: bytes, source: str) -> list[LoadedDocument]:
-    """DOCX: body paragraphs and tables in order, a new section at every heading."""
+def read_docx(
+    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
+) -> list[LoadedDocument]:
+    """DOCX: body paragraphs and tables in order, a new section at every heading. The zip is
+    checked and inflated within `limits` first (a zip bomb is refused before it inflates)."""
+    inflated = limits.inflate_zip(source, data)
     try:
-        document = docx.Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(inflated))
         title = document.core_properties.title or ""
         sections = list(_docx_sections(document))
     except Exception as exc:  # zipfile, lxml and python-docx errors on damaged files

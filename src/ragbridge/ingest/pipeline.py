@@ -3,9 +3,11 @@
 A document's id derives from its collection and source, so ingesting the same file again finds
 its earlier version: unchanged content is skipped, changed content replaces the old chunks in one
 transaction, and records that vanished from a JSON or CSV file are deleted. A file is read, split
-and embedded completely before anything is written, so a file that fails leaves the store as it
-was. Files of one run are processed concurrently (`ingest_workers`); one bad file never stops
-the others.
+and embedded completely before anything is written, and all of a file's documents (the records
+of a JSON or CSV file) are written in one transaction, so a file that fails leaves the store as
+it was. Ingests of one source are serialised (one finds what the other wrote: `added` once, then
+`unchanged` or `updated`). Files of one run are processed concurrently (`ingest_workers`); one
+bad file never stops the others.
 """
 
 from __future__ import annotations
@@ -24,13 +26,21 @@ from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import RagbridgeError, ServiceUnavailable
 from ragbridge.ingest.documents import LoadedDocument, file_name, sha256
 from ragbridge.ingest.files import SourceFile, read_source
+from ragbridge.ingest.limits import IngestLimits
 from ragbridge.ingest.loaders import detect_format
 from ragbridge.ingest.quiet import load_quietly
 from ragbridge.ingest.splitter import TextSplitter
 from ragbridge.metrics import Metrics
 from ragbridge.retrieval.text import analyze
 from ragbridge.settings import Settings
-from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk, Store, Vector
+from ragbridge.store.base import (
+    CollectionInfo,
+    DocumentRecord,
+    DocumentUpsert,
+    NewChunk,
+    Store,
+    Vector,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +102,9 @@ class IngestPipeline:
         self.embedder = embedder
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.limits = IngestLimits.from_settings(settings)
         self._splitter: TextSplitter | None = None
+        self._sources: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     @property
     def splitter(self) -> TextSplitter:
@@ -109,8 +121,8 @@ class IngestPipeline:
     async def ensure_collection(self, collection: str) -> CollectionInfo:
         """Create `collection` for this embedder, or check that it was made with the same model;
         raises `EmbeddingMismatch` when it was not."""
-        try:
-            dimension = self.embedder.dimension
+        try:  # the splitter and the dimension may load the model: off the event loop
+            dimension = await asyncio.to_thread(lambda: (self.splitter, self.embedder.dimension)[1])
         except ServiceUnavailable:  # a remote model tells its dimension by answering once
             dimension = int((await self.embedder.embed_documents(["ragbridge"])).shape[1])
         return await self.store.create_collection(collection, self.embedder.name, dimension)
@@ -199,12 +211,34 @@ class IngestPipeline:
         reason = reason.removeprefix(f"{file.source}: ")
         return IngestResult(file.source, "failed", error=reason, error_type=kind)
 
+    @asynccontextmanager
+    async def _one_at_a_time(self, collection: str, source: str) -> AsyncIterator[None]:
+        """Hold the lock of one source: concurrent ingests of it run one after the other."""
+        key = (collection, source)
+        lock, users = self._sources.get(key, (asyncio.Lock(), 0))
+        self._sources[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._sources[key]
+            if users <= 1:
+                del self._sources[key]
+            else:
+                self._sources[key] = (lock, users - 1)
+
     async def _ingest(
         self, collection: str, source: str, data: bytes, progress: IngestProgress | None
     ) -> IngestResult:
-        file_hash = sha256(data)
+        async with self._one_at_a_time(collection, source):
+            return await self._ingest_locked(collection, source, data, progress)
+
+    async def _ingest_locked(
+        self, collection: str, source: str, data: bytes, progress: IngestProgress | None
+    ) -> IngestResult:
+        file_hash, fmt = await asyncio.to_thread(_fingerprint, data, source)
         chunking = self.splitter.config
-        previous = await self._previous(collection, source, detect_format(data, source))
+        previous = await self._previous(collection, source, fmt)
         if previous and all(
             record.metadata.get("file_hash") == file_hash
             and record.metadata.get("chunking") == chunking
@@ -212,7 +246,9 @@ class IngestPipeline:
         ):
             return IngestResult(source, "unchanged", documents=tuple(previous.values()))
 
-        documents, warning = await asyncio.to_thread(load_quietly, data, source)
+        documents, warning = await asyncio.to_thread(
+            load_quietly, data, source, self.limits, fmt
+        )
         if warning:
             log.warning("%s: %s", source, warning)
         changed = [
@@ -223,19 +259,21 @@ class IngestPipeline:
         prepared = await asyncio.to_thread(self._prepare, changed, source)
         vectors = await self._embed([c.text for p in prepared for c in p.chunks], progress)
 
-        stored: dict[str, DocumentRecord] = {}
+        upserts: list[DocumentUpsert] = []
         offset = 0
         for item in prepared:
             record = self._record(collection, source, file_hash, item.document)
             count = len(item.chunks)
-            stored[record.id] = await self.store.upsert_document(
-                record, item.chunks, vectors[offset : offset + count]
-            )
+            upserts.append((record, item.chunks, vectors[offset : offset + count]))
             offset += count
         current = [document_id(collection, document.source) for document in documents]
-        stale = set(previous) - set(current)
-        for stale_id in stale:
-            await self.store.delete_document(collection, stale_id)
+        stale = sorted(set(previous) - set(current))
+        written = (
+            await self.store.replace_documents(collection, upserts, stale)
+            if upserts or stale
+            else []
+        )
+        stored = {record.id: record for record in written}
         if not stored and not stale:
             status: IngestStatus = "unchanged"
         else:
@@ -319,6 +357,11 @@ class IngestPipeline:
                 "chunking": self.splitter.config,
             },
         )
+
+
+def _fingerprint(data: bytes, source: str) -> tuple[str, str]:
+    """The file's hash and format (CPU work on up to the upload limit: runs in a thread)."""
+    return sha256(data), detect_format(data, source)
 
 
 __all__ = [

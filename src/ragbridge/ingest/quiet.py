@@ -12,6 +12,7 @@ import threading
 import warnings
 
 from ragbridge.ingest.documents import LoadedDocument
+from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
 from ragbridge.ingest.loaders import load
 
 # Libraries whose loggers talk while parsing a file.
@@ -30,8 +31,10 @@ class _Collector(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def load_quietly(data: bytes, source: str) -> tuple[list[LoadedDocument], str | None]:
-    """`load(data, source)` and its parsers' warnings as one line (None when there were none).
+def load_quietly(
+    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS, fmt: str | None = None
+) -> tuple[list[LoadedDocument], str | None]:
+    """`load(data, source, limits, fmt)` and its parsers' warnings as one line (None when there were none).
     Raises like `load`."""
     collector = _Collector()
     loggers = [logging.getLogger(name) for name in PARSER_LOGGERS]
@@ -42,7 +45,7 @@ def load_quietly(data: bytes, source: str) -> tuple[list[LoadedDocument], str | 
             logger.addHandler(collector)
             logger.propagate = False
         try:
-            documents = load(data, source)
+            documents = load(data, source, limits, fmt)
         finally:
             for logger, propagate in saved:
                 logger.removeHandler(collector)

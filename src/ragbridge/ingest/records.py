@@ -10,44 +10,59 @@ from typing import Any
 
 from ragbridge.errors import DocumentError
 from ragbridge.ingest.documents import LoadedDocument, Section, decode_text, sha256, whole_file
+from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
 
 _TITLE_FIELDS = ("title", "name", "heading", "subject")
 _DELIMITERS = ",;\t|"
 
 
-def read_json(data: bytes, source: str) -> list[LoadedDocument]:
+def read_json(
+    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
+) -> list[LoadedDocument]:
     """JSON: an object of records (all values objects, or all strings) or an array of objects
     gives one document per record; any other shape is one document."""
-    value = _parse_json(decode_text(data, source), source)
+    value = _parse_json(decode_text(data, source), source, limits)
     if isinstance(value, dict) and _is_record_map(value):
-        return _non_empty(
-            source,
-            [_record(f"{source}#{key}", str(key), record, "json") for key, record in value.items()],
-        )
-    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        limits.check_records(source, len(value))
         return _non_empty(
             source,
             [
-                _record(f"{source}#row-{number}", None, item, "json")
+                _record(f"{source}#{key}", str(key), record, "json", limits)
+                for key, record in value.items()
+            ],
+        )
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        limits.check_records(source, len(value))
+        return _non_empty(
+            source,
+            [
+                _record(f"{source}#row-{number}", None, item, "json", limits)
                 for number, item in enumerate(value, start=1)
             ],
         )
     return whole_file(source, data, "json", [Section("\n".join(flatten(value)))])
 
 
-def read_jsonl(data: bytes, source: str) -> list[LoadedDocument]:
+def read_jsonl(
+    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
+) -> list[LoadedDocument]:
     """JSON Lines: one document per non-blank line."""
     documents: list[LoadedDocument] = []
     lines = decode_text(data, source).splitlines()
     for line_number, line in enumerate(lines, start=1):
         if line.strip():
-            value = _parse_json(line, f"{source} line {line_number}")
+            where = f"{source} line {line_number}"
+            _check_text_size(limits, where, line)
+            value = _parse_json(line, where, limits)
             number = len(documents) + 1
-            documents.append(_record(f"{source}#row-{number}", None, value, "jsonl"))
+            limits.check_records(source, number)
+            documents.append(_record(f"{source}#row-{number}", None, value, "jsonl", limits))
     return _non_empty(source, documents)
 
 
-def read_csv(data: bytes, source: str) -> list[LoadedDocument]:
+def read_csv(
+    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
+) -> list[LoadedDocument]:
     """CSV or TSV with a header row: one document per row, header names as field names."""
     text = decode_text(data, source)
     try:
@@ -56,9 +71,17 @@ def read_csv(data: bytes, source: str) -> list[LoadedDocument]:
         )
     except csv.Error:
         dialect = csv.excel_tab if source.lower().endswith(".tsv") else csv.excel
+    rows: list[list[str]] = []
+    csv.field_size_limit(limits.max_record_bytes)  # process-wide; a longer field is refused
     try:
-        rows = list(csv.reader(io.StringIO(text), dialect))
+        for row in csv.reader(io.StringIO(text), dialect):
+            _check_text_size(limits, f"{source} row {len(rows)}", "".join(row))
+            rows.append(row)
+            limits.check_records(source, len(rows) - 1)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            where = f"{source} row {len(rows)}"
+            raise limits.record_too_large(where, "a field longer than the limit") from exc
         raise DocumentError(f"{source}: malformed CSV ({exc})", code="corrupt_document") from exc
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if len(rows) < 2:
@@ -68,7 +91,7 @@ def read_csv(data: bytes, source: str) -> list[LoadedDocument]:
     for number, row in enumerate(rows[1:], start=1):
         names = header + [f"column {i}" for i in range(len(header) + 1, len(row) + 1)]
         record = {name: cell.strip() for name, cell in zip(names, row, strict=False)}
-        documents.append(_record(f"{source}#row-{number}", None, record, "csv"))
+        documents.append(_record(f"{source}#row-{number}", None, record, "csv", limits))
     return _non_empty(source, documents)
 
 
@@ -96,10 +119,13 @@ def _plain(value: Any) -> str:
     return str(value).strip()
 
 
-def _record(source: str, key: str | None, value: Any, fmt: str) -> LoadedDocument:
+def _record(
+    source: str, key: str | None, value: Any, fmt: str, limits: IngestLimits
+) -> LoadedDocument:
     """One record as a document; its hash is of its own text, so siblings change independently."""
     body = "\n".join(flatten(value))
     text = f"{key}\n{body}" if key and body else body
+    _check_text_size(limits, source, text)
     title = _record_title(value) or key or source.replace("#row-", " row ")
     return LoadedDocument(source, title, (Section(text),) if text else (), sha256(text), fmt)
 
@@ -133,8 +159,19 @@ def _non_empty(source: str, documents: list[LoadedDocument]) -> list[LoadedDocum
     return kept
 
 
-def _parse_json(text: str, where: str) -> Any:
+def _check_text_size(limits: IngestLimits, where: str, text: str) -> None:
+    """Refuse a record whose text passes the record limit (UTF-8 is at most 4 bytes a char)."""
+    if len(text) * 4 > limits.max_record_bytes:
+        limits.check_record_size(where, len(text.encode("utf-8", "surrogatepass")))
+
+
+def _parse_json(text: str, where: str, limits: IngestLimits) -> Any:
+    """The parsed JSON; too deep (for Python's parser, or past the limit) is a 422."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
+    except RecursionError:
+        raise limits.depth_error(where) from None
     except ValueError as exc:
         raise DocumentError(f"{where}: invalid JSON ({exc})", code="corrupt_document") from exc
+    limits.check_depth(where, value)
+    return value

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import EmbeddingMismatch, InvalidRequest, NotFound, UpstreamError
 from ragbridge.metrics import Metrics
+from ragbridge.retrieval.query import DEFAULT_MAX_CHARS, bounded_query
 from ragbridge.retrieval.rerank import Reranker
 from ragbridge.retrieval.text import Analyzer, default_analyzer
 from ragbridge.settings import RetrievalFusion, RetrievalMode, Settings
@@ -111,10 +112,18 @@ class FusionConfig:
     keyword_weight: float = 1.0
     rerank_depth: int = 30
     """Fused passages the reranker reorders (at least `top_k`)."""
+    query_max_chars: int = DEFAULT_MAX_CHARS
+    """A longer query is cut to its beginning and end (`bounded_query`)."""
+    query_max_terms: int = 64
+    """Most distinct analysed terms one keyword search matches (the first ones)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FusionConfig:
-        return cls(fusion=settings.retrieval_fusion)
+        return cls(
+            fusion=settings.retrieval_fusion,
+            query_max_chars=settings.retrieval_query_max_chars,
+            query_max_terms=settings.retrieval_query_max_terms,
+        )
 
 
 class HybridRetriever:
@@ -162,6 +171,7 @@ class HybridRetriever:
             raise InvalidRequest("top_k must be at least 1", param="top_k")
         if not query.strip():
             raise InvalidRequest("query must not be empty", param="query")
+        query = bounded_query(query, self.config.query_max_chars)
         info = await self.store.get_collection(collection)
         if info is None:
             raise NotFound(f"collection {collection!r} not found", param="collection")
@@ -203,6 +213,8 @@ class HybridRetriever:
         self, collection: str, query: str, depth: int, filters: MetadataFilter | None
     ) -> list[SearchHit]:
         terms = await asyncio.to_thread(self.analyzer.analyze, query)  # Kiwi may still be loading
+        kept = set(list(dict.fromkeys(terms))[: max(1, self.config.query_max_terms)])
+        terms = [term for term in terms if term in kept]
         if not terms:
             return []
         return await self.store.keyword_search(collection, terms, depth, filters)

@@ -18,6 +18,18 @@ _REFERS_BACK = re.compile(
     re.IGNORECASE,
 )
 _SHORT_WORDS = 4
+DEFAULT_MAX_CHARS = 2000
+
+
+def bounded_query(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """`text` cut to at most `max_chars`: its beginning and its end (where a question around a
+    pasted document usually is), joined by a space. A search query needs no more, and analysing
+    or matching megabytes would cost seconds of CPU."""
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    head = max_chars // 2
+    tail = max_chars - head - 1
+    return f"{text[:head]} {text[len(text) - tail :]}" if tail > 0 else text[:max_chars]
 
 
 def message_text(message: Mapping[str, Any]) -> str:

@@ -25,7 +25,9 @@ def create_store(settings: Settings) -> Store:
         raise ValueError("RAGBRIDGE_DATABASE_URL must start with postgresql://")
     from ragbridge.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.data_dir / SQLITE_FILENAME)
+    return SqliteStore(
+        settings.data_dir / SQLITE_FILENAME, vector_cache_bytes=settings.vector_cache_bytes
+    )
 
 
 async def open_store(settings: Settings) -> Store:

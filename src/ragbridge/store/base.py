@@ -91,6 +91,10 @@ class ApiKeyRecord:
     revoked: bool = False
 
 
+DocumentUpsert = tuple[DocumentRecord, Sequence[NewChunk], Vector]
+"""One document for `Store.replace_documents`: its record, its chunks, one vector per chunk."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """Documents, chunks, vectors, a keyword index and API keys, behind one async interface.
@@ -143,6 +147,16 @@ class Store(Protocol):
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
         """Delete a document, its chunks and vectors; False if absent."""
+
+    async def replace_documents(
+        self,
+        collection: str,
+        upserts: Sequence[DocumentUpsert],
+        delete_ids: Sequence[str] = (),
+    ) -> list[DocumentRecord]:
+        """Upsert several documents and delete others of `collection` in ONE transaction (the
+        records of one JSON/CSV file): all of it is stored, or on any error none of it.
+        Returns the stored records in the order of `upserts`."""
 
     # --- search ------------------------------------------------------------------------
     async def dense_search(

@@ -27,6 +27,7 @@ from ragbridge.store.base import (
     ChunkRecord,
     CollectionInfo,
     DocumentRecord,
+    DocumentUpsert,
     MetadataFilter,
     NewChunk,
     SearchHit,
@@ -174,48 +175,99 @@ class PostgresStore:
     async def upsert_document(
         self, document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
     ) -> DocumentRecord:
+        stored = await self.replace_documents(document.collection, [(document, chunks, vectors)])
+        return stored[0]
+
+    async def replace_documents(
+        self,
+        collection: str,
+        upserts: Sequence[DocumentUpsert],
+        delete_ids: Sequence[str] = (),
+    ) -> list[DocumentRecord]:
+        for document, _, _ in upserts:
+            if document.collection != collection:
+                raise InvalidRequest(f"{document.source}: not a document of {collection!r}")
+        stored = []
+        async with self._pool.connection() as conn, conn.transaction():
+            found = await self._require_collection(conn, collection, lock=True)
+            ids = sorted({d.id for d, _, _ in upserts} | set(delete_ids))  # one lock order
+            for document_id in ids:
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
+                    [document_id, found.id],
+                )
+            for document, chunks, vectors in upserts:
+                stored.append(await self._upsert(conn, found, document, chunks, vectors))
+            for document_id in delete_ids:
+                await self._delete(conn, found, document_id)
+        return stored
+
+    async def _upsert(
+        self,
+        conn: AsyncConnection[Any],
+        found: CollectionRow,
+        document: DocumentRecord,
+        chunks: Sequence[NewChunk],
+        vectors: Vector,
+    ) -> DocumentRecord:
+        """One document's rows, inside the caller's transaction (which holds its lock)."""
         now = time.time()
         document_meta = jsonb(document.metadata, f"{document.source}: document metadata")
-        async with self._pool.connection() as conn, conn.transaction():
-            found = await self._require_collection(conn, document.collection, lock=True)
-            matrix = check_vectors(vectors, len(chunks), found.info)
-            rows = chunk_rows(found.id, document, chunks, matrix)
-            keyword_total = sum(row[KEYWORD_COUNT_COLUMN] for row in rows)
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", [document.id, found.id]
-            )
-            cur = await conn.execute(
-                "DELETE FROM documents WHERE collection_id = %s AND id = %s"
-                " RETURNING chunk_count, keyword_total, created_at",
-                [found.id, document.id],
-            )
-            old = await cur.fetchone()
-            cur = await conn.execute(
-                "INSERT INTO documents AS d (collection_id, id, source, content_hash, title,"
-                " metadata, chunk_count, keyword_total, created_at, updated_at)"
-                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {DOCUMENT_COLUMNS}",
-                [found.id, document.id, document.source, document.content_hash, document.title,
-                 document_meta, len(chunks), keyword_total, old["created_at"] if old else now,
-                 now],
-            )  # fmt: skip
-            stored = await cur.fetchone()
-            assert stored is not None
-            async with conn.cursor().copy(CHUNK_COPY) as copy:
-                copy.set_types(CHUNK_COPY_TYPES)
-                for row in rows:
-                    await copy.write_row(row)
-            await conn.execute(
-                "UPDATE collections SET document_count = document_count + %s,"
-                " chunk_count = chunk_count + %s, keyword_total = keyword_total + %s"
-                " WHERE id = %s",
-                [
-                    0 if old else 1,
-                    len(chunks) - (old["chunk_count"] if old else 0),
-                    keyword_total - (old["keyword_total"] if old else 0),
-                    found.id,
-                ],
-            )
+        matrix = check_vectors(vectors, len(chunks), found.info)
+        rows = chunk_rows(found.id, document, chunks, matrix)
+        keyword_total = sum(row[KEYWORD_COUNT_COLUMN] for row in rows)
+        cur = await conn.execute(
+            "DELETE FROM documents WHERE collection_id = %s AND id = %s"
+            " RETURNING chunk_count, keyword_total, created_at",
+            [found.id, document.id],
+        )
+        old = await cur.fetchone()
+        cur = await conn.execute(
+            "INSERT INTO documents AS d (collection_id, id, source, content_hash, title,"
+            " metadata, chunk_count, keyword_total, created_at, updated_at)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {DOCUMENT_COLUMNS}",
+            [found.id, document.id, document.source, document.content_hash, document.title,
+             document_meta, len(chunks), keyword_total, old["created_at"] if old else now,
+             now],
+        )  # fmt: skip
+        stored = await cur.fetchone()
+        assert stored is not None
+        async with conn.cursor().copy(CHUNK_COPY) as copy:
+            copy.set_types(CHUNK_COPY_TYPES)
+            for row in rows:
+                await copy.write_row(row)
+        await conn.execute(
+            "UPDATE collections SET document_count = document_count + %s,"
+            " chunk_count = chunk_count + %s, keyword_total = keyword_total + %s"
+            " WHERE id = %s",
+            [
+                0 if old else 1,
+                len(chunks) - (old["chunk_count"] if old else 0),
+                keyword_total - (old["keyword_total"] if old else 0),
+                found.id,
+            ],
+        )
         return document_row(document.collection, stored)
+
+    async def _delete(
+        self, conn: AsyncConnection[Any], found: CollectionRow, document_id: str
+    ) -> bool:
+        """Delete one document inside the caller's transaction (which holds its lock)."""
+        cur = await conn.execute(
+            "DELETE FROM documents WHERE collection_id = %s AND id = %s"
+            " RETURNING chunk_count, keyword_total",
+            [found.id, document_id],
+        )
+        old = await cur.fetchone()
+        if old is None:
+            return False
+        await conn.execute(
+            "UPDATE collections SET document_count = document_count - 1,"
+            " chunk_count = chunk_count - %s, keyword_total = keyword_total - %s"
+            " WHERE id = %s",
+            [old["chunk_count"], old["keyword_total"], found.id],
+        )
+        return True
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
         async with self._pool.connection() as conn, conn.transaction():
@@ -225,21 +277,7 @@ class PostgresStore:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", [document_id, found.id]
             )
-            cur = await conn.execute(
-                "DELETE FROM documents WHERE collection_id = %s AND id = %s"
-                " RETURNING chunk_count, keyword_total",
-                [found.id, document_id],
-            )
-            old = await cur.fetchone()
-            if old is None:
-                return False
-            await conn.execute(
-                "UPDATE collections SET document_count = document_count - 1,"
-                " chunk_count = chunk_count - %s, keyword_total = keyword_total - %s"
-                " WHERE id = %s",
-                [old["chunk_count"], old["keyword_total"], found.id],
-            )
-        return True
+            return await self._delete(conn, found, document_id)
 
     # --- search ------------------------------------------------------------------------
     async def dense_search(

@@ -1,14 +1,18 @@
 """The embedded store: one SQLite file (WAL) with documents, chunks, an FTS5 index and vectors.
 
-`SqliteStore` is the async face of `SqliteDatabase`: every call runs on one worker thread that
-owns the connection, so calls are serialised and the event loop never blocks. Input is checked
-and serialised here, before a transaction starts.
+`SqliteStore` is the async face of the store: writes run on one writer thread that owns the
+writing connection (`SqliteDatabase`), so they are serialised; reads run on a small pool of
+reader threads, each with its own connection (`SqliteReader`), so they never queue behind a
+write. The event loop never blocks. Input is checked and serialised here, before a
+transaction starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -23,29 +27,64 @@ from ragbridge.store.base import (
     ChunkRecord,
     CollectionInfo,
     DocumentRecord,
+    DocumentUpsert,
     MetadataFilter,
     NewChunk,
     SearchHit,
     Vector,
 )
-from ragbridge.store.sqlite_db import ChunkRow, SqliteDatabase
+from ragbridge.store.sqlite_db import ChunkRow, PreparedUpsert, SqliteDatabase
+from ragbridge.store.sqlite_read import SqliteReader, VectorCache, connect_reader
 from ragbridge.store.sqlite_schema import chunk_id, filter_sql, fts_query, to_json
 from ragbridge.store.vector_index import normalise
 
 T = TypeVar("T")
 
 
+READER_THREADS = 4
+DEFAULT_VECTOR_CACHE_BYTES = 1024 * 1024 * 1024
+
+
 class SqliteStore:
     """`Store` on a single SQLite file, by default `<data dir>/ragbridge.db`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        vector_cache_bytes: int = DEFAULT_VECTOR_CACHE_BYTES,
+        readers: int = READER_THREADS,
+    ) -> None:
         self.path = path
+        self.vectors = VectorCache(vector_cache_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbridge-sqlite")
+        self._read_executor = ThreadPoolExecutor(
+            max_workers=max(1, readers), thread_name_prefix="ragbridge-sqlite-read"
+        )
         self._database: SqliteDatabase | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the writer thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, partial(fn, *args))
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(reader, *args)` on a reader thread, with that thread's connection."""
+        self._db  # noqa: B018 - raises when the store is not open
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_executor, partial(self._on_reader, fn, *args))
+
+    def _on_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        reader: SqliteReader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            conn = connect_reader(self.path)
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+            reader = self._local.reader = SqliteReader(conn, self.vectors)
+        return fn(reader, *args)
 
     @property
     def _db(self) -> SqliteDatabase:
@@ -56,16 +95,21 @@ class SqliteStore:
     # --- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
         if self._database is None:
-            self._database = await self._run(SqliteDatabase, self.path)
+            self._database = await self._run(SqliteDatabase, self.path, self.vectors)
 
     async def close(self) -> None:
         database, self._database = self._database, None
         if database is not None:
             await self._run(database.close)
         self._executor.shutdown(wait=True)
+        self._read_executor.shutdown(wait=True)
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
+            conn.close()
 
     async def ping(self) -> None:
-        await self._run(lambda: self._db.conn.execute("SELECT 1").fetchone())
+        await self._read(SqliteReader.ping)
 
     # --- collections ---------------------------------------------------------------------
     async def create_collection(
@@ -79,45 +123,40 @@ class SqliteStore:
         return await self._run(self._db.create_collection, name, embedding_model, dimension, meta)
 
     async def get_collection(self, name: str) -> CollectionInfo | None:
-        return await self._run(self._db.get_collection, name)
+        return await self._read(SqliteReader.get_collection, name)
 
     async def list_collections(self) -> list[CollectionInfo]:
-        return await self._run(self._db.list_collections)
+        return await self._read(SqliteReader.list_collections)
 
     async def delete_collection(self, name: str) -> bool:
         return await self._run(self._db.delete_collection, name)
 
     # --- documents -----------------------------------------------------------------------
     async def get_document(self, collection: str, document_id: str) -> DocumentRecord | None:
-        return await self._run(self._db.get_document, collection, document_id)
+        return await self._read(SqliteReader.get_document, collection, document_id)
 
     async def list_documents(self, collection: str) -> list[DocumentRecord]:
-        return await self._run(self._db.list_documents, collection)
+        return await self._read(SqliteReader.list_documents, collection)
 
     async def upsert_document(
         self, document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
     ) -> DocumentRecord:
-        matrix = np.asarray(vectors, dtype=np.float32)
-        if not chunks and matrix.size == 0:
-            matrix = np.zeros((0, 0), dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape[0] != len(chunks):
-            raise InvalidRequest(
-                f"{document.source}: {len(chunks)} chunks but vectors of shape {matrix.shape}"
-            )
-        matrix = normalise(matrix)
-        rows: list[ChunkRow] = [
-            (
-                chunk_id(document.collection, document, index),
-                document.id,
-                chunk.position,
-                chunk.text,
-                to_json(chunk.metadata, f"{document.source}: chunk {index} metadata"),
-            )
-            for index, chunk in enumerate(chunks)
-        ]
-        metadata = to_json(document.metadata, f"{document.source}: document metadata")
-        keywords = [chunk.keywords for chunk in chunks]
-        return await self._run(self._db.upsert_document, document, metadata, rows, keywords, matrix)
+        prepared = _prepare(document, chunks, vectors)
+        stored = await self._run(self._db.replace_documents, document.collection, [prepared], ())
+        return stored[0]
+
+    async def replace_documents(
+        self,
+        collection: str,
+        upserts: Sequence[DocumentUpsert],
+        delete_ids: Sequence[str] = (),
+    ) -> list[DocumentRecord]:
+        prepared = []
+        for document, chunks, vectors in upserts:
+            if document.collection != collection:
+                raise InvalidRequest(f"{document.source}: not a document of {collection!r}")
+            prepared.append(_prepare(document, chunks, vectors))
+        return await self._run(self._db.replace_documents, collection, prepared, list(delete_ids))
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
         return await self._run(self._db.delete_document, collection, document_id)
@@ -132,7 +171,7 @@ class SqliteStore:
     ) -> list[SearchHit]:
         query = normalise(np.asarray(vector, dtype=np.float32).reshape(-1))
         where, params = filter_sql(filters, "c.metadata")
-        return await self._run(self._db.dense_search, collection, query, top_k, where, params)
+        return await self._read(SqliteReader.dense_search, collection, query, top_k, where, params)
 
     async def keyword_search(
         self,
@@ -143,10 +182,12 @@ class SqliteStore:
     ) -> list[SearchHit]:
         where, params = filter_sql(filters, "c.metadata")
         match = fts_query(terms)
-        return await self._run(self._db.keyword_search, collection, match, top_k, where, params)
+        return await self._read(
+            SqliteReader.keyword_search, collection, match, top_k, where, params
+        )
 
     async def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
-        return await self._run(self._db.get_chunks, collection, list(chunk_ids))
+        return await self._read(SqliteReader.get_chunks, collection, list(chunk_ids))
 
     # --- API keys ------------------------------------------------------------------------
     async def save_api_key(self, key: ApiKeyRecord) -> None:
@@ -154,10 +195,37 @@ class SqliteStore:
         await self._run(self._db.save_api_key, key, scope)
 
     async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
-        return await self._run(self._db.find_api_key, key_hash)
+        return await self._read(SqliteReader.find_api_key, key_hash)
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
-        return await self._run(self._db.list_api_keys)
+        return await self._read(SqliteReader.list_api_keys)
 
     async def revoke_api_key(self, name: str) -> bool:
         return await self._run(self._db.revoke_api_key, name)
+
+
+def _prepare(
+    document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
+) -> PreparedUpsert:
+    """A document's rows checked and serialised, ready for the writer thread."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if not chunks and matrix.size == 0:
+        matrix = np.zeros((0, 0), dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != len(chunks):
+        raise InvalidRequest(
+            f"{document.source}: {len(chunks)} chunks but vectors of shape {matrix.shape}"
+        )
+    matrix = normalise(matrix)
+    rows: list[ChunkRow] = [
+        (
+            chunk_id(document.collection, document, index),
+            document.id,
+            chunk.position,
+            chunk.text,
+            to_json(chunk.metadata, f"{document.source}: chunk {index} metadata"),
+        )
+        for index, chunk in enumerate(chunks)
+    ]
+    metadata = to_json(document.metadata, f"{document.source}: document metadata")
+    keywords = [chunk.keywords for chunk in chunks]
+    return document, metadata, rows, keywords, matrix

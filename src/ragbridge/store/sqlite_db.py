@@ -1,8 +1,7 @@
-"""The embedded store's synchronous core: one SQLite connection, used from one thread.
+"""The embedded store's writer: one SQLite connection, used from one thread.
 
-Every write is one `BEGIN IMMEDIATE` transaction. Dense search uses an in-memory matrix per
-collection (`VectorIndex`), read from the file on first use, updated after each commit, and
-dropped when another process has committed (`PRAGMA data_version` changed).
+Every write is one `BEGIN IMMEDIATE` transaction. After a commit the writer brings the shared
+`VectorCache` up to date (reads happen on their own connections, in `sqlite_read`).
 """
 
 from __future__ import annotations
@@ -12,54 +11,40 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ragbridge.errors import Conflict, EmbeddingMismatch, NotFound
 from ragbridge.store.base import (
     ApiKeyRecord,
-    ChunkRecord,
     CollectionInfo,
     DocumentRecord,
-    SearchHit,
     Vector,
 )
+from ragbridge.store.sqlite_read import Change, VectorCache, seq_array, vector_stamp
 from ragbridge.store.sqlite_schema import (
-    CHUNK_COLUMNS,
     COLLECTION_COLUMNS,
-    DOCUMENT_COLUMNS,
-    KEY_COLUMNS,
-    api_key_record,
-    chunk_record,
     collection_info,
     connect,
-    document_record,
 )
-from ragbridge.store.vector_index import IdArray, VectorIndex
-
-_LOAD_BATCH = 20_000
-_ID_BATCH = 500
+from ragbridge.store.vector_index import IdArray
 
 ChunkRow = tuple[str, str, int, str, str]
 """(chunk id, document id, position, text, metadata JSON)."""
-FilterKey = tuple[int, str, tuple[Any, ...]]
-"""(collection seq, filter SQL, its parameters)."""
-_FILTER_CACHE_SIZE = 64
+PreparedUpsert = tuple[DocumentRecord, str, Sequence[ChunkRow], Sequence[str], Vector]
+"""(document, its metadata JSON, chunk rows, chunk keywords, normalised vectors)."""
 
 
 class SqliteDatabase:
     """Store operations as plain methods; `SqliteStore` runs them in its worker thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, vectors: VectorCache) -> None:
         self.conn: sqlite3.Connection = connect(path)
-        self._indexes: dict[int, VectorIndex] = {}
-        self._filtered: dict[FilterKey, IdArray] = {}  # chunk seqs matching a filter
-        self._data_version = -1
+        self.vectors = vectors
 
     def close(self) -> None:
         self.conn.close()
-        self._indexes.clear()
+        self.vectors.clear()
 
     # --- collections ---------------------------------------------------------------------
     def create_collection(
@@ -84,15 +69,6 @@ class SqliteDatabase:
                 )
             return existing
 
-    def get_collection(self, name: str) -> CollectionInfo | None:
-        return self._collection(name)
-
-    def list_collections(self) -> list[CollectionInfo]:
-        rows = self.conn.execute(
-            f"SELECT {COLLECTION_COLUMNS} FROM collections c ORDER BY c.name"
-        ).fetchall()
-        return [collection_info(row) for row in rows]
-
     def delete_collection(self, name: str) -> bool:
         with self._write():
             seq = self._collection_seq(name)
@@ -101,26 +77,10 @@ class SqliteDatabase:
             self.conn.execute("DELETE FROM chunks WHERE collection_seq = ?", (seq,))
             self.conn.execute("DELETE FROM documents WHERE collection_seq = ?", (seq,))
             self.conn.execute("DELETE FROM collections WHERE seq = ?", (seq,))
-        self._forget(seq)
+        self.vectors.forget(seq)
         return True
 
     # --- documents -----------------------------------------------------------------------
-    def get_document(self, collection: str, document_id: str) -> DocumentRecord | None:
-        row = self.conn.execute(
-            f"SELECT {DOCUMENT_COLUMNS} FROM documents d JOIN collections c"
-            " ON c.seq = d.collection_seq WHERE c.name = ? AND d.id = ?",
-            (collection, document_id),
-        ).fetchone()
-        return None if row is None else document_record(collection, row)
-
-    def list_documents(self, collection: str) -> list[DocumentRecord]:
-        rows = self.conn.execute(
-            f"SELECT {DOCUMENT_COLUMNS} FROM documents d JOIN collections c"
-            " ON c.seq = d.collection_seq WHERE c.name = ? ORDER BY d.source, d.id",
-            (collection,),
-        ).fetchall()
-        return [document_record(collection, row) for row in rows]
-
     def upsert_document(
         self,
         document: DocumentRecord,
@@ -130,55 +90,86 @@ class SqliteDatabase:
         vectors: Vector,
     ) -> DocumentRecord:
         """Replace the document, its chunks, their keywords and vectors in one transaction."""
+        return self.replace_documents(
+            document.collection, [(document, metadata, rows, keywords, vectors)], ()
+        )[0]
+
+    def replace_documents(
+        self, collection: str, upserts: Sequence[PreparedUpsert], delete_ids: Sequence[str]
+    ) -> list[DocumentRecord]:
+        """Upsert documents and delete others in one transaction; caches follow the commit."""
+        changes: list[Change] = []
+        stored: list[DocumentRecord] = []
+        with self._write():
+            seq, dimension = self._require_collection(collection)
+            before = vector_stamp(self.conn, seq)
+            for document, metadata, rows, keywords, vectors in upserts:
+                record, old_seqs, new_seqs = self._upsert(
+                    seq, dimension, document, metadata, rows, keywords, vectors
+                )
+                stored.append(record)
+                changes.append((old_seqs, new_seqs, vectors))
+            for document_id in delete_ids:
+                old_seqs = self._chunk_seqs(seq, document_id)
+                self._delete(seq, document_id)
+                changes.append((old_seqs, seq_array([]), np.zeros((0, dimension), np.float32)))
+            after = vector_stamp(self.conn, seq)
+        self.vectors.apply(seq, before, after, changes)
+        return stored
+
+    def _upsert(
+        self,
+        seq: int,
+        dimension: int,
+        document: DocumentRecord,
+        metadata: str,
+        rows: Sequence[ChunkRow],
+        keywords: Sequence[str],
+        vectors: Vector,
+    ) -> tuple[DocumentRecord, IdArray, IdArray]:
+        """One document's rows, inside the caller's write transaction."""
         db = self.conn
         now = time.time()
-        with self._write():
-            seq, dimension = self._require_collection(document.collection)
-            if rows and vectors.shape[1] != dimension:
-                raise EmbeddingMismatch(
-                    f"collection {document.collection!r} holds {dimension}-dim vectors, "
-                    f"got {vectors.shape[1]}",
-                    code="embedding_mismatch",
-                )
-            key = (seq, document.id)
-            old = db.execute(
-                "SELECT created_at FROM documents WHERE collection_seq = ? AND id = ?", key
-            ).fetchone()
-            old_seqs = self._chunk_seqs(*key)
-            db.execute("DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", key)
-            created_at = float(old[0]) if old else now
-            db.execute(
-                "INSERT INTO documents (collection_seq, id, source, content_hash, title, metadata,"
-                " chunk_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (collection_seq, id) DO UPDATE SET source = excluded.source,"
-                " content_hash = excluded.content_hash, title = excluded.title,"
-                " metadata = excluded.metadata, chunk_count = excluded.chunk_count,"
-                " updated_at = excluded.updated_at",
-                (*key, document.source, document.content_hash, document.title, metadata,
-                 len(rows), created_at, now),
-            )  # fmt: skip
-            db.executemany(
-                "INSERT INTO chunks (collection_seq, id, document_id, position, text, metadata)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                ((seq, *row) for row in rows),
+        if rows and vectors.shape[1] != dimension:
+            raise EmbeddingMismatch(
+                f"collection {document.collection!r} holds {dimension}-dim vectors, "
+                f"got {vectors.shape[1]}",
+                code="embedding_mismatch",
             )
-            # AUTOINCREMENT under the write lock: the new rows' seqs ascend in insertion order.
-            new_seqs = self._chunk_seqs(*key)
-            seq_list = new_seqs.tolist()
-            db.executemany(
-                "INSERT INTO chunks_fts (rowid, keywords) VALUES (?, ?)",
-                zip(seq_list, keywords, strict=True),
-            )
-            db.executemany(
-                f"INSERT INTO vectors (seq, collection_seq, vector) VALUES (?, {seq}, ?)",
-                zip(seq_list, (row.tobytes() for row in vectors), strict=True),
-            )
-        self._forget(seq, keep_index=True)
-        index = self._indexes.get(seq)
-        if index is not None:
-            index.remove(old_seqs)
-            index.add(new_seqs, vectors)
-        return DocumentRecord(
+        key = (seq, document.id)
+        old = db.execute(
+            "SELECT created_at FROM documents WHERE collection_seq = ? AND id = ?", key
+        ).fetchone()
+        old_seqs = self._chunk_seqs(*key)
+        db.execute("DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", key)
+        created_at = float(old[0]) if old else now
+        db.execute(
+            "INSERT INTO documents (collection_seq, id, source, content_hash, title, metadata,"
+            " chunk_count, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (collection_seq, id) DO UPDATE SET source = excluded.source,"
+            " content_hash = excluded.content_hash, title = excluded.title,"
+            " metadata = excluded.metadata, chunk_count = excluded.chunk_count,"
+            " updated_at = excluded.updated_at",
+            (*key, document.source, document.content_hash, document.title, metadata,
+             len(rows), created_at, now),
+        )  # fmt: skip
+        db.executemany(
+            "INSERT INTO chunks (collection_seq, id, document_id, position, text, metadata)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            ((seq, *row) for row in rows),
+        )
+        # AUTOINCREMENT under the write lock: the new rows' seqs ascend in insertion order.
+        new_seqs = self._chunk_seqs(*key)
+        seq_list = new_seqs.tolist()
+        db.executemany(
+            "INSERT INTO chunks_fts (rowid, keywords) VALUES (?, ?)",
+            zip(seq_list, keywords, strict=True),
+        )
+        db.executemany(
+            f"INSERT INTO vectors (seq, collection_seq, vector) VALUES (?, {seq}, ?)",
+            zip(seq_list, (row.tobytes() for row in vectors), strict=True),
+        )
+        record = DocumentRecord(
             id=document.id,
             collection=document.collection,
             source=document.source,
@@ -189,74 +180,29 @@ class SqliteDatabase:
             created_at=created_at,
             updated_at=now,
         )
+        return record, old_seqs, new_seqs
+
+    def _delete(self, seq: int, document_id: str) -> bool:
+        self.conn.execute(
+            "DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", (seq, document_id)
+        )
+        deleted = self.conn.execute(
+            "DELETE FROM documents WHERE collection_seq = ? AND id = ?", (seq, document_id)
+        ).rowcount
+        return bool(deleted > 0)
 
     def delete_document(self, collection: str, document_id: str) -> bool:
         with self._write():
             seq = self._collection_seq(collection)
             if seq is None:
                 return False
+            before = vector_stamp(self.conn, seq)
             old_seqs = self._chunk_seqs(seq, document_id)
-            self.conn.execute(
-                "DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?",
-                (seq, document_id),
-            )
-            deleted = self.conn.execute(
-                "DELETE FROM documents WHERE collection_seq = ? AND id = ?", (seq, document_id)
-            ).rowcount
-        self._forget(seq, keep_index=True)
-        index = self._indexes.get(seq)
-        if index is not None:
-            index.remove(old_seqs)
-        return deleted > 0
-
-    # --- search --------------------------------------------------------------------------
-    def dense_search(
-        self, collection: str, query: Vector, top_k: int, where: str, params: Sequence[Any]
-    ) -> list[SearchHit]:
-        """Best `top_k` chunks by cosine; `where` is extra SQL over chunks `c` (filters)."""
-        with self._read():
-            seq, dimension = self._require_collection(collection)
-            if query.shape[0] != dimension:
-                raise EmbeddingMismatch(
-                    f"collection {collection!r} holds {dimension}-dim vectors, "
-                    f"got a {query.shape[0]}-dim query",
-                    code="embedding_mismatch",
-                )
-            index = self._index(seq, dimension)
-            among = self._matching(seq, where, tuple(params)) if where else None
-            ranked = index.search(query, top_k, among)
-            records = self._chunks_by_seq(collection, [row_seq for row_seq, _ in ranked])
-        return [SearchHit(records[rs], score) for rs, score in ranked if rs in records]
-
-    def keyword_search(
-        self, collection: str, match: str, top_k: int, where: str, params: Sequence[Any]
-    ) -> list[SearchHit]:
-        """Best `top_k` chunks for the FTS5 query `match`, by BM25 (negated: higher is better)."""
-        with self._read():
-            seq, _ = self._require_collection(collection)
-            if not match or top_k <= 0:
-                return []
-            rows = self.conn.execute(
-                f"SELECT {CHUNK_COLUMNS}, bm25(chunks_fts) AS rank FROM chunks_fts"
-                " JOIN chunks c ON c.seq = chunks_fts.rowid"
-                f" WHERE chunks_fts MATCH ? AND c.collection_seq = ?{where}"
-                " ORDER BY rank, c.seq LIMIT ?",
-                (match, seq, *params, top_k),
-            ).fetchall()
-        return [SearchHit(chunk_record(collection, row), -float(row[6])) for row in rows]
-
-    def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
-        found: dict[str, ChunkRecord] = {}
-        seq = self._collection_seq(collection)
-        for start in range(0, len(chunk_ids), _ID_BATCH):
-            batch = list(chunk_ids[start : start + _ID_BATCH])
-            rows = self.conn.execute(
-                f"SELECT {CHUNK_COLUMNS} FROM chunks c WHERE c.collection_seq = ?"
-                f" AND c.id IN ({', '.join('?' * len(batch))})",
-                (seq, *batch),
-            ).fetchall()
-            found.update((row[1], chunk_record(collection, row)) for row in rows)
-        return [found[cid] for cid in chunk_ids if cid in found]
+            deleted = self._delete(seq, document_id)
+            after = vector_stamp(self.conn, seq)
+        empty = np.zeros((0, 0), np.float32)
+        self.vectors.apply(seq, before, after, [(old_seqs, seq_array([]), empty)])
+        return deleted
 
     # --- API keys ------------------------------------------------------------------------
     def save_api_key(self, key: ApiKeyRecord, collections: str | None) -> None:
@@ -271,16 +217,6 @@ class SqliteDatabase:
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"an API key named {key.name!r} already exists") from exc
 
-    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
-        row = self.conn.execute(
-            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked = 0", (key_hash,)
-        ).fetchone()
-        return None if row is None else api_key_record(row)
-
-    def list_api_keys(self) -> list[ApiKeyRecord]:
-        rows = self.conn.execute(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY name, seq")
-        return [api_key_record(row) for row in rows.fetchall()]
-
     def revoke_api_key(self, name: str) -> bool:
         with self._write():
             cursor = self.conn.execute(
@@ -291,10 +227,9 @@ class SqliteDatabase:
     # --- helpers -------------------------------------------------------------------------
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[None]:
-        """BEGIN, bring the vector cache up to date, then COMMIT, or ROLLBACK on any error."""
+        """BEGIN, then COMMIT, or ROLLBACK on any error."""
         self.conn.execute(begin)
         try:
-            self._sync_cache()
             yield
             self.conn.execute("COMMIT")
         finally:
@@ -303,41 +238,6 @@ class SqliteDatabase:
 
     def _write(self) -> AbstractContextManager[None]:
         return self._transaction("BEGIN IMMEDIATE")
-
-    def _read(self) -> AbstractContextManager[None]:
-        return self._transaction("BEGIN")
-
-    def _sync_cache(self) -> None:
-        """Drop cached vectors and filter results when another connection has committed since
-        we last looked."""
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:
-            self._indexes.clear()
-            self._filtered.clear()
-            self._data_version = version
-
-    def _forget(self, collection_seq: int, *, keep_index: bool = False) -> None:
-        """Drop what is cached about a collection that has just changed."""
-        if not keep_index:
-            self._indexes.pop(collection_seq, None)
-        for key in [key for key in self._filtered if key[0] == collection_seq]:
-            del self._filtered[key]
-
-    def _matching(self, collection_seq: int, where: str, params: tuple[Any, ...]) -> IdArray:
-        """Sorted seqs of the collection's chunks that pass a metadata filter (memoised until
-        the collection changes). The scan reads only the `chunks_by_metadata` index."""
-        key = (collection_seq, where, params)
-        found = self._filtered.get(key)
-        if found is None:
-            cursor = self.conn.execute(
-                f"SELECT c.seq FROM chunks c WHERE c.collection_seq = ?{where}",
-                (collection_seq, *params),
-            )
-            found = np.sort(_seq_array(cursor.fetchall()))
-            if len(self._filtered) >= _FILTER_CACHE_SIZE:
-                del self._filtered[next(iter(self._filtered))]
-            self._filtered[key] = found
-        return found
 
     def _collection(self, name: str) -> CollectionInfo | None:
         row = self.conn.execute(
@@ -363,37 +263,4 @@ class SqliteDatabase:
             "SELECT seq FROM chunks WHERE collection_seq = ? AND document_id = ? ORDER BY seq",
             (collection_seq, document_id),
         )
-        return _seq_array(cursor.fetchall())
-
-    def _index(self, collection_seq: int, dimension: int) -> VectorIndex:
-        """The collection's vector matrix, read from the file on first use."""
-        index = self._indexes.get(collection_seq)
-        if index is not None:
-            return index
-        count = self.conn.execute(
-            "SELECT COUNT(*) FROM vectors WHERE collection_seq = ?", (collection_seq,)
-        ).fetchone()[0]
-        index = VectorIndex(dimension, capacity=max(count, 1024))
-        cursor = self.conn.execute(  # index order is seq order: no sort step
-            "SELECT seq, vector FROM vectors WHERE collection_seq = ? ORDER BY seq",
-            (collection_seq,),
-        )
-        while rows := cursor.fetchmany(_LOAD_BATCH):
-            blob = b"".join(row[1] for row in rows)
-            matrix = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
-            index.add(_seq_array(rows), matrix)
-        self._indexes[collection_seq] = index
-        return index
-
-    def _chunks_by_seq(self, collection: str, seqs: list[int]) -> dict[int, ChunkRecord]:
-        if not seqs:
-            return {}
-        rows = self.conn.execute(
-            f"SELECT {CHUNK_COLUMNS} FROM chunks c WHERE c.seq IN ({', '.join('?' * len(seqs))})",
-            seqs,
-        ).fetchall()
-        return {int(row[0]): chunk_record(collection, row) for row in rows}
-
-
-def _seq_array(rows: Sequence[tuple[Any, ...]]) -> IdArray:
-    return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        return seq_array(cursor.fetchall())

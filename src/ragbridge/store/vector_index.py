@@ -44,6 +44,11 @@ class VectorIndex:
         self._size = 0
         self._dead = 0
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the index holds (its capacity, not only the live rows)."""
+        return int(self._ids.nbytes + self._matrix.nbytes + self._live.nbytes)
+
     def __len__(self) -> int:
         """Live rows."""
         return self._size - self._dead

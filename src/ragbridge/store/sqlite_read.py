@@ -1,0 +1,326 @@
+"""The embedded store's reads: each reader thread has its own SQLite connection (WAL lets reads
+run beside the one writer, on a snapshot), so key lookups, collection lookups and searches never
+queue behind a large upsert.
+
+Dense search uses the collections' vector matrices kept in a `VectorCache`, shared by the
+readers and the writer, bounded in bytes (least recently used first out). A cached matrix is
+stamped with the collection's highest vector row id when it was read; rows ids only grow, so a
+matrix older than the snapshot a reader sees (another process wrote) is read again. The writer
+updates the cached matrix after each commit, when it was current before the commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragbridge.errors import EmbeddingMismatch, NotFound
+from ragbridge.store.base import (
+    ApiKeyRecord,
+    ChunkRecord,
+    CollectionInfo,
+    DocumentRecord,
+    SearchHit,
+    Vector,
+)
+from ragbridge.store.sqlite_schema import (
+    CHUNK_COLUMNS,
+    COLLECTION_COLUMNS,
+    DOCUMENT_COLUMNS,
+    KEY_COLUMNS,
+    api_key_record,
+    chunk_record,
+    collection_info,
+    document_record,
+)
+from ragbridge.store.vector_index import IdArray, VectorIndex
+
+_LOAD_BATCH = 20_000
+_ID_BATCH = 500
+_FILTER_CACHE_SIZE = 64
+
+Change = tuple[IdArray, IdArray, Vector]
+"""What one write did to a collection's vectors: (removed row ids, added row ids, their rows)."""
+
+
+@dataclass
+class _Cached:
+    stamp: int
+    index: VectorIndex
+
+
+class VectorCache:
+    """Collections' vector matrices and filter results, at most `max_bytes` of matrices.
+
+    Thread-safe: one lock guards the entries and every search of a cached matrix (a scan takes
+    milliseconds); matrices are read from the file outside the lock.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[int, _Cached] = OrderedDict()
+        self._filtered: OrderedDict[tuple[Any, ...], IdArray] = OrderedDict()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the cached matrices."""
+        with self._lock:
+            return sum(entry.index.nbytes for entry in self._entries.values())
+
+    def search(
+        self, seq: int, stamp: int, query: Vector, top_k: int, among: IdArray | None
+    ) -> list[tuple[int, float]] | None:
+        """Top-k of the cached matrix, or None when it is absent or older than `stamp`."""
+        with self._lock:
+            entry = self._entries.get(seq)
+            if entry is None or entry.stamp < stamp:
+                return None
+            self._entries.move_to_end(seq)
+            return entry.index.search(query, top_k, among)
+
+    def replace(self, seq: int, stamp: int, index: VectorIndex) -> None:
+        """Keep a matrix just read in place of a cached one found stale."""
+        with self._lock:
+            entry = self._entries.get(seq)
+            if entry is None or entry.stamp <= stamp:
+                self._entries[seq] = _Cached(stamp, index)
+            self._entries.move_to_end(seq)
+            self._evict(keep=seq)
+
+    def apply(self, seq: int, before: int, after: int, changes: Sequence[Change]) -> None:
+        """Bring a cached matrix up to date with a commit that moved its stamp from `before` to
+        `after`; a matrix that was not current before the commit is dropped instead."""
+        with self._lock:
+            self._drop_filtered(seq)
+            entry = self._entries.get(seq)
+            if entry is None or (entry.stamp == after and not changes):
+                return
+            if entry.stamp != before:
+                if entry.stamp != after:
+                    del self._entries[seq]
+                return
+            for removed, added, vectors in changes:
+                entry.index.remove(removed)
+                entry.index.add(added, vectors)
+            entry.stamp = after
+            self._evict(keep=seq)
+
+    def forget(self, seq: int) -> None:
+        with self._lock:
+            self._entries.pop(seq, None)
+            self._drop_filtered(seq)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._filtered.clear()
+
+    def filtered(self, key: tuple[Any, ...]) -> IdArray | None:
+        with self._lock:
+            return self._filtered.get(key)
+
+    def put_filtered(self, key: tuple[Any, ...], seqs: IdArray) -> None:
+        with self._lock:
+            self._filtered[key] = seqs
+            while len(self._filtered) > _FILTER_CACHE_SIZE:
+                self._filtered.popitem(last=False)
+
+    def _drop_filtered(self, seq: int) -> None:
+        for key in [key for key in self._filtered if key[0] == seq]:
+            del self._filtered[key]
+
+    def _evict(self, keep: int) -> None:
+        total = sum(entry.index.nbytes for entry in self._entries.values())
+        for seq in list(self._entries):
+            if total <= self.max_bytes:
+                break
+            if seq != keep:
+                total -= self._entries.pop(seq).index.nbytes
+        if total > self.max_bytes:  # the one in use is larger than the budget: not kept
+            self._entries.pop(keep, None)
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection (the writer made the file and the schema)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def vector_stamp(conn: sqlite3.Connection, collection_seq: int) -> int:
+    """The collection's highest vector row id (0 when it has none)."""
+    row = conn.execute(
+        "SELECT MAX(seq) FROM vectors WHERE collection_seq = ?", (collection_seq,)
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+class SqliteReader:
+    """Read operations on one connection (one reader thread's)."""
+
+    def __init__(self, conn: sqlite3.Connection, vectors: VectorCache) -> None:
+        self.conn = conn
+        self.vectors = vectors
+
+    def ping(self) -> None:
+        self.conn.execute("SELECT 1").fetchone()
+
+    def get_collection(self, name: str) -> CollectionInfo | None:
+        row = self.conn.execute(
+            f"SELECT {COLLECTION_COLUMNS} FROM collections c WHERE c.name = ?", (name,)
+        ).fetchone()
+        return None if row is None else collection_info(row)
+
+    def list_collections(self) -> list[CollectionInfo]:
+        rows = self.conn.execute(
+            f"SELECT {COLLECTION_COLUMNS} FROM collections c ORDER BY c.name"
+        ).fetchall()
+        return [collection_info(row) for row in rows]
+
+    def get_document(self, collection: str, document_id: str) -> DocumentRecord | None:
+        row = self.conn.execute(
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents d JOIN collections c"
+            " ON c.seq = d.collection_seq WHERE c.name = ? AND d.id = ?",
+            (collection, document_id),
+        ).fetchone()
+        return None if row is None else document_record(collection, row)
+
+    def list_documents(self, collection: str) -> list[DocumentRecord]:
+        rows = self.conn.execute(
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents d JOIN collections c"
+            " ON c.seq = d.collection_seq WHERE c.name = ? ORDER BY d.source, d.id",
+            (collection,),
+        ).fetchall()
+        return [document_record(collection, row) for row in rows]
+
+    # --- search --------------------------------------------------------------------------
+    def dense_search(
+        self, collection: str, query: Vector, top_k: int, where: str, params: Sequence[Any]
+    ) -> list[SearchHit]:
+        """Best `top_k` chunks by cosine; `where` is extra SQL over chunks `c` (filters)."""
+        self.conn.execute("BEGIN")  # one snapshot for the stamp, the filter and the chunks
+        try:
+            seq, dimension = self._require_collection(collection)
+            if query.shape[0] != dimension:
+                raise EmbeddingMismatch(
+                    f"collection {collection!r} holds {dimension}-dim vectors, "
+                    f"got a {query.shape[0]}-dim query",
+                    code="embedding_mismatch",
+                )
+            stamp = vector_stamp(self.conn, seq)
+            among = self._matching(seq, stamp, where, tuple(params)) if where else None
+            ranked = self.vectors.search(seq, stamp, query, top_k, among)
+            records = self._chunks_by_seq(collection, [row_seq for row_seq, _ in ranked or ()])
+            if ranked is None or len(records) < len(ranked):
+                # Not cached, or rows another process deleted: read the matrix again.
+                index = self._load_index(seq, dimension)
+                ranked = index.search(query, top_k, among)  # before the writer can see it
+                self.vectors.replace(seq, stamp, index)
+                records = self._chunks_by_seq(collection, [row_seq for row_seq, _ in ranked])
+        finally:
+            self.conn.execute("COMMIT")
+        return [SearchHit(records[rs], score) for rs, score in ranked if rs in records]
+
+    def keyword_search(
+        self, collection: str, match: str, top_k: int, where: str, params: Sequence[Any]
+    ) -> list[SearchHit]:
+        """Best `top_k` chunks for the FTS5 query `match`, by BM25 (negated: higher is better)."""
+        seq, _ = self._require_collection(collection)
+        if not match or top_k <= 0:
+            return []
+        rows = self.conn.execute(
+            f"SELECT {CHUNK_COLUMNS}, bm25(chunks_fts) AS rank FROM chunks_fts"
+            " JOIN chunks c ON c.seq = chunks_fts.rowid"
+            f" WHERE chunks_fts MATCH ? AND c.collection_seq = ?{where}"
+            " ORDER BY rank, c.seq LIMIT ?",
+            (match, seq, *params, top_k),
+        ).fetchall()
+        return [SearchHit(chunk_record(collection, row), -float(row[6])) for row in rows]
+
+    def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
+        found: dict[str, ChunkRecord] = {}
+        row = self.conn.execute("SELECT seq FROM collections WHERE name = ?", (collection,))
+        seq = row.fetchone()
+        for start in range(0, len(chunk_ids), _ID_BATCH):
+            batch = list(chunk_ids[start : start + _ID_BATCH])
+            rows = self.conn.execute(
+                f"SELECT {CHUNK_COLUMNS} FROM chunks c WHERE c.collection_seq = ?"
+                f" AND c.id IN ({', '.join('?' * len(batch))})",
+                (seq[0] if seq else None, *batch),
+            ).fetchall()
+            found.update((row[1], chunk_record(collection, row)) for row in rows)
+        return [found[cid] for cid in chunk_ids if cid in found]
+
+    # --- API keys ------------------------------------------------------------------------
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        row = self.conn.execute(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked = 0", (key_hash,)
+        ).fetchone()
+        return None if row is None else api_key_record(row)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        rows = self.conn.execute(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY name, seq")
+        return [api_key_record(row) for row in rows.fetchall()]
+
+    # --- helpers -------------------------------------------------------------------------
+    def _require_collection(self, name: str) -> tuple[int, int]:
+        """The collection's (seq, dimension); `NotFound` if there is none."""
+        row = self.conn.execute(
+            "SELECT seq, dimension FROM collections WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"collection {name!r} does not exist", code="collection_not_found")
+        return int(row[0]), int(row[1])
+
+    def _matching(
+        self, collection_seq: int, stamp: int, where: str, params: tuple[Any, ...]
+    ) -> IdArray:
+        """Sorted seqs of the collection's chunks that pass a metadata filter (memoised until
+        the collection changes). The scan reads only the `chunks_by_metadata` index."""
+        key = (collection_seq, stamp, where, params)
+        found = self.vectors.filtered(key)
+        if found is None:
+            cursor = self.conn.execute(
+                f"SELECT c.seq FROM chunks c WHERE c.collection_seq = ?{where}",
+                (collection_seq, *params),
+            )
+            found = np.sort(seq_array(cursor.fetchall()))
+            self.vectors.put_filtered(key, found)
+        return found
+
+    def _load_index(self, collection_seq: int, dimension: int) -> VectorIndex:
+        """The collection's vector matrix, read from the file."""
+        count = self.conn.execute(
+            "SELECT COUNT(*) FROM vectors WHERE collection_seq = ?", (collection_seq,)
+        ).fetchone()[0]
+        index = VectorIndex(dimension, capacity=max(count, 1024))
+        cursor = self.conn.execute(  # index order is seq order: no sort step
+            "SELECT seq, vector FROM vectors WHERE collection_seq = ? ORDER BY seq",
+            (collection_seq,),
+        )
+        while rows := cursor.fetchmany(_LOAD_BATCH):
+            blob = b"".join(row[1] for row in rows)
+            matrix = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
+            index.add(seq_array(rows), matrix)
+        return index
+
+    def _chunks_by_seq(self, collection: str, seqs: list[int]) -> dict[int, ChunkRecord]:
+        if not seqs:
+            return {}
+        rows = self.conn.execute(
+            f"SELECT {CHUNK_COLUMNS} FROM chunks c WHERE c.seq IN ({', '.join('?' * len(seqs))})",
+            seqs,
+        ).fetchall()
+        return {int(row[0]): chunk_record(collection, row) for row in rows}
+
+
+def seq_array(rows: Sequence[tuple[Any, ...]]) -> IdArray:
+    return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
