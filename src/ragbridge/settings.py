@@ -83,7 +83,8 @@ class Settings(BaseSettings):
 
     # --- embeddings -----------------------------------------------------------------------
     embedding_model: str = Field(
-        "all-MiniLM-L6-v2", description="Embedding model name (local, or the remote model id)."
+        "universal-sentence-encoder-multilingual",
+        description="Embedding model name (local, or the remote model id); see docs/embeddings.md.",
     )
     embedding_base_url: str | None = Field(
         None, description="OpenAI-compatible embeddings base URL (…/v1); unset = local model."
