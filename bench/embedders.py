@@ -45,7 +45,7 @@ from bench.retrieval_quality import (
     measure,
 )
 from ragbridge.embeddings import create_embedder
-from ragbridge.retrieval.text import Analyzer
+from ragbridge.retrieval.text import default_analyzer
 from ragbridge.settings import Settings
 
 CROSSLINGUAL = Path(__file__).resolve().parent / "data" / "crosslingual.jsonl"
@@ -166,7 +166,7 @@ async def ingest_rate(model: str, copies: int) -> dict[str, float]:
         await store.open()
         pipeline = IngestPipeline(store, embedder, settings)
         await pipeline.ensure_collection("ko")
-        Analyzer().analyze("워밍업")  # Kiwi's build is not ingest time either
+        default_analyzer().analyze("워밍업")  # Kiwi's build is not ingest time either
         started = time.perf_counter()
         results = await pipeline.ingest_files("ko", discover([folder]).files)
         seconds = time.perf_counter() - started
@@ -201,7 +201,7 @@ async def one_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
         out["scifact-sub"] = f"skipped: {args.scifact} is absent"
     for dataset in sets:
         embedder = create_embedder(Settings(embedding_model=model, database_url=None))
-        async with indexed(dataset, embedder, Analyzer()) as (store, collection):
+        async with indexed(dataset, embedder, default_analyzer()) as (store, collection):
             for mode in ("dense", "keyword", "hybrid"):
                 row, _ = await measure(store, collection, dataset, model, mode)
                 out.setdefault(dataset.name, {})[mode] = row.ndcg10

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         None, description="Model handles non-English text; default: guessed from the model name."
     )
 
+    # --- Korean-first retrieval (issue 9) --------------------------------------------------
+    embed_unreadable: bool = Field(
+        False,
+        description="Embed chunks an English-only model cannot read (non-Latin text); "
+        "off: they are keyword-searched only, no vector is computed.",
+    )
+
     # --- ingest ---------------------------------------------------------------------------
     chunk_size: int = Field(256, description="Chunk size in embedding-model tokens.")
     chunk_overlap: int = Field(32, description="Overlap between chunks in tokens.")
