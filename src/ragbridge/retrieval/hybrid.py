@@ -21,7 +21,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence, Set as AbstractSet
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from ragbridge.embeddings.base import Embedder
