@@ -59,7 +59,7 @@ class E5Embedder(ThreadedEmbedder):
             return 0
         self.ensure_loaded()
         assert self._model is not None
-        return max(0, self._model.token_count(text) - self._empty)
+        return max(0, int(self._model.token_count(text)) - self._empty)
 
     def _load(self) -> None:
         self._model = _load_e5(self._threads)
