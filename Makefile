@@ -15,13 +15,14 @@ PYTEST_WORKERS ?= auto
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
-	# torch first, pinned to the CPU wheel, or pip pulls gigabytes of CUDA.
-	$(PIP) torch==2.13.0
 	$(PIP) -e .
 	touch $@
 
+# The default embedder needs no torch; the dev extras (MiniLM tests) do: torch first, pinned
+# to the CPU wheel, or pip pulls gigabytes of CUDA.
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP) -e ".[dev,postgres,redis]"
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[dev,postgres,redis,torch]"
 	touch $@
 
 install: $(VENV)/.installed

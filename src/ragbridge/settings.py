@@ -103,7 +103,8 @@ class Settings(BaseSettings):
 
     # --- embeddings -----------------------------------------------------------------------
     embedding_model: str = Field(
-        "all-MiniLM-L6-v2", description="Embedding model name (local, or the remote model id)."
+        "universal-sentence-encoder-multilingual",
+        description="Embedding model name (local, or the remote model id); see docs/embeddings.md.",
     )
     embedding_base_url: str | None = Field(
         None, description="OpenAI-compatible embeddings base URL (…/v1); unset = local model."
@@ -112,6 +113,13 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(64, description="Texts per embedding batch.")
     embedding_multilingual: bool | None = Field(
         None, description="Model handles non-English text; default: guessed from the model name."
+    )
+
+    # --- Korean-first retrieval (issue 9) --------------------------------------------------
+    embed_unreadable: bool = Field(
+        False,
+        description="Embed chunks an English-only model cannot read (non-Latin text); "
+        "off: they are keyword-searched only, no vector is computed.",
     )
 
     # --- ingest ---------------------------------------------------------------------------

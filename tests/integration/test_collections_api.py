@@ -66,8 +66,8 @@ def test_create_list_get_and_delete_a_collection(api: httpx.Client) -> None:
     assert body["object"] == "collection"
     assert (body["name"], body["embedding_model"], body["dimension"]) == (
         "manuals",
-        "all-MiniLM-L6-v2",
-        384,
+        "universal-sentence-encoder-multilingual",
+        512,
     )
     assert body["metadata"] == {"team": "지원"}
     assert api.post("/v1/collections", json={"name": "manuals"}).status_code == 200

@@ -49,7 +49,7 @@ def test_collections_list_shows_model_and_sizes(data_dir: Path) -> None:
     lines = listed.stdout.splitlines()
     assert lines[0].split()[:5] == ["NAME", "MODEL", "DIM", "DOCS", "CHUNKS"]
     handbook = next(line.split() for line in lines if line.startswith("handbook"))
-    assert handbook[1:4] == ["all-MiniLM-L6-v2", "384", "2"]
+    assert handbook[1:4] == ["universal-sentence-encoder-multilingual", "512", "2"]
 
 
 def test_search_prints_ranked_passages_and_json(data_dir: Path) -> None:

@@ -125,7 +125,7 @@ async def check_whole(db: Path) -> list[str]:
     await store.open()
     try:
         documents = await store.list_documents("kb")
-        probe = np.full(384, 384**-0.5, dtype=np.float32)
+        probe = np.full(512, 512**-0.5, dtype=np.float32)  # the default model's dimension
         for document in documents:
             hits = await store.dense_search("kb", probe, 1000, filters={"source": document.source})
             assert len(hits) == document.chunk_count > 0

@@ -1,9 +1,9 @@
-"""Text to vectors: the packaged local model or a remote OpenAI-compatible API."""
+"""Text to vectors: a packaged local model (multilingual USE by default) or a remote API."""
 
 from __future__ import annotations
 
 from ragbridge.embeddings.base import Embedder
-from ragbridge.embeddings.names import USE_MULTILINGUAL, same_model
+from ragbridge.embeddings.names import E5_SMALL, USE_MULTILINGUAL, same_model
 from ragbridge.settings import Settings
 
 __all__ = ["Embedder", "create_embedder"]
@@ -23,7 +23,17 @@ def create_embedder(settings: Settings) -> Embedder:
         from ragbridge.embeddings.use import UseEmbedder
 
         return UseEmbedder(batch_size=settings.embedding_batch_size)
-    from ragbridge.embeddings.local import LocalEmbedder
+    if same_model(settings.embedding_model, E5_SMALL):
+        from ragbridge.embeddings.e5 import E5Embedder
+
+        return E5Embedder(batch_size=settings.embedding_batch_size)
+    try:
+        from ragbridge.embeddings.local import LocalEmbedder
+    except ImportError as exc:  # tokenizers, torch: the optional `[torch]` extra
+        raise ValueError(
+            f"Embedding model {settings.embedding_model!r} needs sentence-transformers: "
+            "pip install 'ragbridge[torch]'."
+        ) from exc
 
     return LocalEmbedder(
         settings.embedding_model,

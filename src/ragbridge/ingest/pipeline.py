@@ -31,6 +31,7 @@ from ragbridge.ingest.loaders import detect_format
 from ragbridge.ingest.quiet import load_quietly
 from ragbridge.ingest.splitter import TextSplitter
 from ragbridge.metrics import Metrics
+from ragbridge.retrieval.hybrid import dense_reads_query
 from ragbridge.retrieval.text import analyze
 from ragbridge.settings import Settings
 from ragbridge.store.base import (
@@ -257,7 +258,11 @@ class IngestPipeline:
             if not self._is_current(previous, collection, document)
         ]
         prepared = await asyncio.to_thread(self._prepare, changed, source)
-        vectors = await self._embed([c.text for p in prepared for c in p.chunks], progress)
+        vectors = await self._embed(
+            [c.text for p in prepared for c in p.chunks],
+            [c.metadata.get("dense", True) is not False for p in prepared for c in p.chunks],
+            progress,
+        )
 
         upserts: list[DocumentUpsert] = []
         offset = 0
@@ -311,24 +316,43 @@ class IngestPipeline:
                     metadata["page"] = chunk.page
                 if chunk.headings:
                     metadata["headings"] = list(chunk.headings)
+                if not self._readable(chunk.text):
+                    metadata["dense"] = False  # no vector: the model cannot read this text
                 keywords = " ".join(analyze("\n".join((*chunk.headings, chunk.text))))
                 chunks.append(NewChunk(chunk.text, keywords, chunk.position, metadata))
             if chunks:
                 prepared.append(_Prepared(document, chunks))
         return prepared
 
-    async def _embed(self, texts: list[str], progress: IngestProgress | None) -> Vector:
-        """Vectors for `texts`, in slices of a few embedder batches so progress shows."""
+    def _readable(self, text: str) -> bool:
+        """Whether the embedder reads `text` (an English-only model: mostly Latin script), or
+        the user asked for vectors of everything (`embed_unreadable`)."""
+        return self.settings.embed_unreadable or dense_reads_query(self.embedder.multilingual, text)
+
+    async def _embed(
+        self, texts: list[str], readable: list[bool], progress: IngestProgress | None
+    ) -> Vector:
+        """Vectors for the `readable` texts, in slices of a few embedder batches so progress
+        shows; zero rows for the others (dense search ranks them last, retrieval's language
+        gate never asks the model about them)."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        wanted = [text for text, ok in zip(texts, readable, strict=True) if ok]
         step = max(1, self.settings.embedding_batch_size) * 4
         parts = []
-        for start in range(0, len(texts), step):
-            part = await self.embedder.embed_documents(texts[start : start + step])
+        for start in range(0, len(wanted), step):
+            part = await self.embedder.embed_documents(wanted[start : start + step])
             if progress is not None:
                 progress.chunks_embedded(len(part))
             parts.append(part)
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if len(wanted) == len(texts):
+            return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        vectors = np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
+        if parts:
+            vectors[np.asarray(readable)] = np.concatenate(parts)
+        if progress is not None:
+            progress.chunks_embedded(len(texts) - len(wanted))
+        return vectors
 
     def _is_current(
         self, previous: dict[str, DocumentRecord], collection: str, document: LoadedDocument

@@ -1,9 +1,16 @@
-"""Sections to chunks measured in the embedding model's own tokens.
+"""Sections to chunks of about the same amount of text in every script.
 
-A section is cut at paragraphs first, then sentences (English and Korean), then lines, then
-words, and only as a last resort inside a word; the pieces are packed greedily up to `chunk_size`
-with `chunk_overlap` tokens carried over. Every chunk is counted once more as a whole, so none
-is ever longer than the model reads (a longer one would be truncated silently, losing text).
+Chunks are sized in text units (`text_units`: about four characters of English, or one and a
+half Hangul syllables, per unit — what an English wordpiece takes), not in the model's tokens:
+a tokenizer that breaks Hangul into jamo would otherwise cut Korean into pieces four times
+shorter than English ones. A section is cut at paragraphs first, then sentences (English and
+Korean), then lines, then words, and only as a last resort inside a word; the pieces are packed
+greedily up to `chunk_size` units with `chunk_overlap` units carried over. The model's own
+token count is the hard ceiling: every chunk is counted once as a whole, so none is ever longer
+than the model reads (a longer one would be truncated silently, losing text).
+
+A section that is nothing but its heading (a heading followed at once by a sub-heading) is not
+a chunk of its own: its text goes in front of the next section's.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ if TYPE_CHECKING:
 TokenCounter = Callable[[str], int]
 Span = tuple[int, int]
 
-SPLITTER_VERSION = 1
+SPLITTER_VERSION = 2
 """Bump when chunk boundaries change, so re-ingest re-embeds documents split the old way."""
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
@@ -33,9 +40,23 @@ _SENTENCE_BREAK = re.compile(
 _LINE_BREAK = re.compile(r"\s*\n\s*")
 _WORD = re.compile(r"\S+")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff"
 _CHARS_SURELY_OVER = 32
 """A span with this many characters per allowed token is cut up without being counted whole
 (counting a long text is the costly part; its pieces are counted anyway)."""
+
+
+_WIDE = re.compile(f"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3{_CJK_CHARS}]")
+_WIDE_WEIGHT = 2.5
+"""A Hangul syllable or CJK character holds about as much text as 2.5 Latin characters
+(measured on the English and Korean versions of bench/data's passages)."""
+_CHARS_PER_UNIT = 4.0
+
+
+def text_units(text: str) -> int:
+    """Size of `text` in units of about one English wordpiece, the same for every script."""
+    wide = len(_WIDE.findall(text))
+    return max(1, round((len(text) - wide + _WIDE_WEIGHT * wide) / _CHARS_PER_UNIT)) if text else 0
 
 
 @dataclass(frozen=True)
@@ -58,7 +79,8 @@ class _Piece:
 
 
 class TextSplitter:
-    """Splits text into chunks of at most `chunk_size` tokens, never more than `max_tokens`."""
+    """Splits text into chunks of at most `chunk_size` units (`measure`, by default
+    `text_units`), never more than `max_tokens` of the model's tokens (`count_tokens`)."""
 
     def __init__(
         self,
@@ -67,10 +89,13 @@ class TextSplitter:
         chunk_size: int,
         chunk_overlap: int,
         max_tokens: int,
+        measure: TokenCounter | None = text_units,
     ) -> None:
         if max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
-        self.count_tokens = count_tokens
+        self.model_tokens = count_tokens
+        self.count_tokens = measure or count_tokens
+        """What pieces are sized by (`measure`, or the model's tokens when it is None)."""
         self.max_tokens = max_tokens
         self.chunk_size = max(1, min(chunk_size, max_tokens))
         self.chunk_overlap = max(0, min(chunk_overlap, self.chunk_size // 2))
@@ -80,14 +105,31 @@ class TextSplitter:
     @property
     def config(self) -> str:
         """Identifies how chunks are cut; a document split another way must be re-split."""
-        return f"v{SPLITTER_VERSION}:{self.chunk_size}:{self.chunk_overlap}:{self.max_tokens}"
+        unit = "t" if self.count_tokens is self.model_tokens else "u"
+        return f"v{SPLITTER_VERSION}{unit}:{self.chunk_size}:{self.chunk_overlap}:{self.max_tokens}"
 
     def split_document(self, document: LoadedDocument) -> list[Chunk]:
-        """Chunks of every section, numbered through the document."""
+        """Chunks of every section, numbered through the document; a bare heading is carried
+        into the next section (see the module doc)."""
         chunks: list[Chunk] = []
-        for section in document.sections:
-            for text, tokens in self.split_text(section.text):
-                chunks.append(Chunk(text, len(chunks), tokens, section.page, section.headings))
+        carried = ""
+        sections = document.sections
+        for index, section in enumerate(sections):
+            text = f"{carried}\n\n{section.text}" if carried else section.text
+            carried = ""
+            following = sections[index + 1] if index + 1 < len(sections) else None
+            if (
+                following is not None
+                and section.headings
+                and text.strip() == "\n\n".join(_bare_headings(text, section.headings))
+                and following.page == section.page
+            ):
+                carried = text.strip()
+                continue
+            for chunk_text, tokens in self.split_text(text):
+                chunks.append(
+                    Chunk(chunk_text, len(chunks), tokens, section.page, section.headings)
+                )
         return chunks
 
     def split_text(self, text: str) -> list[tuple[str, int]]:
@@ -107,13 +149,24 @@ class TextSplitter:
     ) -> Iterator[tuple[int, int, int]]:
         """Chunk spans with their exact token counts, each at most `max_tokens`."""
         pieces = self._pieces(text, start, end, limit, level=0, tokens=None)
-        for chunk_start, chunk_end in self._pack(text, pieces, limit, overlap):
-            actual = self.count_tokens(text[chunk_start:chunk_end])
+        last_start, last_end = -1, start
+        for packed_start, packed_end in self._pack(text, pieces, limit, overlap):
+            bounds = (packed_start, packed_end)
+            if packed_start <= last_start:  # the chunk before was cut finer: no overlap
+                bounds = _trim(text, last_end, packed_end)  # type: ignore[assignment]
+                if bounds is None:
+                    continue
+            chunk_start, chunk_end = bounds
+            actual = self.model_tokens(text[chunk_start:chunk_end])
             if actual <= self.max_tokens or chunk_end - chunk_start == 1:
                 yield chunk_start, chunk_end, actual  # (one character cannot be cut further)
-            else:  # the tokenizer counts a join differently from its parts: cut finer
-                smaller = max(1, min(limit - 1, limit * self.max_tokens // actual))
-                yield from self._spans(text, chunk_start, chunk_end, smaller, overlap=False)
+                last_start, last_end = chunk_start, chunk_end
+                continue
+            # Over the model's ceiling (text denser in tokens than in units): cut finer.
+            smaller = max(1, min(limit - 1, limit * self.max_tokens // actual))
+            for span in self._spans(text, chunk_start, chunk_end, smaller, overlap=False):
+                yield span
+                last_start, last_end = span[0], span[1]
 
     def _pieces(
         self, text: str, start: int, end: int, limit: int, *, level: int, tokens: int | None
@@ -229,6 +282,12 @@ _LEVELS: tuple[Callable[[TextSplitter, str, int, int], list[Span]], ...] = (
     TextSplitter._words,
 )
 """Boundaries to cut at, coarsest first."""
+
+
+def _bare_headings(text: str, headings: tuple[str, ...]) -> list[str]:
+    """The trailing headings `text` consists of, if it is nothing but headings (else [])."""
+    parts = [part.strip() for part in _PARAGRAPH_BREAK.split(text.strip())]
+    return parts if parts and all(part in headings for part in parts) else []
 
 
 def _between(separator: re.Pattern[str], text: str, start: int, end: int) -> list[Span]:

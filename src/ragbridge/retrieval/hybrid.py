@@ -8,6 +8,11 @@ set; see docs/benchmarks.md (Retrieval quality).
 A retriever that cannot read the query's language is left out of the fusion: an English-only
 embedder ranks a Korean query by noise, so for a mostly non-Latin query it gets no vote (see
 `dense_reads_query`). The same holds for an English-only reranker.
+
+Keyword search cannot match across languages: a passage written in another script than the
+query (a Korean question, an English passage) is fused on the dense score alone, rather than
+averaged with a keyword score of 0 that would push it below same-language passages that share a
+word or two with the question (see `cross_script`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from ragbridge.embeddings.base import Embedder
@@ -54,48 +60,71 @@ def dense_reads_query(multilingual: bool, query: str) -> bool:
     return multilingual or latin_share(query) >= 0.5
 
 
+def cross_script(query: str, passage: str) -> bool:
+    """Whether one of `query` and `passage` is mostly Latin script and the other is not."""
+    return (latin_share(query) >= 0.5) != (latin_share(passage) >= 0.5)
+
+
 Ranking = tuple[Sequence[tuple[str, float]], float]
 """One retriever's (id, score) candidates, best first, and its weight in the fusion."""
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: float = 60.0) -> list[tuple[str, float]]:
+Blind = Sequence[AbstractSet[str]]
+"""Per ranking, the items it cannot judge (left out of their mean instead of counting 0)."""
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Ranking], k: float = 60.0, blind: Blind = ()
+) -> list[tuple[str, float]]:
     """Weighted RRF: score = Σ weight / (k + rank), rank from 1; the scores themselves unused.
 
-    Divided by the best possible score (first in every list), so 1.0 means every retriever
-    put the passage first. Ties keep first-seen order.
+    Divided by the best possible score (first in every list that can judge the item), so 1.0
+    means every retriever put the passage first. Ties keep first-seen order.
     """
-    best = sum(weight for _, weight in rankings if weight > 0) / (k + 1)
+    ranks = [
+        ({item: rank for rank, (item, _) in reversed(list(enumerate(hits, start=1)))}, weight)
+        for hits, weight in rankings
+    ]
+    items = dict.fromkeys(item for hits, weight in rankings if weight > 0 for item, _ in hits)
     fused: dict[str, float] = {}
-    for hits, weight in rankings:
-        if weight > 0:
-            for rank, (item, _) in enumerate(hits, start=1):
-                fused[item] = fused.get(item, 0.0) + weight / (k + rank)
-    ranked = sorted(fused.items(), key=lambda pair: pair[1], reverse=True)
-    return [(item, score / best) for item, score in ranked]
+    for item in items:
+        score = best = 0.0
+        for index, (rank_of, weight) in enumerate(ranks):
+            if weight <= 0 or (index < len(blind) and item in blind[index]):
+                continue
+            best += weight / (k + 1)
+            rank = rank_of.get(item)
+            score += weight / (k + rank) if rank else 0.0
+        fused[item] = score / best if best else 0.0
+    return sorted(fused.items(), key=lambda pair: pair[1], reverse=True)
 
 
-def relative_score_fusion(rankings: Sequence[Ranking], depth: int) -> list[tuple[str, float]]:
+def relative_score_fusion(
+    rankings: Sequence[Ranking], depth: int, blind: Blind = ()
+) -> list[tuple[str, float]]:
     """Weighted mean of each list's scores divided by that list's best score.
 
     `depth` is how many candidates each retriever was asked for. A passage missing from a
     shorter list did not match there at all and gets 0; one missing from a full list ranked
     below all of it and gets its lowest relative score. An empty list still counts in the
     mean, so 1.0 means every retriever put the passage first. Unlike RRF this keeps how far
-    ahead a hit is.
+    ahead a hit is. An item in `blind[i]` is averaged over the other lists only.
     """
-    total = sum(weight for _, weight in rankings if weight > 0)
-    lists: list[tuple[dict[str, float], float, float]] = []  # relative scores, weight, floor
-    for hits, weight in rankings:
-        if weight > 0 and hits:
-            best = max(max(score for _, score in hits), 1e-9)
-            relative = {item: max(0.0, score) / best for item, score in hits}
-            floor = min(relative.values()) if len(hits) >= depth else 0.0
-            lists.append((relative, weight, floor))
-    items = dict.fromkeys(item for relative, _, _ in lists for item in relative)
-    fused = [
-        (item, sum(weight * rel.get(item, floor) for rel, weight, floor in lists) / total)
-        for item in items
-    ]
+    # relative scores, weight, floor, blind set
+    lists: list[tuple[dict[str, float], float, float, AbstractSet[str]]] = []
+    for index, (hits, weight) in enumerate(rankings):
+        if weight > 0:
+            best = max((score for _, score in hits), default=0.0)
+            relative = {item: max(0.0, score) / max(best, 1e-9) for item, score in hits}
+            floor = min(relative.values()) if hits and len(hits) >= depth else 0.0
+            lists.append((relative, weight, floor, blind[index] if index < len(blind) else ()))
+    items = dict.fromkeys(item for relative, _, _, _ in lists for item in relative)
+    fused = []
+    for item in items:
+        judged = [(rel, weight, floor) for rel, weight, floor, off in lists if item not in off]
+        total = sum(weight for _, weight, _ in judged)
+        score = sum(weight * rel.get(item, floor) for rel, weight, floor in judged)
+        fused.append((item, score / total if total else 0.0))
     fused.sort(key=lambda pair: pair[1], reverse=True)
     return fused
 
@@ -197,7 +226,7 @@ class HybridRetriever:
         elif mode == "keyword":
             ranked = _relative(keyword)
         else:
-            ranked = self._fuse(dense, keyword, use_dense, depth)
+            ranked = self._fuse(query, dense, keyword, use_dense, depth)
         ranked = await self._rerank(query, ranked, top_k)
         hits = [hit for hit in ranked[:top_k] if hit.score >= score_threshold]
         self.metrics.observe_retrieval(mode, time.perf_counter() - started, len(hits))
@@ -220,7 +249,12 @@ class HybridRetriever:
         return await self.store.keyword_search(collection, terms, depth, filters)
 
     def _fuse(
-        self, dense: list[SearchHit], keyword: list[SearchHit], use_dense: bool, depth: int
+        self,
+        query: str,
+        dense: list[SearchHit],
+        keyword: list[SearchHit],
+        use_dense: bool,
+        depth: int,
     ) -> list[SearchHit]:
         config = self.config
         chunks: dict[str, ChunkRecord] = {}
@@ -230,10 +264,15 @@ class HybridRetriever:
             ([(h.chunk.id, h.score) for h in dense], config.dense_weight if use_dense else 0.0),
             ([(h.chunk.id, h.score) for h in keyword], config.keyword_weight),
         ]
+        # Keyword search cannot see a passage in another script than the query.
+        other_script = (
+            {h.chunk.id for h in dense if cross_script(query, h.chunk.text)} if use_dense else set()
+        )
+        blind: list[AbstractSet[str]] = [set(), other_script]
         if config.fusion == "rrf":
-            fused = reciprocal_rank_fusion(rankings, k=config.rrf_k)
+            fused = reciprocal_rank_fusion(rankings, k=config.rrf_k, blind=blind)
         else:
-            fused = relative_score_fusion(rankings, depth)
+            fused = relative_score_fusion(rankings, depth, blind=blind)
         return [SearchHit(chunks[chunk_id], score) for chunk_id, score in fused]
 
     async def _rerank(self, query: str, hits: list[SearchHit], top_k: int) -> list[SearchHit]:

