@@ -27,6 +27,7 @@ from ragbridge.api.security import (
     visible_models,
 )
 from ragbridge.api.usage import metered, record_completion
+from ragbridge.citations import public_base_url
 from ragbridge.errors import RagbridgeError
 from ragbridge.llm.prefetch import Prefetch
 from ragbridge.llm.sse import DONE, KEEPALIVE, encode_event
@@ -66,7 +67,7 @@ async def chat_completions(request_body: ChatCompletionRequest, request: Request
     """
     chat, settings = get_chat(request), get_settings(request)
     ensure_model_access(request.state.principal, request_body.model)
-    turn = chat.turn(await request.json(), request.headers)
+    turn = chat.turn(await request.json(), request.headers, public_base_url(request, settings))
     if not request_body.stream:
         completion = await chat.complete(turn)
         await record_completion(request, turn.model, completion)
