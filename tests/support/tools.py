@@ -54,7 +54,7 @@ def tools_server(data_dir: Path, upstream: ScriptedUpstream | None = None) -> It
     )
     with serve_in_thread(create_app(settings)) as url:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
             for name, text in PASSAGES.items():
                 upload(client, "docs", name, text.encode())
             upload(client, "docs", "aurora-manual.pdf", pdf_bytes())
