@@ -54,7 +54,16 @@ def ragbridge(
 def drive_pipe(tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
     """Run the driver under open-webui's python; its one JSON line of output."""
     done = subprocess.run(
-        ["nice", "-n", "10", str(openwebui_python()), str(DRIVER), str(PIPE), json.dumps(spec)],
+        [
+            "nice",
+            "-n",
+            "10",
+            str(openwebui_python()),
+            "-P",
+            str(DRIVER),
+            str(PIPE),
+            json.dumps(spec),
+        ],
         env=openwebui_env(tmp / "owui-data"),
         cwd=tmp,
         capture_output=True,
@@ -100,7 +109,6 @@ def test_the_pipe_loads_through_open_webui_and_answers_with_citations(
         assert first["metadata"][0]["source"] == first["source"]["url"]
     sent = llm.chat_requests[-2:]
     assert [r.body["model"] for r in sent] == ["stub-beta", "stub-beta"]  # the valve's model
-    assert sent[0].headers["x-openwebui-chat-id"] == "chat-1"
 
 
 def test_the_pipe_reports_a_wrong_key_as_a_model_and_as_text(

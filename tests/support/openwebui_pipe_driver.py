@@ -14,7 +14,6 @@ import json
 import sys
 from typing import Any
 
-from open_webui.functions import openai_chat_chunk_message_template  # noqa: F401 (loads it)
 from open_webui.utils.plugin import load_function_module_by_id
 
 FUNCTION_ID = "ragbridge"
