@@ -198,7 +198,7 @@ def test_open_webui_verifies_and_lists_both_tool_servers(
 def test_open_webui_calls_the_tool_server_while_answering(
     openwebui: OpenWebUI, ragbridge: ToolsServer, llm: ScriptedUpstream
 ) -> None:
-    """Open WebUI's tool step (function calling "default"): its task model picks `search`,
+    """Open WebUI's tool step (function calling "legacy"): its task model picks `search`,
     Open WebUI calls ragbridge's tool server, and the passages reach the answering model."""
     openapi, mcp = tool_server_connections(ragbridge)
     pick = {
@@ -225,7 +225,7 @@ def test_open_webui_calls_the_tool_server_while_answering(
                 "messages": [{"role": "user", "content": KO_QUESTION}],
                 "stream": False,
                 "tool_ids": ["server:ragbridge"],
-                "params": {"function_calling": "default"},
+                "params": {"function_calling": "legacy"},
             },
         )
     assert answer.status_code == 200, answer.text

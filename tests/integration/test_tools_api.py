@@ -1,6 +1,7 @@
-"""The OpenAPI tool server (`/tools`), the MCP server (`/mcp`, through the official MCP client)
-and the JSON document view that cited passages link to: one ragbridge under uvicorn, English and
-Korean documents, an admin key and a key scoped to one collection."""
+"""The OpenAPI tool server (`/tools`), the MCP server (`/mcp`, through the official MCP client),
+the JSON document view that cited passages link to, and the citations of RAG answers (source
+events, `sources`, `url_citation` annotations): one ragbridge under uvicorn with the scripted
+upstream, English and Korean documents, an admin key and a key scoped to one collection."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from typing import Any
 
 import anyio
 import httpx
+import openai
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from tests.support.documents import FACTS
+from tests.support.rag import EN_QUESTION, KO_QUESTION
 from tests.support.tools import PRIVATE_TEXT, ToolsServer, tools_server
+from tests.support.upstream import Reply, ScriptedUpstream
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +28,18 @@ TOOLS = {"list_collections", "search", "get_document"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolsServer]:
+def llm() -> Iterator[ScriptedUpstream]:
+    with ScriptedUpstream().serve() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def server(
+    llm: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ToolsServer]:
     with pytest.MonkeyPatch.context() as env:
         env.delenv("RAGBRIDGE_API_KEY", raising=False)
-        with tools_server(tmp_path_factory.mktemp("tools") / "data") as running:
+        with tools_server(tmp_path_factory.mktemp("tools") / "data", llm) as running:
             yield running
 
 
@@ -246,3 +258,82 @@ def test_mcp_without_a_valid_key_is_refused_before_the_session(server: ToolsServ
             refused = http.post("/mcp", json=initialize, headers=accept)
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == code
+
+
+# --- citations in answers -------------------------------------------------------------------
+def assert_aligned(text: str, sources: list[dict[str, Any]], annotations: list[Any]) -> None:
+    """Annotations come in passage order, one per `[n]` marker (or an empty span at the end for
+    a passage never marked), each naming source n's URL."""
+    urls = [source["source"]["url"] for source in sources]
+    assert urls and all(url.startswith("http://127.0.0.1:") for url in urls)
+    assert [s["metadata"][0]["source"] for s in sources] == urls  # one chip per passage
+    seen = list(dict.fromkeys(a["url_citation"]["url"] for a in annotations))
+    assert seen == urls  # Open WebUI numbers annotation sources as they come: [n] -> n
+    for annotation in annotations:
+        cite = annotation["url_citation"]
+        number = urls.index(cite["url"]) + 1
+        span = text[cite["start_index"] : cite["end_index"]]
+        assert span in (f"[{number}]", ""), (span, number)
+        assert cite["title"].startswith(sources[number - 1]["source"]["name"])
+    assert {
+        text[a["url_citation"]["start_index"] : a["url_citation"]["end_index"]] for a in annotations
+    } >= {"[1]"}
+
+
+def test_a_non_streamed_answer_carries_annotations_aligned_with_sources(
+    server: ToolsServer, llm: ScriptedUpstream
+) -> None:
+    llm.script(Reply(tokens=["Every 90 days [1]", "; log it [1]."]))
+    sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.admin_key, max_retries=0)
+    completion = sdk.chat.completions.create(
+        model="rag/docs", messages=[{"role": "user", "content": EN_QUESTION}]
+    )
+    message = completion.choices[0].message
+    annotations = [a.model_dump() for a in message.annotations or []]
+    sources = (completion.model_extra or {})["sources"]
+    assert message.content == "Every 90 days [1]; log it [1]."
+    assert_aligned(message.content, sources, annotations)
+    first = [a for a in annotations if a["url_citation"]["url"] == sources[0]["source"]["url"]]
+    assert [(a["url_citation"]["start_index"], a["url_citation"]["end_index"]) for a in first] == [
+        (14, 17),
+        (26, 29),
+    ]
+    # The link opens the passage the model was given as [1].
+    with client(server, server.admin_key) as http:
+        url = sources[0]["source"]["url"]
+        view = http.get(url.partition("#")[0]).json()
+        position = int(url.rpartition("#chunk-")[2])
+    assert view["chunks"][position]["text"] == sources[0]["document"][0]
+    assert FACTS["pdf_page_1"] in sources[0]["document"][0]
+
+
+def test_a_streamed_korean_answer_ends_with_annotations_after_its_source_events(
+    server: ToolsServer, llm: ScriptedUpstream
+) -> None:
+    llm.script(Reply(tokens=["한라산은 ", "1,947미터입니다 [", "1]."]))  # a marker split in two
+    payloads = []
+    with (
+        client(server, server.scoped_key) as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": "rag/docs",
+                "stream": True,
+                "messages": [{"role": "user", "content": KO_QUESTION}],
+            },
+        ) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                payloads.append(json.loads(line[6:]))
+    sources = [p["event"]["data"] for p in payloads if "event" in p]
+    choices = [p["choices"][0] for p in payloads if p.get("choices")]
+    text = "".join(c["delta"].get("content") or "" for c in choices)
+    finishing = [c for c in choices if c.get("finish_reason")]
+    assert text == "한라산은 1,947미터입니다 [1]." and len(finishing) == 1
+    annotations = finishing[0]["delta"]["annotations"]
+    assert [c for c in choices if "annotations" in c["delta"]] == finishing
+    assert FACTS["korean_text"] in sources[0]["document"][0]
+    assert_aligned(text, sources, annotations)
