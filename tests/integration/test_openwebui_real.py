@@ -30,7 +30,10 @@ from tests.support.rag import EN_QUESTION, KO_QUESTION
 from tests.support.tools import ToolsServer, tools_server
 from tests.support.upstream import Reply, ScriptedUpstream
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(1500),
+]  # Open WebUI starts in minutes on a busy machine
 
 PIPE = ROOT / "integrations" / "openwebui" / "ragbridge_pipe.py"
 DRIVER = ROOT / "tests" / "support" / "openwebui_pipe_driver.py"

@@ -70,6 +70,7 @@ def openwebui_env(data_dir: Path, **extra: str) -> dict[str, str]:
         ENABLE_AUTOCOMPLETE_GENERATION="false",
         OMP_WAIT_POLICY="PASSIVE",
         GLOBAL_LOG_LEVEL="WARNING",
+        FROM_INIT_PY="true",  # what the open-webui CLI sets: find the packaged frontend
     )
     env.update(extra)
     return env
