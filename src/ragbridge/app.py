@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.datastructures import State
+from starlette.routing import Route
 
 from ragbridge import __version__
 from ragbridge.api import collections as collections_api
@@ -18,7 +19,9 @@ from ragbridge.api import keys as keys_api
 from ragbridge.api import metrics as metrics_api
 from ragbridge.api import openai as openai_api
 from ragbridge.api import ops
+from ragbridge.api import tools as tools_api
 from ragbridge.api.errors import install_error_handlers
+from ragbridge.api.mcp import McpEndpoint
 from ragbridge.api.middleware import install_middleware
 from ragbridge.api.secrets_policy import check_secrets, ensure_bootstrap_keys
 from ragbridge.api.security import check_bind_safety
@@ -50,11 +53,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     check_bind_safety(settings)
     check_secrets(settings)
     metrics = Metrics()
+    mcp = McpEndpoint()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await _start_services(app.state, settings, metrics, stack)
+            await stack.enter_async_context(mcp.run())
             yield
 
     app = FastAPI(
@@ -70,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_middleware(app, settings, metrics, app.state.shutdown_gate)
     for api in (ops, collections_api, embeddings_api, metrics_api, keys_api, openai_api):
         app.include_router(api.router)
+    # Tools for tool-calling models: an OpenAPI tool server and an MCP server (same tools).
+    app.mount(tools_api.PREFIX, tools_api.create_tools_app(app.state))
+    app.router.routes.append(Route(McpEndpoint.PATH, mcp, methods=["GET", "POST", "DELETE"]))
     return app
 
 

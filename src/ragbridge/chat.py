@@ -15,6 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+from ragbridge.citations import hit_url, passage_title, url_annotations
 from ragbridge.errors import InvalidRequest, NotFound
 from ragbridge.llm.cache import CompletionAssembler, ResponseCache
 from ragbridge.llm.finished import finished_chunks, finished_completion
@@ -52,6 +53,9 @@ class ChatTurn:
     is_task: bool
     rag: RagModel | None = None
     """The RAG model the turn asks for; None for an upstream model."""
+    base_url: str = ""
+    """ragbridge's absolute base URL as the client sees it, for the passages' links; without
+    it answers carry no links and no `url_citation` annotations."""
 
     @property
     def model(self) -> str:
@@ -74,7 +78,9 @@ class ChatService:
     the history with the numbered passages upstream under the upstream model id, or answers
     extractively without an upstream. Streams send one Open WebUI source event per passage before
     the first token and carry the RAG model id in every chunk; non-streamed answers carry the
-    same passages in a top-level `sources` list. `### Task:` turns skip retrieval.
+    same passages in a top-level `sources` list. Both also carry OpenAI `url_citation`
+    annotations (`ragbridge.citations`): on the message, or on the stream's finishing delta.
+    `### Task:` turns skip retrieval.
     """
 
     def __init__(
@@ -84,14 +90,18 @@ class ChatService:
         *,
         rag: RagAnswerer | None = None,
         responses: ResponseCache | None = None,
+        console_links: bool = False,
     ) -> None:
         self._settings = settings
+        self._console_links = console_links
         self._upstream = upstream
         self._rag = rag
         self._responses = responses
 
-    def turn(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatTurn:
-        """Classify a validated chat request body."""
+    def turn(
+        self, body: dict[str, Any], headers: Mapping[str, str], base_url: str = ""
+    ) -> ChatTurn:
+        """Classify a validated chat request body; `base_url` roots the passages' links."""
         messages = body["messages"]
         if len(messages) > self._settings.max_messages:
             raise InvalidRequest(
@@ -99,7 +109,8 @@ class ChatService:
                 param="messages",
             )
         rag = parse_rag_model(str(body["model"])) if self._rag is not None else None
-        return ChatTurn(body=body, headers=headers, is_task=is_task_request(messages), rag=rag)
+        is_task = is_task_request(messages)
+        return ChatTurn(body=body, headers=headers, is_task=is_task, rag=rag, base_url=base_url)
 
     async def list_models(self) -> list[dict[str, Any]]:
         """The models a client can pick: the upstream's (an unreachable upstream raises), then
@@ -127,7 +138,11 @@ class ChatService:
             completion = await self._complete_upstream(plan.upstream_body, turn.headers)
             completion["model"] = turn.model
         if not turn.is_task:
-            completion["sources"] = [citation(hit) for hit in plan.hits]
+            urls = self._urls(turn, plan.hits)
+            completion["sources"] = [
+                citation(hit, url) for hit, url in zip(plan.hits, urls, strict=True)
+            ]
+            _annotate_message(completion, _link_titles(plan.hits, urls))
         return completion
 
     def stream(self, turn: ChatTurn) -> AsyncGenerator[str, None]:
@@ -145,12 +160,15 @@ class ChatService:
     ) -> AsyncGenerator[str, None]:
         """Source events first, then the answer under the RAG model's id."""
         plan = await rag.plan(model, turn.body, is_task=turn.is_task)
+        urls = self._urls(turn, plan.hits)
+        annotator = _StreamAnnotator(_link_titles(plan.hits, urls))
         if plan.upstream_body is None:
             completion = finished_completion(turn.model, plan.answer, _prompt_tokens(turn))
             chunks = finished_chunks(completion, include_usage=turn.include_usage)
-            for payload in _source_payloads(plan.hits, chunks[0]):
+            for payload in _source_payloads(plan.hits, urls, chunks[0]):
                 yield payload
             for piece in chunks:
+                annotator.add(piece)
                 yield json.dumps(piece, ensure_ascii=False)
             return
         relay = self._stream_upstream(plan.upstream_body, turn.headers, turn.include_usage)
@@ -164,10 +182,17 @@ class ChatService:
                 if "model" in chunk:
                     chunk["model"] = turn.model
                 if hits:  # once the upstream answered, before its first token
-                    for source in _source_payloads(hits, chunk):
+                    for source in _source_payloads(hits, urls, chunk):
                         yield source
                     hits = []
+                annotator.add(chunk)
                 yield json.dumps(chunk, ensure_ascii=False)
+
+    def _urls(self, turn: ChatTurn, hits: Sequence[SearchHit]) -> list[str]:
+        """Each passage's link (empty without the turn's base URL)."""
+        if not turn.base_url:
+            return ["" for _ in hits]
+        return [hit_url(turn.base_url, hit, console=self._console_links) for hit in hits]
 
     async def _complete_upstream(
         self, body: dict[str, Any], headers: Mapping[str, str]
@@ -252,7 +277,53 @@ def _json_object(payload: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _source_payloads(hits: Sequence[SearchHit], chunk: Mapping[str, Any]) -> list[str]:
+def _link_titles(hits: Sequence[SearchHit], urls: Sequence[str]) -> list[tuple[str, str]]:
+    """`(url, title)` per passage, numbered as in the prompt; none when there are no links."""
+    if not all(urls):
+        return []
+    return [(url, passage_title(hit)) for hit, url in zip(hits, urls, strict=True)]
+
+
+def _annotate_message(completion: dict[str, Any], sources: Sequence[tuple[str, str]]) -> None:
+    """Put `url_citation` annotations on each choice's message of a `chat.completion`."""
+    if not sources:
+        return
+    for choice in completion.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict):
+            text = message.get("content")
+            message["annotations"] = url_annotations(text if isinstance(text, str) else "", sources)
+
+
+class _StreamAnnotator:
+    """Collects a streamed answer's text and puts the `url_citation` annotations for all of it
+    on the delta of the chunk that finishes the first choice (spans need the whole text)."""
+
+    def __init__(self, sources: Sequence[tuple[str, str]]) -> None:
+        self._sources = sources
+        self._text: list[str] = []
+        self._done = not sources
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        if self._done:
+            return
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            return
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return
+        if isinstance(content := delta.get("content"), str):
+            self._text.append(content)
+        if choice.get("finish_reason"):
+            delta["annotations"] = url_annotations("".join(self._text), self._sources)
+            self._done = True
+
+
+def _source_payloads(
+    hits: Sequence[SearchHit], urls: Sequence[str], chunk: Mapping[str, Any]
+) -> list[str]:
     """One Open WebUI source event per passage, each also a valid (choice-less) chunk of the
     answer that `chunk` belongs to, so strict OpenAI clients parse it too."""
     head = {
@@ -262,4 +333,7 @@ def _source_payloads(hits: Sequence[SearchHit], chunk: Mapping[str, Any]) -> lis
         "model": chunk.get("model", ""),
         "choices": [],
     }
-    return [json.dumps({**head, **source_event(hit)}, ensure_ascii=False) for hit in hits]
+    return [
+        json.dumps({**head, **source_event(hit, url)}, ensure_ascii=False)
+        for hit, url in zip(hits, urls, strict=True)
+    ]

@@ -111,21 +111,28 @@ def with_context(
     return [rag, *messages]
 
 
-def citation(hit: SearchHit) -> dict[str, Any]:
-    """One Open WebUI source payload (the `data` of a `source` event; no `type` key)."""
+def citation(hit: SearchHit, url: str = "") -> dict[str, Any]:
+    """One Open WebUI source payload (the `data` of a `source` event; no `type` key).
+
+    With the passage's `url` (`ragbridge.citations`) the chip links to it, and its metadata
+    `source` is that URL, the same id Open WebUI gives the `url_citation` annotation of the
+    passage, so the two merge into one chip (`external` keeps the file name as its label).
+    """
     page = _page(hit)
-    meta: dict[str, Any] = {"source": hit.chunk.id, "name": source_name(hit)}
+    meta: dict[str, Any] = {"source": url or hit.chunk.id, "name": source_name(hit)}
+    if url:
+        meta["external"] = True
     if page is not None:
         meta["page"] = page
-    url = hit.chunk.metadata.get("url")
+    url = url or str(hit.chunk.metadata.get("url") or "")
     return {
-        "source": {"id": hit.chunk.id, "name": source_name(hit), "url": url or ""},
+        "source": {"id": hit.chunk.id, "name": source_name(hit), "url": url},
         "document": [hit.chunk.text],
         "metadata": [meta],
         "distances": [round(float(hit.score), 4)],
     }
 
 
-def source_event(hit: SearchHit) -> dict[str, Any]:
+def source_event(hit: SearchHit, url: str = "") -> dict[str, Any]:
     """The SSE payload Open WebUI renders as a citation chip."""
-    return {"event": {"type": "source", "data": citation(hit)}}
+    return {"event": {"type": "source", "data": citation(hit, url)}}

@@ -186,7 +186,14 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, description="Memory the in-process cache (retrievals, answers) may use."
     )
 
-    @field_validator("upstream_base_url", "embedding_base_url", "rerank_base_url")
+    # --- citations and tools (Open WebUI Pipe, tool server, MCP) ----------------------------
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach ragbridge at, for citation links; unset = the "
+        "request's own.",
+    )
+
+    @field_validator("upstream_base_url", "embedding_base_url", "rerank_base_url", "public_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value and value.strip() else None

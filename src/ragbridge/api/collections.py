@@ -18,6 +18,7 @@ from ragbridge.api.security import (
     require_collection,
     require_principal,
 )
+from ragbridge.api.tools import toolbox_for
 from ragbridge.api.uploads import read_upload
 from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import DocumentError, InvalidRequest, NotFound, ServiceUnavailable
@@ -199,6 +200,21 @@ async def upload_document(
 async def list_documents(name: str, store: Store = Depends(get_store)) -> dict[str, Any]:
     await existing_collection(store, name)
     return {"object": "list", "data": [document_json(d) for d in await store.list_documents(name)]}
+
+
+@router.get(
+    "/v1/collections/{name}/documents/{document_id}", dependencies=[Depends(require_collection)]
+)
+async def get_document(name: str, document_id: str, request: Request) -> dict[str, Any]:
+    """A document with all its passages in order: where cited passages link to (each as
+    `#chunk-{position}`) when the web console is absent."""
+    toolbox = toolbox_for(request)
+    record, chunks = await toolbox.read_document(request.state.principal, name, document_id)
+    return {
+        **document_json(record),
+        "url": toolbox.document_url(record),
+        "chunks": [toolbox.chunk_json(chunk) for chunk in chunks],
+    }
 
 
 @router.delete(

@@ -25,6 +25,7 @@ from ragbridge.api.security import (
     visible_models,
 )
 from ragbridge.api.usage import metered, record_completion
+from ragbridge.citations import public_base_url
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ async def chat_completions(request_body: ChatCompletionRequest, request: Request
     """
     chat, settings = get_chat(request), get_settings(request)
     ensure_model_access(request.state.principal, request_body.model)
-    turn = chat.turn(await request.json(), request.headers)
+    turn = chat.turn(await request.json(), request.headers, public_base_url(request, settings))
     try:
         if not request_body.stream:
             completion = await until_disconnect(request.receive, chat.complete(turn))

@@ -164,6 +164,20 @@ async def require_principal(
     request.state.principal = principal
     tokens = await _inspect(request, settings)
     request.state.prompt_estimate = tokens
+    return await _charge(request, principal, tokens)
+
+
+async def authorize_bearer(request: Request) -> Principal:
+    """`require_principal` for a request whose body must stay unread (the MCP endpoint reads
+    it itself): the key and its request rate limit, no input limits. Also on `request.state`."""
+    credentials = await _bearer(request)
+    principal = await _authenticate(request, credentials.credentials if credentials else None)
+    request.state.principal = principal
+    return await _charge(request, principal, 0)
+
+
+async def _charge(request: Request, principal: Principal, tokens: int) -> Principal:
+    """Count the request (and `tokens`) against the key's rate limits; `RateLimited` if over."""
     if principal.limits.unlimited:
         return principal
     decision = await get_rate_limiter(request).acquire(principal.name, principal.limits, tokens)

@@ -1,0 +1,79 @@
+"""The OpenAPI tool server at `/tools`: what Open WebUI's "Tool Servers" setting connects to.
+
+A small FastAPI app mounted at `/tools`, with its own spec at `GET /tools/openapi.json` (paths
+relative to `/tools`, as Open WebUI joins them to the connection URL) and one `POST` operation
+per tool, named by `operationId`: `list_collections`, `search`, `get_document`. They share the
+main app's services and API keys (a scoped key sees only its collections); the logic is
+`ragbridge.tools`, which the MCP server (`ragbridge.api.mcp`) uses too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.datastructures import State
+
+from ragbridge import __version__
+from ragbridge.api.deps import get_retriever, get_settings, get_store
+from ragbridge.api.errors import install_error_handlers
+from ragbridge.api.security import Principal, require_principal
+from ragbridge.citations import public_base_url
+from ragbridge.tools import DocumentArgs, SearchArgs, Toolbox
+
+PREFIX = "/tools"
+
+router = APIRouter(dependencies=[Depends(require_principal)])
+
+
+def toolbox_for(request: Request) -> Toolbox:
+    """The tools over this app's store and retriever, linking passages at the caller's URL."""
+    settings = get_settings(request)
+    return Toolbox(
+        settings, get_store(request), get_retriever(request), public_base_url(request, settings)
+    )
+
+
+def _principal(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+@router.post("/list_collections", operation_id="list_collections", summary="List collections")
+async def list_collections(request: Request) -> dict[str, Any]:
+    """List the document collections you can search, with how many documents and passages each
+    holds. Call this first when you do not know which collection to search."""
+    return await toolbox_for(request).list_collections(_principal(request))
+
+
+@router.post("/search", operation_id="search", summary="Search a collection")
+async def search(args: SearchArgs, request: Request) -> dict[str, Any]:
+    """Search one collection of the user's documents (any language, Korean included) and get
+    the best passages, best first: each with its text, source file, page, headings, score and a
+    URL that opens it. Cite passages by their source; pass document_id to get_document for
+    the surrounding text."""
+    return await toolbox_for(request).search(_principal(request), args)
+
+
+@router.post("/get_document", operation_id="get_document", summary="Read a document")
+async def get_document(args: DocumentArgs, request: Request) -> dict[str, Any]:
+    """Read a document of a collection in order, passage by passage (a window of at most
+    max_chunks passages from first_chunk), e.g. to see the context of a search result."""
+    return await toolbox_for(request).get_document(_principal(request), args)
+
+
+def create_tools_app(state: State) -> FastAPI:
+    """The tool server app, sharing `state` (services, settings) with the main app."""
+    app = FastAPI(
+        title="ragbridge tools",
+        version=__version__,
+        description="Search your ragbridge document collections: list_collections, search, "
+        "get_document. Authenticate with a ragbridge API key (Bearer).",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state = state
+    install_error_handlers(app)
+    app.include_router(router)
+    return app
