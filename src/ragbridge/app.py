@@ -68,6 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_middleware(app, settings, metrics, app.state.shutdown_gate)
     for api in (ops, collections_api, embeddings_api, metrics_api, keys_api, openai_api):
         app.include_router(api.router)
+    if settings.console:
+        from ragbridge.console import install_console
+
+        install_console(app)
     return app
 
 
