@@ -104,8 +104,10 @@ def test_search_playground_finds_a_korean_passage(
     page.get_by_label("Dense").check()
     page.get_by_label("Document name (filter)").fill("manual.pdf")
     page.get_by_role("button", name="Search").click()
-    page.wait_for_function("document.querySelector('li.hit') && "
-                           "document.querySelector('li.hit').innerText.includes('manual.pdf')")
+    page.wait_for_function(
+        "document.querySelector('li.hit') && "
+        "document.querySelector('li.hit').innerText.includes('manual.pdf')"
+    )
     hits = page.locator("li.hit")
     assert all("manual.pdf" in hits.nth(i).inner_text() for i in range(hits.count()))
     assert hits.first.locator("table.scores td").nth(1).inner_text() != "–"
@@ -143,16 +145,19 @@ def _evil_site(target: str) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/html")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/html")],
+            }
+        )
         await send({"type": "http.response.body", "body": html})
 
     return app
 
 
-def test_cross_site_post_and_foreign_host_are_refused(
-    browser: Any, open_server: Server
-) -> None:
+def test_cross_site_post_and_foreign_host_are_refused(browser: Any, open_server: Server) -> None:
     page = new_page(browser)
     page.goto(open_server.url + "/collections")  # the victim has a console session
     with serve_in_thread(_evil_site(open_server.url)) as evil:
@@ -180,10 +185,20 @@ PAGES = {
     "status": "/status",
 }
 HEADINGS = {
-    "en": {"collections": "Collections", "search": "Search", "chat": "Chat", "keys": "Keys",
-           "status": "Status"},
-    "ko": {"collections": "컬렉션", "search": "검색", "chat": "채팅", "keys": "API 키",
-           "status": "상태"},
+    "en": {
+        "collections": "Collections",
+        "search": "Search",
+        "chat": "Chat",
+        "keys": "Keys",
+        "status": "Status",
+    },
+    "ko": {
+        "collections": "컬렉션",
+        "search": "검색",
+        "chat": "채팅",
+        "keys": "API 키",
+        "status": "상태",
+    },
 }
 
 
@@ -235,5 +250,3 @@ def test_keyboard_reaches_the_upload_button(browser: Any, open_server: Server) -
         page.keyboard.press("Tab")
         focused.add(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
     assert "files" in focused  # the file input behind the "Choose files" label
-
-

@@ -106,7 +106,7 @@ function addCitation(list, data, collection, label) {
   const details = document.createElement("details");
   const summary = document.createElement("summary");
   summary.textContent = "[" + n + "] " + (data.source.name || "") +
-    (meta.page !== undefined ? " · p. " + meta.page : "");
+    (meta.page !== undefined ? " · p. " + (meta.page + 1) : "");
   const quote = document.createElement("blockquote");
   quote.textContent = (data.document || [""])[0];
   details.append(summary, quote);
