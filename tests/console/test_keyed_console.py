@@ -27,7 +27,7 @@ def collections(keyed_server: Server) -> None:
             f"{keyed_server.url}/v1/collections/{name}/documents",
             headers=ADMIN,
             files={"file": (filename, data, "text/plain")},
-            timeout=120,
+            timeout=300,
         )
         assert response.status_code == 201, response.text
 
