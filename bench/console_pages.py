@@ -105,6 +105,7 @@ async def run(documents: int, count: int) -> None:
             started = time.perf_counter()
             doc_id = await fill(app.state.store, embedder.name, embedder.dimension, documents)
             print(f"filled {documents} documents in {time.perf_counter() - started:.1f} s\n")
+            await embedder.embed_query("warm up")  # a running server has its model loaded
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://127.0.0.1"

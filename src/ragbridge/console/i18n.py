@@ -104,7 +104,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "score_keyword": ("keyword", "키워드"),
     "score_dense": ("dense", "벡터"),
     "score_fused": ("fused", "결합"),
-    "took": ("{count} results in {ms} ms", "결과 {count}개, {ms} ms"),
+    "took": ("Results: {count} · {ms} ms", "결과 {count}개 · {ms} ms"),
     "no_hits": ("Nothing found.", "찾은 결과가 없습니다."),
     "open_passage": ("Open passage", "본문 보기"),
     # chat
