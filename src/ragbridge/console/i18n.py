@@ -70,6 +70,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "choose_files": ("Choose files", "파일 선택"),
     "format": ("Format", "형식"),
+    "title": ("Title", "문서 제목"),
     "pages": ("Pages", "페이지"),
     "added_at": ("Added", "추가"),
     "updated_at": ("Updated", "변경"),
