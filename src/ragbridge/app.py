@@ -78,6 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Tools for tool-calling models: an OpenAPI tool server and an MCP server (same tools).
     app.mount(tools_api.PREFIX, tools_api.create_tools_app(app.state))
     app.router.routes.append(Route(McpEndpoint.PATH, mcp, methods=["GET", "POST", "DELETE"]))
+    if settings.console:
+        from ragbridge.console import install_console
+
+        install_console(app)
     return app
 
 

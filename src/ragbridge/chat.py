@@ -98,6 +98,11 @@ class ChatService:
         self._rag = rag
         self._responses = responses
 
+    @property
+    def rag(self) -> RagAnswerer | None:
+        """The RAG answerer (the console shows an admin what it retrieved and sent upstream)."""
+        return self._rag
+
     def turn(
         self, body: dict[str, Any], headers: Mapping[str, str], base_url: str = ""
     ) -> ChatTurn:

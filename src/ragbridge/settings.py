@@ -150,6 +150,11 @@ class Settings(BaseSettings):
         False, description="Cache identical temperature-0 completions (opt-in)."
     )
 
+    # --- web console (issue 12) ---------------------------------------------------------------
+    console: bool = Field(
+        True, description="Serve the web console at / (collections, search, chat, keys, status)."
+    )
+
     # --- scale-out ------------------------------------------------------------------------
     database_url: str | None = Field(
         None, description="postgresql://… selects the PostgreSQL store; unset = embedded SQLite."

@@ -184,13 +184,16 @@ class HybridRetriever:
         mode: RetrievalMode = "hybrid",
         filters: MetadataFilter | None = None,
         score_threshold: float = 0.0,
+        explain: dict[str, dict[str, float]] | None = None,
     ) -> list[SearchHit]:
         """The best `top_k` passages for `query`, best first, each with a score in 0..1.
 
         The score is what the mode ranks by: cosine similarity (dense), BM25 relative to the
         best hit (keyword), the fused score (hybrid; 1.0 = first for every retriever that read
         the query), or the reranker's relevance when one reordered the hits. `score_threshold`
-        drops hits whose returned score is below it. Raises `NotFound` for an unknown
+        drops hits whose returned score is below it. A dict passed as `explain` receives each
+        candidate's per-retriever scores by chunk id (`dense` cosine, `keyword` relative BM25),
+        for the console's search playground. Raises `NotFound` for an unknown
         collection, `EmbeddingMismatch` when dense search would use another model's vectors.
         """
         started = time.perf_counter()
@@ -221,6 +224,8 @@ class HybridRetriever:
             self._keyword(collection, query, depth, filters) if mode != "dense" else _no_hits(),
         )
 
+        if explain is not None:
+            _explain(explain, dense, keyword)
         if mode == "dense":
             ranked = [SearchHit(h.chunk, max(0.0, min(1.0, h.score))) for h in dense]
         elif mode == "keyword":
@@ -288,6 +293,16 @@ class HybridRetriever:
             log.warning("reranking skipped, keeping fused order: %s", exc.message)
             return hits
         return [SearchHit(pool[index].chunk, score) for index, score in scores]
+
+
+def _explain(
+    explain: dict[str, dict[str, float]], dense: list[SearchHit], keyword: list[SearchHit]
+) -> None:
+    """Record each candidate's dense and keyword scores into `explain`."""
+    for hit in dense:
+        explain.setdefault(hit.chunk.id, {})["dense"] = hit.score
+    for hit in _relative(keyword):
+        explain.setdefault(hit.chunk.id, {})["keyword"] = hit.score
 
 
 async def _no_hits() -> list[SearchHit]:

@@ -1,0 +1,177 @@
+"""The search and chat playgrounds.
+
+Search calls `HybridRetriever.search` as `POST /v1/search` does, asking it to `explain` each
+hit's keyword and dense scores. Chat posts to `/chat/completions`, which hands the request to
+the very handler of `POST /v1/chat/completions` after the console session authenticated it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from ragbridge.api import openai as openai_api
+from ragbridge.api.deps import get_chat, get_retriever, get_settings, get_store
+from ragbridge.api.schemas import ChatCompletionRequest
+from ragbridge.api.security import ensure_model_access, visible_models
+from ragbridge.console.pages import require_admin, visible_collection, visible_collections
+from ragbridge.console.render import context, highlight, render
+from ragbridge.errors import InvalidRequest, RagbridgeError
+from ragbridge.rag import RAG_PREFIX, parse_rag_model
+from ragbridge.retrieval.hybrid import MODES
+from ragbridge.store.base import MetadataFilter
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/search")
+async def search_page(request: Request, collection: str | None = None) -> Response:
+    ctx = await context(request)
+    names = [c.name for c in await visible_collections(ctx, get_store(request))]
+    settings = get_settings(request)
+    return render(
+        request,
+        "search.html",
+        ctx=ctx,
+        names=names,
+        selected=collection if collection in names else (names[0] if names else None),
+        modes=MODES,
+        mode=settings.retrieval_mode,
+        top_k=settings.top_k,
+    )
+
+
+def _filters(name: str, page: str) -> MetadataFilter | None:
+    filters: dict[str, Any] = {}
+    if name.strip():
+        filters["name"] = name.strip()
+    if page.strip():
+        if not page.strip().isdigit():
+            raise InvalidRequest("page must be a number", param="page")
+        filters["page"] = int(page)
+    return filters or None
+
+
+@router.get("/search/results")
+async def search_results(
+    request: Request,
+    collection: str,
+    query: str = "",
+    mode: str = "hybrid",
+    top_k: int = 5,
+    name: str = "",
+    page: str = "",
+) -> Response:
+    """The hits as an htmx fragment: text with matched terms marked, scores side by side."""
+    ctx = await context(request)
+    await visible_collection(ctx, get_store(request), collection)
+    retriever = get_retriever(request)
+    explain: dict[str, dict[str, float]] = {}
+    started = time.perf_counter()
+    try:
+        hits = await retriever.search(
+            collection,
+            query,
+            top_k=max(1, min(top_k, 50)),
+            mode=mode,  # type: ignore[arg-type]  # checked by search()
+            filters=_filters(name, page),
+            explain=explain,
+        )
+    except RagbridgeError as exc:
+        return render(request, "search_results.html", ctx=ctx, error=exc.message, hits=[])
+    took = (time.perf_counter() - started) * 1000
+    terms = frozenset(retriever.analyzer.analyze(query)) if mode != "dense" else frozenset()
+    rows = [
+        {
+            "hit": hit,
+            "scores": explain.get(hit.chunk.id, {}),
+            "html": highlight(hit.chunk.text, terms, retriever.analyzer),
+        }
+        for hit in hits
+    ]
+    return render(
+        request,
+        "search_results.html",
+        ctx=ctx,
+        collection=collection,
+        rows=rows,
+        hits=hits,
+        took=round(took, 1),
+        mode=mode,
+        error=None,
+    )
+
+
+@router.get("/chat")
+async def chat_page(request: Request, model: str | None = None) -> Response:
+    ctx = await context(request)
+    chat = get_chat(request)
+    problem = None
+    try:
+        models = [str(m["id"]) for m in visible_models(ctx.principal, await chat.list_models())]
+    except RagbridgeError as exc:  # an unreachable upstream: the RAG models still work
+        problem = exc.message
+        names = await visible_collections(ctx, get_store(request))
+        models = [RAG_PREFIX + c.name for c in names]
+    models.sort(key=lambda m: (not m.startswith(RAG_PREFIX), m))
+    return render(
+        request,
+        "chat.html",
+        ctx=ctx,
+        models=models,
+        selected=model if model in models else (models[0] if models else None),
+        problem=problem,
+        extractive=get_settings(request).upstream_base_url is None,
+    )
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    """`POST /v1/chat/completions` for the console's script, authenticated by the session."""
+    await context(request)  # session, CSRF, the key's scope and rate limits
+    body = await _chat_body(request)
+    return await openai_api.chat_completions(ChatCompletionRequest.model_validate(body), request)
+
+
+async def _chat_body(request: Request) -> dict[str, Any]:
+    """The JSON chat request, checked against the API's schema (400 when it does not fit)."""
+    try:
+        body = await request.json()
+        ChatCompletionRequest.model_validate(body)
+    except (ValueError, ValidationError) as exc:
+        raise InvalidRequest(f"Invalid chat request: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("Invalid chat request: expected a JSON object.")
+    return body
+
+
+@router.post("/chat/inspect")
+async def chat_inspect(request: Request) -> Response:
+    """Admin only: the passages a RAG turn retrieves and the messages it sends upstream,
+    from the same `RagAnswerer.plan` the answer came from (retrievals are cached)."""
+    ctx = await context(request)
+    require_admin(ctx)
+    body = await _chat_body(request)
+    ensure_model_access(ctx.principal, body["model"])
+    rag_model = parse_rag_model(body["model"])
+    rag = get_chat(request).rag
+    if rag_model is None or rag is None:
+        return render(request, "inspect.html", ctx=ctx, hits=[], prompt=None, rag=False)
+    plan = await rag.plan(rag_model, body, is_task=False)
+    prompt = None
+    if plan.upstream_body is not None:
+        prompt = json.dumps(plan.upstream_body.get("messages"), ensure_ascii=False, indent=2)
+    return render(
+        request,
+        "inspect.html",
+        ctx=ctx,
+        hits=plan.hits,
+        prompt=prompt,
+        rag=True,
+        collection=rag_model.collection,
+    )

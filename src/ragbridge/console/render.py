@@ -1,0 +1,132 @@
+"""Jinja2 rendering for the console: the per-request context, filters, term highlighting."""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from ragbridge import __version__
+from ragbridge.api.security import Principal
+from ragbridge.console.i18n import Translator, pick_language
+from ragbridge.console.session import Session, auth_on, resolve, set_cookie
+from ragbridge.retrieval.text import Analyzer
+
+TEMPLATES = Path(__file__).parent / "templates"
+_WORD = re.compile(r"\w+")
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "–"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def _bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+@functools.cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["bytes"] = _bytes
+    env.globals["version"] = __version__
+    return env
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What every page knows: the request, its session, the caller and the language."""
+
+    request: Request
+    session: Session
+    principal: Principal
+    t: Translator
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.is_admin
+
+
+async def context(request: Request) -> Ctx:
+    """Resolve the session and principal (raising `LoginRequired` / `ConsoleRefused`)."""
+    session, principal = await resolve(request)
+    return Ctx(request, session, principal, Translator(pick_language(request)))
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    ctx: Ctx | None = None,
+    status: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    """A page (or an htmx fragment) rendered in the request's language."""
+    t = ctx.t if ctx is not None else Translator(pick_language(request))
+    html = (
+        environment()
+        .get_template(template)
+        .render(
+            t=t,
+            lang=t.language,
+            ctx=ctx,
+            csrf=ctx.session.csrf if ctx else "",
+            auth_on=auth_on(request),
+            path=request.url.path,
+            **values,
+        )
+    )
+    response = HTMLResponse(html, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    new_session = getattr(request.state, "console_new_session", None)
+    if isinstance(new_session, Session):
+        set_cookie(request, response, new_session)
+    return response
+
+
+def highlight(text: str, terms: frozenset[str], analyzer: Analyzer) -> Markup:
+    """`text` escaped, with every word whose analysed terms meet `terms` in `<mark>`.
+
+    Words go through the same analyzer as the keyword index, so "회사의" is marked for a
+    query about "회사는" (both are the morpheme "회사") and "vaccines" for "vaccine".
+    """
+    if not terms:
+        return escape(text)
+    out: list[str] = []
+    last = 0
+    for match in _WORD.finditer(text):
+        if terms.intersection(_terms_of(analyzer, match.group())):
+            out.append(str(escape(text[last : match.start()])))
+            out.append(f"<mark>{escape(match.group())}</mark>")
+            last = match.end()
+    out.append(str(escape(text[last:])))
+    return Markup("".join(out))
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_terms(analyzer: Analyzer, word: str) -> tuple[str, ...]:
+    return tuple(analyzer.analyze(word))
+
+
+def _terms_of(analyzer: Analyzer, word: str) -> tuple[str, ...]:
+    return _cached_terms(analyzer, word)
