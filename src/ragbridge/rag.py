@@ -202,9 +202,7 @@ def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
     return ""
 
 
-def _quote(
-    query: str, hits: Sequence[SearchHit], language: str
-) -> tuple[list[SearchHit], str]:
+def _quote(query: str, hits: Sequence[SearchHit], language: str) -> tuple[list[SearchHit], str]:
     """The relevant hits and the extractive answer quoting them (Kiwi work: run in a thread)."""
     relevant = relevant_hits(query, hits)
     return relevant, extractive_answer(query, relevant, language)

@@ -247,9 +247,7 @@ class IngestPipeline:
         ):
             return IngestResult(source, "unchanged", documents=tuple(previous.values()))
 
-        documents, warning = await asyncio.to_thread(
-            load_quietly, data, source, self.limits, fmt
-        )
+        documents, warning = await asyncio.to_thread(load_quietly, data, source, self.limits, fmt)
         if warning:
             log.warning("%s: %s", source, warning)
         changed = [

@@ -34,8 +34,8 @@ class _Collector(logging.Handler):
 def load_quietly(
     data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS, fmt: str | None = None
 ) -> tuple[list[LoadedDocument], str | None]:
-    """`load(data, source, limits, fmt)` and its parsers' warnings as one line (None when there were none).
-    Raises like `load`."""
+    """`load(data, source, limits, fmt)` and its parsers' warnings as one line (None when there
+    were none). Raises like `load`."""
     collector = _Collector()
     loggers = [logging.getLogger(name) for name in PARSER_LOGGERS]
     with _capture, warnings.catch_warnings(record=True) as caught:
