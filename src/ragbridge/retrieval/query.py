@@ -59,6 +59,6 @@ def standalone_query(messages: Sequence[Mapping[str, Any]]) -> str:
     if not user_texts:
         return ""
     last = user_texts[-1]
-    if len(user_texts) > 1 and refers_back(last):
+    if len(user_texts) > 1 and refers_back(bounded_query(last)):  # a pasted document: bounded
         return f"{user_texts[-2]} {last}"
     return last
