@@ -23,9 +23,16 @@ def create_store(settings: Settings) -> Store:
         return store
     if url:
         raise ValueError("RAGBRIDGE_DATABASE_URL must start with postgresql://")
+    from ragbridge.store.ann_index import AnnConfig
     from ragbridge.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.data_dir / SQLITE_FILENAME)
+    ann = AnnConfig(
+        enabled=settings.ann_enabled,
+        min_chunks=settings.ann_min_chunks,
+        exact_filter_limit=settings.ann_exact_filter_limit,
+        ef_search=settings.ann_ef_search,
+    )
+    return SqliteStore(settings.data_dir / SQLITE_FILENAME, ann)
 
 
 async def open_store(settings: Settings) -> Store:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ragbridge.errors import InvalidRequest
+from ragbridge.store.ann_index import AnnConfig
 from ragbridge.store.base import (
     ApiKeyRecord,
     ChunkRecord,
@@ -38,8 +39,9 @@ T = TypeVar("T")
 class SqliteStore:
     """`Store` on a single SQLite file, by default `<data dir>/ragbridge.db`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ann: AnnConfig | None = None) -> None:
         self.path = path
+        self.ann = ann or AnnConfig()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbridge-sqlite")
         self._database: SqliteDatabase | None = None
 
@@ -56,7 +58,7 @@ class SqliteStore:
     # --- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
         if self._database is None:
-            self._database = await self._run(SqliteDatabase, self.path)
+            self._database = await self._run(SqliteDatabase, self.path, self.ann)
 
     async def close(self) -> None:
         database, self._database = self._database, None
@@ -66,6 +68,12 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._run(lambda: self._db.conn.execute("SELECT 1").fetchone())
+
+    def index_status(self) -> dict[str, Any]:
+        """The approximate indexes' states; `warm` once every saved one is open."""
+        if self._database is None:
+            return {"warm": False, "collections": {}}
+        return self._database.ann.status()
 
     # --- collections ---------------------------------------------------------------------
     async def create_collection(

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from ragbridge.errors import Conflict, EmbeddingMismatch, NotFound
+from ragbridge.store.ann_index import AnnConfig
+from ragbridge.store.ann_indexes import AnnIndexes
 from ragbridge.store.base import (
     ApiKeyRecord,
     ChunkRecord,
@@ -51,13 +53,16 @@ _FILTER_CACHE_SIZE = 64
 class SqliteDatabase:
     """Store operations as plain methods; `SqliteStore` runs them in its worker thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ann: AnnConfig | None = None) -> None:
         self.conn: sqlite3.Connection = connect(path)
         self._indexes: dict[int, VectorIndex] = {}
         self._filtered: dict[FilterKey, IdArray] = {}  # chunk seqs matching a filter
         self._data_version = -1
+        self.ann = AnnIndexes(path, ann or AnnConfig())  # approximate search (ann_indexes.py)
+        self.ann.open_all(self.conn.execute("SELECT seq, dimension FROM collections").fetchall())
 
     def close(self) -> None:
+        self.ann.close()
         self.conn.close()
         self._indexes.clear()
 
@@ -102,6 +107,7 @@ class SqliteDatabase:
             self.conn.execute("DELETE FROM documents WHERE collection_seq = ?", (seq,))
             self.conn.execute("DELETE FROM collections WHERE seq = ?", (seq,))
         self._forget(seq)
+        self.ann.dropped(seq)
         return True
 
     # --- documents -----------------------------------------------------------------------
@@ -174,6 +180,7 @@ class SqliteDatabase:
                 zip(seq_list, (row.tobytes() for row in vectors), strict=True),
             )
         self._forget(seq, keep_index=True)
+        self.ann.written(seq, dimension, old_seqs, new_seqs, vectors)
         index = self._indexes.get(seq)
         if index is not None:
             index.remove(old_seqs)
@@ -204,6 +211,7 @@ class SqliteDatabase:
                 "DELETE FROM documents WHERE collection_seq = ? AND id = ?", (seq, document_id)
             ).rowcount
         self._forget(seq, keep_index=True)
+        self.ann.written(seq, 0, old_seqs, old_seqs[:0], np.empty((0, 0), dtype=np.float32))
         index = self._indexes.get(seq)
         if index is not None:
             index.remove(old_seqs)
@@ -222,9 +230,10 @@ class SqliteDatabase:
                     f"got a {query.shape[0]}-dim query",
                     code="embedding_mismatch",
                 )
-            index = self._index(seq, dimension)
             among = self._matching(seq, where, tuple(params)) if where else None
-            ranked = index.search(query, top_k, among)
+            ranked = self.ann.search(self.conn, seq, dimension, query, top_k, among)
+            if ranked is None:  # small collection, selective filter, or index not ready
+                ranked = self._index(seq, dimension).search(query, top_k, among)
             records = self._chunks_by_seq(collection, [row_seq for row_seq, _ in ranked])
         return [SearchHit(records[rs], score) for rs, score in ranked if rs in records]
 
@@ -312,6 +321,8 @@ class SqliteDatabase:
         we last looked."""
         version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
+            if self._data_version != -1:
+                self.ann.external_change()
             self._indexes.clear()
             self._filtered.clear()
             self._data_version = version
