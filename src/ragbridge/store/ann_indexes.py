@@ -187,6 +187,9 @@ class AnnIndexes:
             alive.append(faiss.IDSelectorNot(alive[0]))
         params = faiss.SearchParametersHNSW()
         params.efSearch = self.config.ef_search
+        if among is not None and state.graph is not None:  # fewer matches: look further
+            share = max(len(among), 1) / max(len(state.graph), 1)
+            params.efSearch = min(1024, max(params.efSearch, int(params.efSearch / share)))
         if alive:
             params.sel = alive[-1]
         if len(state.params) > 8:
@@ -233,7 +236,7 @@ class AnnIndexes:
 
     def _schedule(self, seq: int, dimension: int, kind: str) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or not self.enabled:
                 return
             state = self._states.get(seq)
             if state is None:
