@@ -2,7 +2,7 @@
 dense p50/p99 and recall@10, keyword and hybrid p50/p99 (query embedding included), index
 build time and size, and restart-to-first-answer, at 100k and 1M clustered 384-d chunks.
 
-    python -m bench.ann_index                       # 100k and 1M (1M: about an hour on 2 busy cores)
+    python -m bench.ann_index            # 100k and 1M (1M: about an hour on 2 busy cores)
     python -m bench.ann_index --sizes 100000 --queries 200
 
 Vectors are clustered (1 % of the rows are centres, each row a centre plus noise, unit length),
@@ -78,7 +78,7 @@ async def fill(path: Path, total: int, words: list[str], model: str) -> Matrix:
 
 
 async def until_ready(store: SqliteStore) -> None:
-    while store.index_status()["collections"] != {"ready": 1}:
+    while store.index_status()["collections"] != {"ready": 1}:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
 
 

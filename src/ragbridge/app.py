@@ -128,4 +128,4 @@ async def _start_services(
         await stack.enter_async_context(sample_in_background(store, pipeline))
     state.warmth = Warmth() if settings.warm_start else Warmth("skipped", "skipped")
     if settings.warm_start:  # no cold start: model and vectors load while we already serve
-        await stack.enter_async_context(warming(state.warmth, store, embedder))
+        await stack.enter_async_context(warming(state.warmth, retriever))

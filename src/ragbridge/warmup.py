@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.remote import RemoteEmbedder
+from ragbridge.embeddings.threaded import ThreadedEmbedder
+from ragbridge.errors import RagbridgeError
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -54,25 +56,33 @@ class Warmth:
         return body
 
 
-async def warm_up(warmth: Warmth, store: Store, embedder: Embedder) -> None:
-    """Load the local model (one query encoded: its first forward pass is the slow one),
-    then run one dense search per collection (reads the vectors, or waits for the index)."""
+async def warm_up(warmth: Warmth, retriever: HybridRetriever) -> None:
+    """Load the local model (one query encoded: its first forward pass is the slow one) and
+    the Korean analyzer, then search each collection once (reads its vectors or opens its
+    index, and SQLite's pages)."""
+    store, embedder = retriever.store, retriever.embedder
     started = time.perf_counter()
     if isinstance(embedder, RemoteEmbedder):
         warmth.embedder = "skipped"  # nothing to load in this process
     else:
         try:
             await embedder.embed_query("warm up")
+            await asyncio.to_thread(retriever.analyzer.analyze, "준비 운동")  # loads Kiwi
             warmth.embedder = "ok"
         except Exception as exc:  # reported by /ready; queries will show the same error
-            log.exception("the embedding model failed to load")
-            warmth.embedder, warmth.detail = "error", str(exc) or type(exc).__name__
+            local = isinstance(embedder, ThreadedEmbedder)
+            log.exception("warming the embedder failed")
+            warmth.embedder = "error" if local else "skipped"
+            warmth.detail = str(exc) or type(exc).__name__
     warmth.seconds["embedder"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
     try:
         for info in await store.list_collections():
-            query = np.ones(info.dimension, dtype=np.float32)
-            await store.dense_search(info.name, query, 1)
+            try:
+                await retriever.search(info.name, "warm up 준비", top_k=1)
+            except RagbridgeError:  # e.g. embedded with another model: open its vectors only
+                query = np.ones(info.dimension, dtype=np.float32)
+                await store.dense_search(info.name, query, 1)
         warmth.collections = "ok"
     except Exception as exc:
         log.exception("opening the collections' vectors failed")
@@ -83,9 +93,9 @@ async def warm_up(warmth: Warmth, store: Store, embedder: Embedder) -> None:
 
 
 @asynccontextmanager
-async def warming(warmth: Warmth, store: Store, embedder: Embedder) -> AsyncIterator[None]:
+async def warming(warmth: Warmth, retriever: HybridRetriever) -> AsyncIterator[None]:
     """Run `warm_up` as a task while the app serves; cancelled if the app stops first."""
-    task = asyncio.create_task(warm_up(warmth, store, embedder), name="ragbridge-warm-up")
+    task = asyncio.create_task(warm_up(warmth, retriever), name="ragbridge-warm-up")
     try:
         yield
     finally:

@@ -58,7 +58,7 @@ async def opened(path: Path, config: AnnConfig) -> SqliteStore:
     return store
 
 
-async def ready(store: SqliteStore, timeout: float = 60.0) -> None:
+def ready(store: SqliteStore, timeout: float = 60.0) -> None:
     """Wait for the background job (a build on a loaded machine can take seconds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,7 +79,7 @@ async def test_ann_recall_and_filters_match_exact(tmp_path: Path) -> None:
     queries = await fill(path, ANN)
     ann, exact = await opened(path, ANN), await opened(path, EXACT)
     try:
-        await ready(ann)
+        ready(ann)
         assert exact.index_status()["collections"] == {}
         found = [len(set(await top_ids(ann, q)) & set(await top_ids(exact, q))) for q in queries]
         assert sum(found) / (10 * len(queries)) >= 0.95
@@ -88,8 +88,12 @@ async def test_ann_recall_and_filters_match_exact(tmp_path: Path) -> None:
             found = []
             for q in queries:
                 hits = await ann.dense_search("c", q, 10, filters)
-                assert hits and all(h.chunk.metadata[k] == v for h in hits for k, v in filters.items())
-                found.append(len({h.chunk.id for h in hits} & set(await top_ids(exact, q, **filters))))
+                assert hits and all(
+                    h.chunk.metadata[k] == v for h in hits for k, v in filters.items()
+                )
+                found.append(
+                    len({h.chunk.id for h in hits} & set(await top_ids(exact, q, **filters)))
+                )
             assert sum(found) / (min(10, len(hits)) * len(queries)) >= 0.95, filters
         hits = await ann.dense_search("c", queries[0], 3)
         assert "서울의 날씨" in hits[0].chunk.text
@@ -104,7 +108,7 @@ async def test_writes_are_seen_at_once_and_merged(tmp_path: Path) -> None:
     queries = await fill(path, ANN)
     store = await opened(path, ANN)
     try:
-        await ready(store)
+        ready(store)
         best = (await store.dense_search("c", queries[0], 1))[0].chunk
         await store.delete_document("c", best.document_id)
         assert best.document_id not in {h.chunk.document_id for h in await store.dense_search(
@@ -114,16 +118,14 @@ async def test_writes_are_seen_at_once_and_merged(tmp_path: Path) -> None:
         rng = np.random.default_rng(7)
         for doc in range(6):  # past merge_min: the delta is folded into a new graph
             await put(store, f"more{doc}", clustered(rng, PER_DOC))
-        await ready(store)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(store._db.ann._files.generations(1)) == 0:
-            time.sleep(0.05)
+        ready(store)
+        ready(store)
         assert (await store.dense_search("c", queries[0], 1))[0].chunk.document_id == "new"
     finally:
         await store.close()
     reopened = await opened(path, ANN)
     try:
-        await ready(reopened)
+        ready(reopened)
         hits = await reopened.dense_search("c", queries[0], 10)
         assert hits[0].chunk.document_id == "new"
         assert best.document_id not in {h.chunk.document_id for h in hits}
@@ -135,7 +137,7 @@ async def test_restart_opens_the_saved_graph(tmp_path: Path) -> None:
     path = tmp_path / "ragbridge.db"
     queries = await fill(path, ANN)
     store = await opened(path, ANN)
-    await ready(store)
+    ready(store)
     before = [await top_ids(store, q) for q in queries]
     await store.close()
     files = sorted((tmp_path / "ragbridge.db.ann").iterdir())
@@ -155,7 +157,7 @@ async def test_changes_made_without_the_index_are_repaired(tmp_path: Path) -> No
     path = tmp_path / "ragbridge.db"
     queries = await fill(path, ANN)
     store = await opened(path, ANN)
-    await ready(store)
+    ready(store)
     await store.close()
     writer = await opened(path, EXACT)
     best = (await writer.dense_search("c", queries[1], 1))[0].chunk.document_id
@@ -165,7 +167,7 @@ async def test_changes_made_without_the_index_are_repaired(tmp_path: Path) -> No
     store = await opened(path, ANN)
     exact = await opened(path, EXACT)
     try:
-        await ready(store)
+        ready(store)
         assert best not in {h.chunk.document_id for h in await store.dense_search(
             "c", queries[1], 10)}  # fmt: skip
         assert (await store.dense_search("c", queries[2], 1))[0].chunk.document_id == "added"
@@ -180,14 +182,14 @@ async def test_a_damaged_graph_file_is_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "ragbridge.db"
     queries = await fill(path, ANN)
     store = await opened(path, ANN)
-    await ready(store)
+    ready(store)
     expected = await top_ids(store, queries[0])
     await store.close()
     for graph in (tmp_path / "ragbridge.db.ann").glob("*.faiss"):
         graph.write_bytes(b"not a faiss index")
     store = await opened(path, ANN)
     try:
-        await ready(store)
+        ready(store)
         assert await top_ids(store, queries[0]) == expected
     finally:
         await store.close()
@@ -206,7 +208,7 @@ async def test_small_collections_and_deleted_ones_leave_no_files(tmp_path: Path)
         tmp_path / "ragbridge.db.ann").exists() else True  # fmt: skip
     store = await opened(path, ANN)
     try:
-        await ready(store)
+        ready(store)
         assert await store.delete_collection("c")
         assert not list((tmp_path / "ragbridge.db.ann").glob("c1-*"))
     finally:

