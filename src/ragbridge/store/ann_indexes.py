@@ -84,9 +84,11 @@ class AnnIndexes:
 
     # --- lifecycle -----------------------------------------------------------------------
     def open_all(self, collections: list[tuple[int, int]]) -> None:
-        """Open (or build) every (collection seq, dimension) in the background."""
+        """Open (or build) every (collection seq, dimension) in the background. Searches wait
+        for an opening (a saved graph), not for a build."""
         for seq, dimension in collections:
-            self._schedule(seq, dimension, "opening")
+            kind = "opening" if self._files.generations(seq) else "building"
+            self._schedule(seq, dimension, kind)
 
     def close(self) -> None:
         self._closed = True
