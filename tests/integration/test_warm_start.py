@@ -29,7 +29,7 @@ def warm_part(url: str, timeout: float = 600.0) -> dict[str, Any]:
     """Poll `/ready` until its `warm` part is `ok`; returns that part."""
     deadline = time.monotonic() + timeout
     while True:
-        try:  # loading Kiwi holds the GIL for a moment: on a busy machine a probe may wait
+        try:  # on a busy machine, a probe can wait behind the warm-up's model loading
             body = httpx.get(url + "/ready", timeout=30).json()
         except httpx.TimeoutException:
             assert time.monotonic() < deadline, "/ready did not answer"
