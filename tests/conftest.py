@@ -39,6 +39,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "sample_collection": False,
+            "warm_start": False,  # tests/integration/test_warm_start.py covers it
             "database_url": None,
         }
         values.update(overrides)

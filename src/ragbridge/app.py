@@ -45,6 +45,7 @@ from ragbridge.retrieval.rerank import create_reranker
 from ragbridge.sample import sample_in_background
 from ragbridge.settings import Settings
 from ragbridge.store import open_store
+from ragbridge.warmup import Warmth, warming
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -140,3 +141,6 @@ async def _start_services(
     state.rate_limiter = rate_limiter
     if settings.sample_collection:
         await stack.enter_async_context(sample_in_background(store, pipeline))
+    state.warmth = Warmth() if settings.warm_start else Warmth("skipped", "skipped")
+    if settings.warm_start:  # no cold start: model and vectors load while we already serve
+        await stack.enter_async_context(warming(state.warmth, retriever))

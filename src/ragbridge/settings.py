@@ -198,6 +198,19 @@ class Settings(BaseSettings):
         "request's own.",
     )
 
+    # --- approximate search in the embedded store (issue 15) ------------------------------
+    ann_enabled: bool = Field(True, description="HNSW index (faiss) for large SQLite collections.")
+    ann_min_chunks: int = Field(
+        20_000, description="Collections with fewer chunks are searched exactly."
+    )
+    ann_exact_filter_limit: int = Field(
+        10_000, description="Filters matching at most this many chunks are searched exactly."
+    )
+    ann_ef_search: int = Field(64, description="HNSW efSearch: higher is slower, better recall.")
+    warm_start: bool = Field(
+        True, description="Load the embedder and open indexes in the background at start."
+    )
+
     @field_validator("upstream_base_url", "embedding_base_url", "rerank_base_url", "public_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

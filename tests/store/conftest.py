@@ -29,6 +29,21 @@ async def sqlite_store(_: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @asynccontextmanager
+async def sqlite_ann_store(_: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The embedded store with its approximate index on from the first chunk."""
+    from ragbridge.store.ann_index import AnnConfig
+
+    store = SqliteStore(
+        tmp_path / "store" / "ragbridge.db", ann=AnnConfig(min_chunks=1, merge_min=8)
+    )
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
 async def postgres_store(request: pytest.FixtureRequest, _: Path) -> AsyncIterator[Store]:
     from ragbridge.store.postgres import PostgresStore
 
@@ -42,6 +57,7 @@ async def postgres_store(request: pytest.FixtureRequest, _: Path) -> AsyncIterat
 
 BACKENDS: dict[str, StoreFactory] = {
     "sqlite": sqlite_store,
+    "sqlite-ann": sqlite_ann_store,
     "postgres": postgres_store,
 }
 BACKEND_MARKS: dict[str, pytest.MarkDecorator] = {"postgres": pytest.mark.postgres}

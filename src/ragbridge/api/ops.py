@@ -44,6 +44,9 @@ async def ready(
     # each dependency adds its check here
     checks["store"] = await _store_check(store)
     checks["upstream"] = await _upstream_check(upstream)
+    warmth = getattr(request.app.state, "warmth", None)
+    if warmth is not None:  # `warming` is still ready: queries work, the first is slower
+        checks["warm"] = warmth.check(store)
     is_ready = all(check["status"] != "error" for check in checks.values())
     for name, check in checks.items():
         if check["status"] == "error":

@@ -23,10 +23,17 @@ def create_store(settings: Settings) -> Store:
         return store
     if url:
         raise ValueError("RAGBRIDGE_DATABASE_URL must start with postgresql://")
+    from ragbridge.store.ann_index import AnnConfig
     from ragbridge.store.sqlite import SqliteStore
 
+    ann = AnnConfig(
+        enabled=settings.ann_enabled,
+        min_chunks=settings.ann_min_chunks,
+        exact_filter_limit=settings.ann_exact_filter_limit,
+        ef_search=settings.ann_ef_search,
+    )
     return SqliteStore(
-        settings.data_dir / SQLITE_FILENAME, vector_cache_bytes=settings.vector_cache_bytes
+        settings.data_dir / SQLITE_FILENAME, vector_cache_bytes=settings.vector_cache_bytes, ann=ann
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ragbridge.errors import InvalidRequest
+from ragbridge.store.ann_index import AnnConfig
 from ragbridge.store.base import (
     ApiKeyRecord,
     ChunkRecord,
@@ -54,9 +55,11 @@ class SqliteStore:
         *,
         vector_cache_bytes: int = DEFAULT_VECTOR_CACHE_BYTES,
         readers: int = READER_THREADS,
+        ann: AnnConfig | None = None,
     ) -> None:
         self.path = path
         self.vectors = VectorCache(vector_cache_bytes)
+        self.ann = ann or AnnConfig()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbridge-sqlite")
         self._read_executor = ThreadPoolExecutor(
             max_workers=max(1, readers), thread_name_prefix="ragbridge-sqlite-read"
@@ -83,7 +86,7 @@ class SqliteStore:
             conn = connect_reader(self.path)
             with self._reader_lock:
                 self._reader_conns.append(conn)
-            reader = self._local.reader = SqliteReader(conn, self.vectors)
+            reader = self._local.reader = SqliteReader(conn, self.vectors, self._db.ann)
         return fn(reader, *args)
 
     @property
@@ -95,7 +98,7 @@ class SqliteStore:
     # --- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
         if self._database is None:
-            self._database = await self._run(SqliteDatabase, self.path, self.vectors)
+            self._database = await self._run(SqliteDatabase, self.path, self.vectors, self.ann)
 
     async def close(self) -> None:
         database, self._database = self._database, None
@@ -110,6 +113,12 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._read(SqliteReader.ping)
+
+    def index_status(self) -> dict[str, Any]:
+        """The approximate indexes' states; `warm` once every saved one is open."""
+        if self._database is None:
+            return {"warm": False, "collections": {}}
+        return self._database.ann.status()
 
     # --- collections ---------------------------------------------------------------------
     async def create_collection(

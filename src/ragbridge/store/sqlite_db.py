@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ragbridge.errors import Conflict, EmbeddingMismatch, NotFound
+from ragbridge.store.ann_index import AnnConfig
+from ragbridge.store.ann_indexes import AnnIndexes
 from ragbridge.store.base import (
     ApiKeyRecord,
     CollectionInfo,
@@ -38,11 +40,14 @@ PreparedUpsert = tuple[DocumentRecord, str, Sequence[ChunkRow], Sequence[str], V
 class SqliteDatabase:
     """Store operations as plain methods; `SqliteStore` runs them in its worker thread."""
 
-    def __init__(self, path: Path, vectors: VectorCache) -> None:
+    def __init__(self, path: Path, vectors: VectorCache, ann: AnnConfig | None = None) -> None:
         self.conn: sqlite3.Connection = connect(path)
         self.vectors = vectors
+        self.ann = AnnIndexes(path, ann or AnnConfig())  # approximate search (ann_indexes.py)
+        self.ann.open_all(self.conn.execute("SELECT seq, dimension FROM collections").fetchall())
 
     def close(self) -> None:
+        self.ann.close()
         self.conn.close()
         self.vectors.clear()
 
@@ -78,6 +83,7 @@ class SqliteDatabase:
             self.conn.execute("DELETE FROM documents WHERE collection_seq = ?", (seq,))
             self.conn.execute("DELETE FROM collections WHERE seq = ?", (seq,))
         self.vectors.forget(seq)
+        self.ann.dropped(seq)
         return True
 
     # --- documents -----------------------------------------------------------------------
@@ -115,6 +121,8 @@ class SqliteDatabase:
                 changes.append((old_seqs, seq_array([]), np.zeros((0, dimension), np.float32)))
             after = vector_stamp(self.conn, seq)
         self.vectors.apply(seq, before, after, changes)
+        for removed, added, vectors in changes:
+            self.ann.written(seq, dimension, removed, added, vectors)
         return stored
 
     def _upsert(
@@ -202,6 +210,7 @@ class SqliteDatabase:
             after = vector_stamp(self.conn, seq)
         empty = np.zeros((0, 0), np.float32)
         self.vectors.apply(seq, before, after, [(old_seqs, seq_array([]), empty)])
+        self.ann.written(seq, 0, old_seqs, old_seqs[:0], empty)
         return deleted
 
     # --- API keys ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ragbridge.errors import EmbeddingMismatch, NotFound
+from ragbridge.store.ann_indexes import AnnIndexes
 from ragbridge.store.base import (
     ApiKeyRecord,
     ChunkRecord,
@@ -166,9 +167,12 @@ def vector_stamp(conn: sqlite3.Connection, collection_seq: int) -> int:
 class SqliteReader:
     """Read operations on one connection (one reader thread's)."""
 
-    def __init__(self, conn: sqlite3.Connection, vectors: VectorCache) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, vectors: VectorCache, ann: AnnIndexes | None = None
+    ) -> None:
         self.conn = conn
         self.vectors = vectors
+        self.ann = ann
 
     def ping(self) -> None:
         self.conn.execute("SELECT 1").fetchone()
@@ -217,7 +221,9 @@ class SqliteReader:
                 )
             stamp = vector_stamp(self.conn, seq)
             among = self._matching(seq, stamp, where, tuple(params)) if where else None
-            ranked = self.vectors.search(seq, stamp, query, top_k, among)
+            ranked = self._approximate(seq, dimension, stamp, query, top_k, among)
+            if ranked is None:  # small collection, selective filter, or index not current
+                ranked = self.vectors.search(seq, stamp, query, top_k, among)
             records = self._chunks_by_seq(collection, [row_seq for row_seq, _ in ranked or ()])
             if ranked is None or len(records) < len(ranked):
                 # Not cached, or rows another process deleted: read the matrix again.
@@ -228,6 +234,20 @@ class SqliteReader:
         finally:
             self.conn.execute("COMMIT")
         return [SearchHit(records[rs], score) for rs, score in ranked if rs in records]
+
+    def _approximate(
+        self,
+        seq: int,
+        dimension: int,
+        stamp: int,
+        query: Vector,
+        top_k: int,
+        among: IdArray | None,
+    ) -> list[tuple[int, float]] | None:
+        """The HNSW index's top-k, or None where exact search must answer (see AnnIndexes)."""
+        if self.ann is None:
+            return None
+        return self.ann.search(self.conn, seq, dimension, query, top_k, among, stamp)
 
     def keyword_search(
         self, collection: str, match: str, top_k: int, where: str, params: Sequence[Any]

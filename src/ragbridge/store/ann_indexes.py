@@ -1,0 +1,368 @@
+"""Approximate dense search for every collection of one SQLite file, kept in step with writes.
+
+SQLite stays the source of truth. Each collection is in one state:
+- `exact`: too small for a graph (or none yet): the caller searches exactly;
+- `opening` / `building`: a background job is reading a saved graph / building one; searches
+  wait for an opening (it takes well under a second) and are exact during a build;
+- `ready`: a memory-mapped HNSW graph + an exact delta of newer rows + the ids deleted since.
+
+One background thread runs the jobs. A job reads SQLite in one read transaction on its own
+connection: it checks a saved graph against the file (count and sum of row ids up to its
+high-water mark), finds rows deleted or added since (a crash, another process), and builds,
+merges or rebuilds as needed. Writes made while a job runs are replayed onto its result.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragbridge.store.ann_index import (
+    AnnConfig,
+    Graph,
+    GraphFiles,
+    add,
+    exact_among,
+    faiss_module,
+    new_index,
+    read_delta,
+    read_vectors,
+)
+from ragbridge.store.vector_index import FloatArray, IdArray, VectorIndex
+
+log = logging.getLogger(__name__)
+
+Ranked = list[tuple[int, float]]
+_NO_IDS = np.empty(0, dtype=np.int64)
+
+
+@dataclass
+class _State:
+    kind: str  # exact | opening | building | ready | failed
+    dimension: int
+    count: int = 0
+    max_seq: int = 0  # highest row id the index (graph + delta) knows of
+    graph: Graph | None = None
+    delta: VectorIndex | None = None
+    dead: set[int] = field(default_factory=set)
+    job: Future[None] | None = None
+    pending: list[tuple[IdArray, IdArray, FloatArray]] | None = None
+    rerun: bool = False
+    params: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # cached faiss filters
+
+
+@dataclass
+class _Result:
+    kind: str
+    count: int
+    max_seq: int
+    graph: Graph | None = None
+    delta: VectorIndex | None = None
+    dead: IdArray = field(default_factory=lambda: _NO_IDS)
+
+
+class AnnIndexes:
+    """The approximate indexes of one store; methods are thread-safe."""
+
+    def __init__(self, db_path: Path, config: AnnConfig) -> None:
+        self.config = config
+        self.enabled = config.enabled and faiss_module() is not None
+        self._path = db_path
+        self._files = GraphFiles(db_path)
+        self._lock = threading.RLock()
+        self._states: dict[int, _State] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbridge-ann")
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def open_all(self, collections: list[tuple[int, int]]) -> None:
+        """Open (or build) every (collection seq, dimension) in the background. Searches wait
+        for an opening (a saved graph), not for a build."""
+        for seq, dimension in collections:
+            kind = "opening" if self._files.generations(seq) else "building"
+            self._schedule(seq, dimension, kind)
+
+    def close(self) -> None:
+        self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def status(self) -> dict[str, Any]:
+        """Collections per state; `warm` once no saved graph is still being opened."""
+        with self._lock:
+            kinds = [state.kind for state in self._states.values()]
+        counts = {kind: kinds.count(kind) for kind in sorted(set(kinds))}
+        return {"warm": "opening" not in counts, "collections": counts}
+
+    # --- writes --------------------------------------------------------------------------
+    def written(
+        self, seq: int, dimension: int, removed: IdArray, added: IdArray, vectors: FloatArray
+    ) -> None:
+        """Called after a commit that removed and added rows of collection `seq`."""
+        if not self.enabled:
+            return
+        with self._lock:
+            state = self._states.get(seq)
+            if state is None:
+                if len(added):
+                    self._schedule(seq, dimension, "exact")
+                return
+            if state.pending is not None:
+                state.pending.append((removed, added, vectors))
+            self._apply(state, removed, added, vectors, None)
+            if state.job is None and self._wants_job(state):
+                if state.kind == "exact":
+                    state.kind = "building"
+                self._schedule(seq, dimension, state.kind)
+
+    def dropped(self, seq: int) -> None:
+        """The collection was deleted: forget it and remove its files."""
+        with self._lock:
+            self._states.pop(seq, None)
+        self._files.remove(seq)
+
+    def external_change(self) -> None:
+        """Another connection committed: check every collection against the file again."""
+        with self._lock:
+            for seq, state in list(self._states.items()):
+                self._schedule(seq, state.dimension, state.kind)
+
+    # --- search --------------------------------------------------------------------------
+    def search(
+        self,
+        conn: sqlite3.Connection,
+        seq: int,
+        dimension: int,
+        query: FloatArray,
+        top_k: int,
+        among: IdArray | None,
+        stamp: int | None = None,
+    ) -> Ranked | None:
+        """Top-k (row id, cosine) approximately, or None: search exactly instead.
+
+        `stamp` is the highest row id the caller's snapshot holds: rows past what the index
+        knows of were written by another process, so the index is checked against the file
+        again and this search is exact."""
+        if not self.enabled or top_k <= 0:
+            return None
+        with self._lock:
+            state = self._states.get(seq)
+            if state is None:
+                self._schedule(seq, dimension, "exact")
+                return None
+            if stamp is not None and stamp > state.max_seq and state.kind == "ready":
+                self._schedule(seq, dimension, state.kind)
+                return None
+            job = state.job if state.kind == "opening" else None
+        if job is not None:
+            try:
+                job.result(timeout=self.config.open_wait)
+            except (FutureTimeout, Exception):  # a failed open is logged by the job
+                return None
+        if among is not None and len(among) <= self.config.exact_filter_limit:
+            return exact_among(conn, query, top_k, among) if state.kind == "ready" else None
+        with self._lock:
+            if state.kind != "ready" or state.graph is None or state.delta is None:
+                return None
+            graph = state.graph
+            params = self._params(state, among)
+        distances, labels = graph.index.search(query.reshape(1, -1), top_k, params=params[0])
+        hits = [(int(i), float(d)) for d, i in zip(distances[0], labels[0], strict=True) if i >= 0]
+        with self._lock:
+            hits += state.delta.search(query, top_k, among)
+        hits.sort(key=lambda hit: (-hit[1], hit[0]))
+        return hits[:top_k]
+
+    # --- helpers -------------------------------------------------------------------------
+    def _params(self, state: _State, among: IdArray | None) -> tuple[Any, ...]:
+        """faiss search parameters (and the selector they point to, kept alive with them)."""
+        faiss = faiss_module()
+        key = 0 if among is None else id(among)
+        cached = state.params.get(key)
+        if cached is not None and (among is None or cached[1] is among):
+            return cached
+        alive: list[Any] = []  # faiss keeps raw pointers: hold every selector here
+        if among is not None:
+            alive.append(faiss.IDSelectorBatch(among))
+        elif state.dead:
+            dead = np.fromiter(state.dead, dtype=np.int64, count=len(state.dead))
+            alive.append(faiss.IDSelectorBatch(dead))
+            alive.append(faiss.IDSelectorNot(alive[0]))
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = self.config.ef_search
+        if among is not None and state.graph is not None:  # fewer matches: look further
+            share = max(len(among), 1) / max(len(state.graph), 1)
+            params.efSearch = min(1024, max(params.efSearch, int(params.efSearch / share)))
+        if alive:
+            params.sel = alive[-1]
+        if len(state.params) > 8:
+            state.params.clear()
+        state.params[key] = (params, among, alive)
+        return state.params[key]
+
+    def _apply(
+        self,
+        state: _State,
+        removed: IdArray,
+        added: IdArray,
+        vectors: FloatArray,
+        max_seq: int | None,
+    ) -> None:
+        """Bring `state` up to date with one write; with `max_seq`, rows up to it are known."""
+        if max_seq is not None:
+            keep = added > max_seq
+            added, vectors = added[keep], vectors[keep]
+        if len(added):
+            state.max_seq = max(state.max_seq, int(added.max()))
+        state.count += len(added) - len(removed if max_seq is None else removed[removed > max_seq])
+        if state.kind != "ready" or state.graph is None or state.delta is None:
+            return
+        if len(removed):
+            state.delta.remove(removed)
+            held = state.graph.holds(removed)
+            if len(held):
+                state.dead.update(held.tolist())
+                state.params.pop(0, None)
+        if len(added):
+            try:
+                state.delta.add(added, vectors)
+            except ValueError:  # rows of another writer in between: re-read the file
+                state.rerun = True
+
+    def _wants_job(self, state: _State) -> bool:
+        config = self.config
+        if state.kind == "exact":
+            return state.count >= config.min_chunks
+        if state.kind != "ready" or state.graph is None or state.delta is None:
+            return state.rerun
+        size = len(state.graph)
+        merge = len(state.delta) > max(config.merge_min, config.merge_fraction * size)
+        return merge or len(state.dead) > config.rebuild_fraction * size or state.rerun
+
+    def _schedule(self, seq: int, dimension: int, kind: str) -> None:
+        with self._lock:
+            if self._closed or not self.enabled:
+                return
+            state = self._states.get(seq)
+            if state is None:
+                state = self._states[seq] = _State(kind, dimension)
+            if state.job is not None:
+                state.rerun = True
+                return
+            state.rerun = False
+            state.pending = []
+            state.job = self._executor.submit(self._run, seq, state)
+
+    def _run(self, seq: int, state: _State) -> None:
+        started = time.perf_counter()
+        try:
+            result = self._sync(seq, state.dimension)
+        except Exception:
+            log.exception("approximate index of collection %s failed; searching exactly", seq)
+            result = _Result("failed", state.count, 0)
+        with self._lock:
+            if self._states.get(seq) is not state:  # dropped meanwhile
+                self._files.remove(seq)
+                return
+            pending, state.pending, state.job = state.pending or [], None, None
+            state.kind, state.count = result.kind, result.count
+            state.max_seq = result.max_seq
+            state.graph, state.delta = result.graph, result.delta
+            state.dead, state.params = set(result.dead.tolist()), {}
+            for removed, added, vectors in pending:
+                self._apply(state, removed, added, vectors, result.max_seq)
+            if state.rerun or self._wants_job(state):
+                self._schedule(seq, state.dimension, state.kind)
+        if result.graph is not None:
+            log.info(
+                "collection %s: approximate index ready (%d rows + %d new, %d deleted) in %.1f s",
+                seq, len(result.graph), len(result.delta or ()), len(result.dead),
+                time.perf_counter() - started,
+            )  # fmt: skip
+
+    def _sync(self, seq: int, dimension: int) -> _Result:
+        """Read the file and the saved graph; build, merge or rebuild as needed."""
+        conn = sqlite3.connect(self._path, isolation_level=None, timeout=30.0)
+        try:
+            graph = self._files.load(seq)
+            conn.execute("BEGIN")
+            count, max_seq = conn.execute(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM vectors WHERE collection_seq = ?",
+                (seq,),
+            ).fetchone()
+            if count < self.config.min_chunks:
+                if graph is not None:
+                    self._files.remove(seq)
+                return _Result("exact", count, max_seq)
+            dead = _NO_IDS if graph is None else self._dead(conn, seq, graph)
+            if graph is not None and len(dead) > self.config.rebuild_fraction * len(graph):
+                graph, dead = None, _NO_IDS
+            if graph is None:
+                graph = self._build(conn, seq, dimension)
+                delta = VectorIndex(dimension)
+            else:
+                delta = read_delta(conn, seq, dimension, graph.hwm)
+                merge_at = max(self.config.merge_min, self.config.merge_fraction * len(graph))
+                if len(delta) > merge_at:
+                    graph = self._merge(conn, seq, dimension, graph, dead)
+                    delta = VectorIndex(dimension)
+            return _Result("ready", count, max_seq, graph, delta, dead)
+        finally:
+            conn.close()
+
+    def _dead(self, conn: sqlite3.Connection, seq: int, graph: Graph) -> IdArray:
+        """Graph rows no longer in the file: the saved list if count and id sum agree."""
+        live, total = conn.execute(
+            "SELECT COUNT(*), TOTAL(seq) FROM vectors WHERE collection_seq = ? AND seq <= ?",
+            (seq, graph.hwm),
+        ).fetchone()
+        expected = len(graph.ids) - len(graph.dead)
+        if live == expected and total == float(graph.ids.sum() - graph.dead.sum()):
+            return graph.dead
+        rows = conn.execute(
+            "SELECT seq FROM vectors WHERE collection_seq = ? AND seq <= ?", (seq, graph.hwm)
+        ).fetchall()
+        present = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        dead: IdArray = np.setdiff1d(graph.ids, present)
+        return dead
+
+    def _build(self, conn: sqlite3.Connection, seq: int, dimension: int) -> Graph:
+        started = time.perf_counter()
+        index = new_index(dimension, self.config)
+        parts: list[IdArray] = []
+        for ids, vectors in read_vectors(conn, seq, dimension):
+            if self._closed:
+                raise RuntimeError("store closed during an index build")
+            add(index, ids, vectors, self.config.build_threads)
+            parts.append(ids)
+        ids = np.concatenate(parts) if parts else _NO_IDS
+        gens = self._files.generations(seq)
+        graph = Graph(index, ids, int(ids[-1]) if len(ids) else 0, (gens[0] + 1) if gens else 1)
+        self._files.save(seq, graph)
+        log.info("collection %s: built an HNSW graph of %d rows in %.1f s",
+                 seq, len(ids), time.perf_counter() - started)  # fmt: skip
+        return self._files.load(seq) or graph
+
+    def _merge(
+        self, conn: sqlite3.Connection, seq: int, dimension: int, graph: Graph, dead: IdArray
+    ) -> Graph:
+        """Add the rows above the graph's high-water mark to a copy of it, saved as a new one."""
+        index = self._files.load(seq, mmap=False)
+        if index is None or index.gen != graph.gen:
+            raise RuntimeError("saved graph changed during a merge")
+        parts = [graph.ids]
+        for ids, vectors in read_vectors(conn, seq, dimension, graph.hwm):
+            add(index.index, ids, vectors, self.config.build_threads)
+            parts.append(ids)
+        ids = np.concatenate(parts)
+        merged = Graph(index.index, ids, int(ids[-1]), graph.gen + 1, dead)
+        self._files.save(seq, merged)
+        return self._files.load(seq) or merged
