@@ -60,7 +60,7 @@ async def fill(path: Path, total: int, words: list[str], model: str) -> Matrix:
     """Write `total` chunks with the index off; returns the centres the rows were drawn from."""
     rng = np.random.default_rng(total)
     centres = rng.standard_normal((max(total // 100, 10), DIM), dtype=np.float32)
-    store = SqliteStore(path, EXACT)
+    store = SqliteStore(path, ann=EXACT)
     await store.open()
     await store.create_collection(COLLECTION, model, DIM)
     for start in range(0, total, DOC_CHUNKS):
@@ -95,7 +95,7 @@ async def measure(
     insert_s = time.perf_counter() - started
     print(f"{size:,}: wrote in {insert_s:.0f} s", flush=True)
 
-    ann = SqliteStore(path, ANN)
+    ann = SqliteStore(path, ann=ANN)
     started = time.perf_counter()
     await ann.open()
     await until_ready(ann)
@@ -107,11 +107,11 @@ async def measure(
     rng = np.random.default_rng(1)
     vectors = clustered(rng, centres, queries + 2)
     started = time.perf_counter()  # restart: open the file, answer one dense query
-    ann = SqliteStore(path, ANN)
+    ann = SqliteStore(path, ann=ANN)
     await ann.open()
     assert len(await ann.dense_search(COLLECTION, vectors[0], TOP_K)) == TOP_K
     restart_ann_s = time.perf_counter() - started
-    exact = SqliteStore(path, EXACT)
+    exact = SqliteStore(path, ann=EXACT)
     started = time.perf_counter()
     await exact.open()
     await exact.dense_search(COLLECTION, vectors[0], TOP_K)

@@ -42,7 +42,7 @@ async def put(store: SqliteStore, name: str, vectors: np.ndarray, group: int = 0
 
 
 async def fill(path: Path, config: AnnConfig, seed: int = 0) -> np.ndarray:
-    store = SqliteStore(path, config)
+    store = SqliteStore(path, ann=config)
     await store.open()
     await store.create_collection("c", "test-model", DIM)
     rng = np.random.default_rng(seed)
@@ -53,7 +53,7 @@ async def fill(path: Path, config: AnnConfig, seed: int = 0) -> np.ndarray:
 
 
 async def opened(path: Path, config: AnnConfig) -> SqliteStore:
-    store = SqliteStore(path, config)
+    store = SqliteStore(path, ann=config)
     await store.open()
     return store
 
