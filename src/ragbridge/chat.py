@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragbridge.errors import InvalidRequest, NotFound
+from ragbridge.llm.backend import ChatBackend
 from ragbridge.llm.cache import CompletionAssembler, ResponseCache
 from ragbridge.llm.finished import finished_chunks, finished_completion
 from ragbridge.llm.sse import completion_to_chunks
-from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.prompts import citation, source_event
 from ragbridge.rag import RagAnswerer, RagModel, parse_rag_model
 from ragbridge.ratelimit import estimate_tokens, prompt_text
@@ -80,7 +80,7 @@ class ChatService:
     def __init__(
         self,
         settings: Settings,
-        upstream: UpstreamClient | None,
+        upstream: ChatBackend | None,
         *,
         rag: RagAnswerer | None = None,
         responses: ResponseCache | None = None,
@@ -221,7 +221,7 @@ class ChatService:
             return None
         return self._responses
 
-    async def _upstream_for(self, model: str) -> UpstreamClient:
+    async def _upstream_for(self, model: str) -> ChatBackend:
         """The upstream client, once `model` is known to be served there."""
         if self._upstream is None:
             raise NotFound(

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ragbridge.api.deps import get_store, get_upstream
@@ -27,14 +27,18 @@ async def health() -> dict[str, Any]:
 
 @router.get("/ready")
 async def ready(
-    upstream: UpstreamClient | None = Depends(get_upstream), store: Store = Depends(get_store)
+    request: Request,
+    upstream: UpstreamClient | None = Depends(get_upstream),
+    store: Store = Depends(get_store),
 ) -> JSONResponse:
     """Ready: every dependency answers; 503 with each check's state when one does not."""
     checks: dict[str, dict[str, Any]] = {}
     # each dependency adds its check here
     checks["store"] = await _store_check(store)
     checks["upstream"] = await _upstream_check(upstream)
-    is_ready = all(check["status"] != "error" for check in checks.values())
+    if (local := getattr(request.app.state, "local_model", None)) is not None:
+        checks["local_model"] = local.status()  # "loading" until the model is in memory
+    is_ready = all(check["status"] not in ("error", "loading") for check in checks.values())
     body = {"status": "ready" if is_ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if is_ready else 503)
 
