@@ -31,6 +31,10 @@ from typing import Any
 import httpx
 from tests.support.server import free_port
 
+# Read when llama.cpp's OpenMP runtime loads: idle threads sleep instead of spinning, as under
+# `ragbridge serve` (which sets the same default); spinning threads crawl on a busy machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from ragbridge.llm.local.options import Generation
 from ragbridge.llm.local.runtime import LlamaOptions, Loaded, load
 

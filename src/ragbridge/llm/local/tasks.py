@@ -68,6 +68,6 @@ def task_reply(prompt: str, shape: TaskShape | None, generated: str) -> str:
 
 def grammar_for(shape: TaskShape) -> Any:
     """A llama.cpp grammar that only lets the model write `shape`'s object."""
-    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import LlamaGrammar
 
     return LlamaGrammar.from_json_schema(json.dumps(shape.schema()), verbose=False)
