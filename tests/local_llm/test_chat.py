@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
-from tests.local_llm.conftest import CONTEXT_TOKENS, LocalServer
+from tests.local_llm.conftest import CONTEXT_TOKENS, TASK_TOKENS, LocalServer
 from tests.support.rag import (
     COLLECTION,
     EN_QUESTION,
@@ -184,7 +184,7 @@ def test_open_webui_tasks_get_the_json_they_ask_for(
                 assert response.status_code == 200, response.text
                 answer = response.json()
                 assert "sources" not in answer
-                assert answer["usage"]["completion_tokens"] <= 64
+                assert answer["usage"]["completion_tokens"] <= TASK_TOKENS
                 text = answer["choices"][0]["message"]["content"]
             value = json.loads(text)
             assert list(value) == [kind] and isinstance(value[kind], shape), text
