@@ -159,35 +159,31 @@ def test_rag_model_naming_the_local_model_answers_with_sources(
     assert completion.usage is not None and completion.usage.prompt_tokens > 50  # passages in
 
 
-@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("rag", "stream"), [(False, False), (True, True)])
 def test_open_webui_tasks_get_the_json_they_ask_for(
-    local_server: LocalServer, stream: bool
+    local_server: LocalServer, rag: bool, stream: bool
 ) -> None:
-    for model in (local_server.model, f"rag/{COLLECTION}"):
-        for kind, shape in (("title", str), ("tags", list)):
-            body = {
-                "model": model,
-                "messages": [{"role": "user", "content": task_prompt(kind, KO_QUESTION)}],
-            }
-            if stream:
-                payloads = list(sse_payloads(local_server.url, body))
-                assert source_events(payloads) == []
-                text = "".join(
-                    p["choices"][0]["delta"].get("content") or ""
-                    for p in payloads
-                    if isinstance(p, dict) and p.get("choices")
-                )
-            else:
-                response = httpx.post(
-                    f"{local_server.url}/v1/chat/completions", json=body, timeout=60
-                )
-                assert response.status_code == 200, response.text
-                answer = response.json()
-                assert "sources" not in answer
-                assert answer["usage"]["completion_tokens"] <= TASK_TOKENS
-                text = answer["choices"][0]["message"]["content"]
-            value = json.loads(text)
-            assert list(value) == [kind] and isinstance(value[kind], shape), text
+    model = f"rag/{COLLECTION}" if rag else local_server.model
+    for kind, shape in (("title", str), ("tags", list)):
+        prompt = task_prompt(kind, KO_QUESTION)
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+        if stream:
+            payloads = list(sse_payloads(local_server.url, body))
+            assert source_events(payloads) == []
+            text = "".join(
+                p["choices"][0]["delta"].get("content") or ""
+                for p in payloads
+                if isinstance(p, dict) and p.get("choices")
+            )
+        else:
+            response = httpx.post(f"{local_server.url}/v1/chat/completions", json=body, timeout=60)
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            assert "sources" not in answer
+            assert answer["usage"]["completion_tokens"] <= TASK_TOKENS
+            text = answer["choices"][0]["message"]["content"]
+        value = json.loads(text)
+        assert list(value) == [kind] and isinstance(value[kind], shape), text
 
 
 def test_a_conversation_over_the_context_window_is_a_clean_400(
