@@ -34,7 +34,10 @@ from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.remote import RemoteEmbedder
 from ragbridge.ingest.pipeline import IngestPipeline
+from ragbridge.llm.backend import ChatBackend
 from ragbridge.llm.cache import ResponseCache
+from ragbridge.llm.local.model import LocalModel, check_local_model
+from ragbridge.llm.router import ModelRouter
 from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.logs import configure_logging
 from ragbridge.metrics import Metrics
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     check_bind_safety(settings)
     check_secrets(settings)
+    check_local_model(settings)
     metrics = Metrics()
     mcp = McpEndpoint()
 
@@ -120,6 +124,14 @@ async def _start_services(
     upstream = UpstreamClient(settings, metrics) if settings.upstream_enabled else None
     if upstream is not None:
         stack.push_async_callback(upstream.aclose)
+    backend: ChatBackend | None = upstream
+    router: ModelRouter | None = None
+    if settings.local_model is not None:  # served in-process, beside any remote upstream
+        local = LocalModel(settings, metrics)
+        local.start()  # loads on its worker thread; requests wait for it
+        stack.push_async_callback(local.aclose)
+        backend = router = ModelRouter(local, upstream)
+    state.local_model = router.local if router is not None else None
     cached_retriever = CachedRetriever(retriever, store, cache, settings.cache_ttl, metrics)
     responses = ResponseCache(cache, settings.cache_ttl, metrics)
 
@@ -134,8 +146,14 @@ async def _start_services(
     state.upstream = upstream
     state.chat = ChatService(
         settings,
-        upstream,
-        rag=RagAnswerer(settings, store, cached_retriever, upstream),
+        backend,
+        rag=RagAnswerer(
+            settings,
+            store,
+            cached_retriever,
+            backend,
+            context_window=router.context_window if router is not None else None,
+        ),
         responses=responses if settings.response_cache else None,
     )
     state.rate_limiter = rate_limiter

@@ -17,10 +17,10 @@ from typing import Any
 
 from ragbridge.citations import hit_url, passage_title, url_annotations
 from ragbridge.errors import InvalidRequest, NotFound
+from ragbridge.llm.backend import ChatBackend
 from ragbridge.llm.cache import CompletionAssembler, ResponseCache
 from ragbridge.llm.finished import finished_chunks, finished_completion
 from ragbridge.llm.sse import completion_to_chunks
-from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.prompts import citation, source_event
 from ragbridge.rag import RagAnswerer, RagModel, parse_rag_model
 from ragbridge.ratelimit import estimate_tokens, prompt_text
@@ -86,7 +86,7 @@ class ChatService:
     def __init__(
         self,
         settings: Settings,
-        upstream: UpstreamClient | None,
+        upstream: ChatBackend | None,
         *,
         rag: RagAnswerer | None = None,
         responses: ResponseCache | None = None,
@@ -253,7 +253,7 @@ class ChatService:
             return None
         return self._responses
 
-    async def _upstream_for(self, body: dict[str, Any]) -> UpstreamClient:
+    async def _upstream_for(self, body: dict[str, Any]) -> ChatBackend:
         """The upstream client, once `body["model"]` is known to be served there (set to the id
         the upstream lists for it)."""
         model = str(body["model"])

@@ -48,16 +48,25 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Bind port.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Embedded store directory.")] = None,
+    local_model: Annotated[
+        Path | None, typer.Option(help="GGUF model to serve in-process (local-llm extra).")
+    ] = None,
 ) -> None:
     """Serve the OpenAI-compatible API."""
-    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    from ragbridge.llm.local import LocalModelUnavailable, local_model_problem
+
+    settings = load_settings(host=host, port=port, data_dir=data_dir, local_model=local_model)
+    if settings.local_model is not None and (problem := local_model_problem(settings.local_model)):
+        typer.echo(f"error: {problem}", err=True)  # before the heavy imports: fails fast
+        raise typer.Exit(2)
+
     from ragbridge.api.security import UnsafeBindError
     from ragbridge.api.shutdown import run_server
     from ragbridge.app import create_app
 
     try:
         application = create_app(settings)
-    except UnsafeBindError as exc:
+    except (UnsafeBindError, LocalModelUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     run_server(application, settings)

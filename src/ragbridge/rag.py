@@ -17,9 +17,9 @@ from typing import Any
 
 from ragbridge.cache.retrieval import Retriever
 from ragbridge.errors import InvalidRequest, NotFound
+from ragbridge.llm.backend import ChatBackend
 from ragbridge.llm.extractive import extractive_answer, relevant_hits, task_answer
 from ragbridge.llm.models import default_chat_model
-from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.prompts import detect_language, fit_to_budget, with_context
 from ragbridge.ratelimit import estimate_tokens, prompt_text
 from ragbridge.retrieval.query import bounded_query, message_text, standalone_query
@@ -77,15 +77,17 @@ class RagAnswerer:
         settings: Settings,
         store: Store,
         retriever: Retriever,
-        upstream: UpstreamClient | None,
+        upstream: ChatBackend | None,
         *,
         count_tokens: Callable[[str], int] = estimate_tokens,
+        context_window: Callable[[str], int | None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._retriever = retriever
         self._upstream = upstream
         self._count_tokens = count_tokens
+        self._context_window = context_window  # per upstream model id, where it is known
 
     async def models(self) -> list[dict[str, Any]]:
         """A `rag/<collection>` model card per collection."""
@@ -119,7 +121,7 @@ class RagAnswerer:
         if upstream_model is None:  # Kiwi analysis of the passages: off the event loop
             hits, answer = await asyncio.to_thread(_quote, query, hits, language)
             return RagPlan(hits, answer=answer)
-        kept = fit_to_budget(hits, self.passage_budget(body), self._count_tokens)
+        kept = fit_to_budget(hits, self.passage_budget(body, upstream_model), self._count_tokens)
         if hits and not kept:  # better an upstream "too long" than a false "not covered"
             log.warning(
                 "the conversation leaves no room for passages in RAGBRIDGE_UPSTREAM_CONTEXT_TOKENS"
@@ -132,10 +134,11 @@ class RagAnswerer:
         grounded = with_context(messages, kept, language, self._settings.prompt_template)
         return RagPlan(kept, {**body, "model": upstream_model, "messages": grounded})
 
-    def passage_budget(self, body: Mapping[str, Any]) -> int:
-        """Tokens left for passages: the context window less the conversation (never trimmed),
-        its tools, the instructions and the room the answer needs."""
-        context = self._settings.upstream_context_tokens
+    def passage_budget(self, body: Mapping[str, Any], model: str | None = None) -> int:
+        """Tokens left for passages: the context window (of `model`, if known) less the
+        conversation (never trimmed), its tools, the instructions and the room the answer needs."""
+        window = self._context_window(model) if self._context_window and model else None
+        context = window or self._settings.upstream_context_tokens
         asked = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
             reply = asked

@@ -101,6 +101,31 @@ class Settings(BaseSettings):
         10.0, description="Seconds between SSE keep-alive comments while waiting upstream."
     )
 
+    # --- local LLM (llama.cpp in-process; the `local-llm` extra, see docs/local-llm.md) -----
+    local_model: Path | None = Field(
+        None, description="GGUF model run in-process by llama.cpp, served under its file name."
+    )
+    local_threads: int | None = Field(
+        None, description="CPU threads for the local model; default: llama.cpp's (half the cores)."
+    )
+    local_context_tokens: int = Field(
+        4096, ge=256, description="Local model context window (n_ctx); RAG passages fit in it."
+    )
+    local_gpu_layers: int = Field(
+        0, ge=-1, description="Layers offloaded to a GPU (n_gpu_layers, -1 = all) in a GPU build."
+    )
+    local_queue_size: int = Field(
+        8, ge=0, description="Requests waiting behind the one the local model runs; more get 429."
+    )
+    local_task_max_tokens: int = Field(
+        64, ge=8, description="Most tokens the local model writes for an Open WebUI task."
+    )
+
+    @field_validator("local_model", mode="before")
+    @classmethod
+    def _blank_path_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     # --- embeddings -----------------------------------------------------------------------
     embedding_model: str = Field(
         "universal-sentence-encoder-multilingual",

@@ -47,7 +47,9 @@ async def ready(
     warmth = getattr(request.app.state, "warmth", None)
     if warmth is not None:  # `warming` is still ready: queries work, the first is slower
         checks["warm"] = warmth.check(store)
-    is_ready = all(check["status"] != "error" for check in checks.values())
+    if (local := getattr(request.app.state, "local_model", None)) is not None:
+        checks["local_model"] = local.status()  # "loading" until the model is in memory
+    is_ready = all(check["status"] not in ("error", "loading") for check in checks.values())
     for name, check in checks.items():
         if check["status"] == "error":
             log.warning("not ready: %s: %s", name, check.get("detail"))

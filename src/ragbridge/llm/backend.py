@@ -1,0 +1,40 @@
+"""What the chat service needs from whatever generates answers: the seam between chat and LLM.
+
+`UpstreamClient` (an OpenAI-compatible server over HTTP), `LocalModel` (a GGUF model in-process)
+and `ModelRouter` (both, by model id) all fit it. A stream's payloads are OpenAI
+`chat.completion.chunk` JSON strings, whoever makes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+
+class StreamReply(Protocol):
+    """An open answer: its chunks as they come, or (`completion`) the whole answer at once."""
+
+    completion: dict[str, Any] | None
+
+    def payloads(self) -> AsyncIterator[str]: ...
+
+
+class ChatBackend(Protocol):
+    """Lists models and answers chat requests for them."""
+
+    async def list_models(self) -> list[dict[str, Any]]: ...
+
+    async def known_model_ids(self) -> frozenset[str] | None: ...
+
+    async def resolve_model(self, requested: str) -> str:
+        """The id that serves `requested` (`llama3.2` -> `llama3.2:latest`); NotFound if none."""
+        ...
+
+    async def complete(
+        self, body: dict[str, Any], incoming: Mapping[str, str]
+    ) -> dict[str, Any]: ...
+
+    def open_stream(
+        self, body: dict[str, Any], incoming: Mapping[str, str]
+    ) -> AbstractAsyncContextManager[StreamReply]: ...

@@ -1,0 +1,360 @@
+"""`LocalModel`: one GGUF model served as an upstream, one request at a time, the rest queued.
+
+It answers `complete` and `open_stream` like the HTTP upstream client, in the same OpenAI chunk
+shapes, so `ChatService` relays it unchanged. The model loads on a worker thread when the app
+starts; requests that come before it is ready wait for it in the queue. Generation runs on that
+same thread and streams each piece of text to the loop as it comes. At most
+`RAGBRIDGE_LOCAL_QUEUE_SIZE` requests wait behind the running one; more get a 429 with
+`Retry-After`. Closing a stream (a client that went away) stops generation at the next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+from prometheus_client import Counter, Gauge
+
+from ragbridge.errors import NotFound, RateLimited, ServiceUnavailable
+from ragbridge.llm.local import generate
+from ragbridge.llm.local.generate import Job
+from ragbridge.llm.local.options import Generation, parse_generation
+from ragbridge.llm.local.runtime import (
+    LlamaOptions,
+    Loaded,
+    LocalModelUnavailable,
+    load,
+    local_model_problem,
+)
+from ragbridge.llm.local.tasks import grammar_for, task_reply, task_shape
+from ragbridge.metrics import Metrics
+from ragbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OWNED_BY = "ragbridge-local"
+
+
+def check_local_model(settings: Settings) -> None:
+    """At start: a configured local model needs the extra and a GGUF file (one clear line)."""
+    if settings.local_model is None:
+        return
+    if (problem := local_model_problem(settings.local_model)) is not None:
+        raise LocalModelUnavailable(problem)
+
+
+def model_id(path: Path) -> str:
+    """The id a GGUF file is served under: its file name without `.gguf`."""
+    return path.name.removesuffix(".gguf").removesuffix(".GGUF")
+
+
+class LocalMetrics:
+    """The local model's counters, in the app's registry."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        reg = metrics.registry
+        self.tokens = Counter(
+            "ragbridge_local_llm_tokens",
+            "Tokens the local model read (prompt) and generated (completion).",
+            ["kind"],
+            registry=reg,
+        )
+        self.rejected = Counter(
+            "ragbridge_local_llm_rejected",
+            "Requests refused with 429 because the local model's queue was full.",
+            registry=reg,
+        )
+        self.waiting = Gauge(
+            "ragbridge_local_llm_waiting", "Requests waiting for the local model.", registry=reg
+        )
+        self.completion = self.tokens.labels("completion")
+
+
+class LocalModel:
+    """A GGUF model run in-process by llama.cpp, served under `model_id(path)`."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        if settings.local_model is None:
+            raise ValueError("LocalModel needs settings.local_model")
+        self.path = settings.local_model
+        self.id = model_id(self.path)
+        self.context_tokens = settings.local_context_tokens
+        self._options = LlamaOptions(
+            path=self.path,
+            context_tokens=settings.local_context_tokens,
+            threads=settings.local_threads,
+            gpu_layers=settings.local_gpu_layers,
+            batch_tokens=min(512, settings.local_context_tokens),
+        )
+        self._queue_size = settings.local_queue_size
+        self._task_max_tokens = settings.local_task_max_tokens
+        self._metrics = LocalMetrics(metrics or Metrics())
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="local-llm")
+        self._loading: asyncio.Future[Loaded] | None = None
+        self._lock = asyncio.Lock()
+        self._waiting = 0
+        self._seconds_per_request = 2.0  # running estimate, for Retry-After
+        self.created = int(time.time())
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin loading the model on the worker thread (returns at once)."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        self._loading = loop.run_in_executor(self._executor, load, self._options)
+
+        def loaded(future: asyncio.Future[Loaded]) -> None:
+            if future.cancelled():
+                return
+            if (exc := future.exception()) is not None:
+                log.error("local model %s did not load: %s", self.path, exc)
+                return
+            model = future.result()
+            log.info(
+                "local model %s loaded in %.1fs (context %d tokens, chat template: %s)",
+                self.id,
+                time.perf_counter() - started,
+                model.context_tokens,
+                model.template_source,
+            )
+
+        self._loading.add_done_callback(loaded)
+
+    async def aclose(self) -> None:
+        """Free the model once the worker is idle."""
+        if self._loading is not None:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({self._loading})
+            if not self._loading.cancelled() and self._loading.exception() is None:
+                model = self._loading.result()
+                await asyncio.get_running_loop().run_in_executor(self._executor, model.llama.close)
+        self._executor.shutdown(wait=False)
+
+    def status(self) -> dict[str, Any]:
+        """For `/ready`: loading, ok or error."""
+        if self._loading is None or not self._loading.done():
+            return {"status": "loading", "model": self.id}
+        if (exc := self._loading.exception()) is not None:
+            return {"status": "error", "model": self.id, "detail": str(exc)}
+        return {"status": "ok", "model": self.id, "waiting": self._waiting}
+
+    # --- the upstream interface -------------------------------------------------------------
+    def card(self) -> dict[str, Any]:
+        """This model's `/v1/models` entry."""
+        return {"id": self.id, "object": "model", "created": self.created, "owned_by": OWNED_BY}
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        return [self.card()]
+
+    async def known_model_ids(self) -> frozenset[str]:
+        return frozenset({self.id})
+
+    async def resolve_model(self, requested: str) -> str:
+        """This model's id, or NotFound naming it."""
+        if requested != self.id:
+            raise NotFound(
+                f"The model '{requested}' does not exist; the local model is '{self.id}'.",
+                param="model",
+                code="model_not_found",
+            )
+        return requested
+
+    async def complete(self, body: dict[str, Any], incoming: Mapping[str, str]) -> dict[str, Any]:
+        """A non-streamed `chat.completion`, with usage."""
+        async with self.open_stream(body, incoming) as reply:
+            return reply.completion or await reply.collect()
+
+    @asynccontextmanager
+    async def open_stream(
+        self, body: dict[str, Any], incoming: Mapping[str, str]
+    ) -> AsyncIterator[LocalReply]:
+        """A streamed answer, open once the first token (or an error) is there.
+
+        Errors up to the first token (a full queue, a prompt over the context window) are
+        raised here, so they can still be plain HTTP errors. Leaving the block stops generation.
+        """
+        del incoming  # no headers to map: nothing leaves the process
+        generation = parse_generation(body)
+        prompt_text = _task_prompt(body)
+        shape = task_shape(prompt_text) if prompt_text is not None else None
+        async with self._turn():
+            model = await self._model()
+            if prompt_text is not None:
+                limit = min(generation.max_tokens or self._task_max_tokens, self._task_max_tokens)
+                generation = replace(generation, max_tokens=limit)
+            job = Job(
+                generation,
+                asyncio.get_running_loop(),
+                grammar=grammar_for(shape) if shape is not None else None,
+                on_token=self._metrics.completion.inc,
+            )
+            running = asyncio.get_running_loop().run_in_executor(
+                self._executor, generate.run, model, job
+            )
+            try:
+                reply = LocalReply(self.id, job, body)
+                if prompt_text is not None:  # a task: the whole (short) answer, checked
+                    completion = await reply.collect()
+                    text = completion["choices"][0]["message"]["content"]
+                    completion["choices"][0]["message"]["content"] = task_reply(
+                        prompt_text, shape, text
+                    )
+                    reply.completion = completion
+                else:
+                    await reply.first()
+                yield reply
+            finally:
+                job.cancel.set()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait({running})
+                self._metrics.tokens.labels("prompt").inc(job.prompt_tokens)
+                if job.tokens_after_cancel:
+                    log.debug("stopped %d token(s) after cancel", job.tokens_after_cancel)
+
+    # --- queue ------------------------------------------------------------------------------
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """The model to ourselves, after those ahead of us; a full queue raises 429."""
+        if self._lock.locked() and self._waiting >= self._queue_size:
+            self._metrics.rejected.inc()
+            wait = math.ceil(self._seconds_per_request * (self._waiting + 1))
+            raise RateLimited(
+                f"The local model is busy: {self._waiting} request(s) are already waiting "
+                f"(RAGBRIDGE_LOCAL_QUEUE_SIZE={self._queue_size}). Retry after {wait}s.",
+                code="local_model_busy",
+                headers={"Retry-After": str(max(1, wait))},
+            )
+        self._waiting += 1
+        self._metrics.waiting.set(self._waiting)
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+            self._metrics.waiting.set(self._waiting)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._lock.release()
+            took = time.monotonic() - started
+            self._seconds_per_request = 0.8 * self._seconds_per_request + 0.2 * took
+
+    async def _model(self) -> Loaded:
+        if self._loading is None:
+            raise ServiceUnavailable("The local model was not started.")
+        try:
+            return await asyncio.shield(self._loading)
+        except LocalModelUnavailable as exc:
+            raise ServiceUnavailable(f"The local model is unavailable: {exc}") from None
+
+
+class LocalReply:
+    """A local model's answer: `payloads()` for a stream, `collect()` for a whole completion.
+
+    `completion` is set when the whole answer was made first (task requests); the chat service
+    then replays it as chunks, as it does for an upstream that answered a stream with JSON.
+    """
+
+    def __init__(self, model: str, job: Job, body: Mapping[str, Any]) -> None:
+        self.completion: dict[str, Any] | None = None
+        self._job = job
+        self._held: generate.Event | None = None
+        self._id = f"chatcmpl-{uuid.uuid4().hex}"
+        self._created = int(time.time())
+        self._model = model
+        head = json.dumps(
+            {"id": self._id, "object": "chat.completion.chunk", "created": self._created},
+            ensure_ascii=False,
+        )[:-1]
+        self._head = f'{head}, "model": {json.dumps(model, ensure_ascii=False)}'
+        self._prefix = f'{self._head}, "choices": [{{"index": 0, "delta": '
+        self._generation: Generation = job.generation
+
+    async def first(self) -> None:
+        """Wait for the first event; an error before any text is raised here."""
+        self._held = await self._job.events.get()
+        if self._held[0] == "error":
+            raise self._held[1]
+
+    async def _events(self) -> AsyncIterator[generate.Event]:
+        if self._held is not None:
+            held, self._held = self._held, None
+            yield held
+        while True:
+            yield await self._job.events.get()
+
+    async def payloads(self) -> AsyncIterator[str]:
+        """`chat.completion.chunk` payloads: the role, each piece of text as it comes, the
+        finish reason, then usage when `stream_options.include_usage` asked for it."""
+        yield self._chunk('{"role": "assistant", "content": ""}')
+        async for kind, value in self._events():
+            if kind == "text":
+                yield self._chunk('{"content": ' + json.dumps(value, ensure_ascii=False) + "}")
+            elif kind == "end":
+                yield self._chunk("{}", json.dumps(value))
+                if self._generation.include_usage:
+                    yield f'{self._head}, "choices": [], "usage": {json.dumps(self.usage())}}}'
+                return
+            else:
+                raise value
+
+    async def collect(self) -> dict[str, Any]:
+        """The whole answer as a `chat.completion`."""
+        parts: list[str] = []
+        finish = "stop"
+        async for kind, value in self._events():
+            if kind == "text":
+                parts.append(value)
+            elif kind == "end":
+                finish = value
+                break
+            else:
+                raise value
+        return {
+            "id": self._id,
+            "object": "chat.completion",
+            "created": self._created,
+            "model": self._model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(parts)},
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": self.usage(),
+        }
+
+    def usage(self) -> dict[str, int]:
+        """Token counts from llama.cpp's own tokenizer."""
+        prompt, completion = self._job.prompt_tokens, self._job.completion_tokens
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    def _chunk(self, delta: str, finish_reason: str = "null") -> str:
+        return f'{self._prefix}{delta}, "finish_reason": {finish_reason}}}]}}'
+
+
+def _task_prompt(body: Mapping[str, Any]) -> str | None:
+    """The `### Task:` prompt when `body` is an Open WebUI task request, else None."""
+    from ragbridge.chat import is_task_request
+    from ragbridge.retrieval.query import message_text
+
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not is_task_request(messages):
+        return None
+    return "\n".join(message_text(m) for m in messages if m.get("role") == "user")

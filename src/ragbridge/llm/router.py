@@ -1,0 +1,68 @@
+"""`ModelRouter`: the local model and the HTTP upstream behind one `ChatBackend`, by model id.
+
+The local model is listed first, so it is the default model of `rag/<collection>` unless
+`RAGBRIDGE_UPSTREAM_MODEL` names another; every other id goes to the HTTP upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from ragbridge.errors import NotFound
+from ragbridge.llm.backend import ChatBackend, StreamReply
+from ragbridge.llm.local.model import LocalModel
+
+
+class ModelRouter:
+    """Sends each request to the local model or to the remote upstream, by its `model`."""
+
+    def __init__(self, local: LocalModel, remote: ChatBackend | None) -> None:
+        self.local = local
+        self.remote = remote
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The local model, then the remote upstream's (an unreachable upstream raises)."""
+        models = await self.local.list_models()
+        if self.remote is not None:
+            models += [m for m in await self.remote.list_models() if m.get("id") != self.local.id]
+        return models
+
+    async def known_model_ids(self) -> frozenset[str] | None:
+        """Every id served; None when the remote upstream's list cannot be had."""
+        ids = await self.local.known_model_ids()
+        if self.remote is None:
+            return ids
+        remote = await self.remote.known_model_ids()
+        return None if remote is None else ids | remote
+
+    async def resolve_model(self, requested: str) -> str:
+        """The local model's id as it is; any other id as the remote upstream resolves it."""
+        if requested == self.local.id or self.remote is None:
+            return await self.local.resolve_model(requested)
+        return await self.remote.resolve_model(requested)
+
+    def context_window(self, model: str) -> int | None:
+        """The local model's context window for its id; None (the setting) for the others."""
+        return self.local.context_tokens if model == self.local.id else None
+
+    async def complete(self, body: dict[str, Any], incoming: Mapping[str, str]) -> dict[str, Any]:
+        return await self._backend(body).complete(body, incoming)
+
+    def open_stream(
+        self, body: dict[str, Any], incoming: Mapping[str, str]
+    ) -> AbstractAsyncContextManager[StreamReply]:
+        return self._backend(body).open_stream(body, incoming)
+
+    def _backend(self, body: Mapping[str, Any]) -> ChatBackend:
+        model = str(body.get("model"))
+        if model == self.local.id:
+            return self.local
+        if self.remote is None:
+            raise NotFound(
+                f"The model '{model}' does not exist; the local model is '{self.local.id}'.",
+                param="model",
+                code="model_not_found",
+            )
+        return self.remote
