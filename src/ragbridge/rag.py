@@ -20,7 +20,7 @@ from ragbridge.errors import InvalidRequest, NotFound
 from ragbridge.llm.backend import ChatBackend
 from ragbridge.llm.extractive import extractive_answer, relevant_hits, task_answer
 from ragbridge.llm.models import default_chat_model
-from ragbridge.prompts import detect_language, fit_to_budget, with_context
+from ragbridge.prompts import Language, detect_language, fit_to_budget, with_context
 from ragbridge.ratelimit import estimate_tokens, prompt_text
 from ragbridge.retrieval.query import bounded_query, message_text, standalone_query
 from ragbridge.settings import Settings
@@ -205,7 +205,9 @@ def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
     return ""
 
 
-def _quote(query: str, hits: Sequence[SearchHit], language: str) -> tuple[list[SearchHit], str]:
+def _quote(
+    query: str, hits: Sequence[SearchHit], language: Language
+) -> tuple[list[SearchHit], str]:
     """The relevant hits and the extractive answer quoting them (Kiwi work: run in a thread)."""
     relevant = relevant_hits(query, hits)
     return relevant, extractive_answer(query, relevant, language)
