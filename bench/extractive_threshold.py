@@ -110,7 +110,7 @@ def main() -> None:
         "| same-domain misses turned away |"
     )
     print("| ---: | ---: | ---: | ---: |")
-    shown = {0.1, 0.15, 0.2, 0.25, 0.3, round(chosen, 2), RELEVANCE_THRESHOLD, 0.4}
+    shown = {0.1, 0.15, 0.2, 0.25, 0.3, round(chosen, 3), RELEVANCE_THRESHOLD, 0.4}
     for threshold in sorted(shown):
         print(
             f"| {threshold:.2f} | {share_at_least(on_topic, threshold):.1%} "

@@ -29,7 +29,7 @@ NOTHING_FOUND: dict[Language, str] = {
 
 # Fewer of the question's terms than this in the best passage: nothing relevant was found.
 # Calibrated with bench/extractive_threshold.py on SciFact-train claims; see docs/benchmarks.md.
-RELEVANCE_THRESHOLD = 0.2
+RELEVANCE_THRESHOLD = 0.28
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
 _JSON_FORMAT = re.compile(r'JSON format:\s*\{\s*"(\w+)"\s*:\s*(\[|")')
