@@ -3,6 +3,8 @@
 
 - The Pipe Function loads through Open WebUI's own function loader and answers, streamed and not,
   in English and Korean, with its citations emitted through the event emitter.
+- On a direct connection (Open WebUI's own streaming handler, direct path) the sources arrive
+  through the `url_citation` annotations.
 - One `open-webui serve` (started once for the module) connects to ragbridge's OpenAPI tool server
   and MCP server as an admin does in its settings, lists the tools, and calls `search` while
   answering a chat.
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.documents import FACTS
@@ -37,6 +40,7 @@ pytestmark = [
 
 PIPE = ROOT / "integrations" / "openwebui" / "ragbridge_pipe.py"
 DRIVER = ROOT / "tests" / "support" / "openwebui_pipe_driver.py"
+DIRECT_DRIVER = ROOT / "tests" / "support" / "openwebui_direct_driver.py"
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +242,51 @@ def test_open_webui_calls_the_tool_server_while_answering(
     ]
     assert any("search" in p for p in prompts[:1])  # the tool step offered our tool
     assert FACTS["korean_text"] in prompts[-1], prompts[-1][:2000]  # the passage came back
+
+
+def test_on_a_direct_connection_sources_arrive_through_annotations(
+    ragbridge: ToolsServer, llm: ScriptedUpstream, tmp_path: Path
+) -> None:
+    """ragbridge's stream, byte for byte, through Open WebUI's streaming handler with
+    `request.state.direct` set (what the browser relays on a direct connection): Open WebUI drops
+    the `event` chunks there, and the sources come from the `url_citation` annotations."""
+    llm.script(Reply(tokens=["한라산은 1,947미터입니다 [1]", ", 제주도에 있습니다 [1]."]))
+    with (
+        httpx.Client(base_url=ragbridge.url, timeout=120) as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {ragbridge.scoped_key}"},
+            json={
+                "model": "rag/docs",
+                "stream": True,
+                "messages": [{"role": "user", "content": KO_QUESTION}],
+            },
+        ) as response,
+    ):
+        assert response.status_code == 200
+        raw = response.read().decode()
+    (tmp_path / "stream.txt").write_text(raw, encoding="utf-8")
+    passages = [
+        json.loads(line[6:])["event"]["data"]["source"]["url"]
+        for line in raw.splitlines()
+        if line.startswith("data: {") and '"event"' in line
+    ]
+    stream = tmp_path / "stream.txt"
+    done = subprocess.run(
+        ["nice", "-n", "10", str(openwebui_python()), "-P", str(DIRECT_DRIVER), str(stream)],
+        env=openwebui_env(tmp_path / "owui-data"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    events = json.loads(done.stdout.strip().splitlines()[-1])
+    sources = [e["data"] for e in events if e["type"] == "source"]
+    assert passages and [s["source"]["url"] for s in sources][: len(passages)] == passages
+    assert len({s["source"]["url"] for s in sources}) == len(passages)  # [n] -> passage n
+    assert all(s["metadata"][0]["source"] == s["source"]["url"] for s in sources)
+    final = next(e["data"] for e in events if e["type"] == "chat:completion")
+    text = final["output"][0]["content"][0]["text"]
+    assert text == "한라산은 1,947미터입니다 [1], 제주도에 있습니다 [1]."
