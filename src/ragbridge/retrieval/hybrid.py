@@ -116,7 +116,9 @@ def relative_score_fusion(
             best = max((score for _, score in hits), default=0.0)
             relative = {item: max(0.0, score) / max(best, 1e-9) for item, score in hits}
             floor = min(relative.values()) if hits and len(hits) >= depth else 0.0
-            lists.append((relative, weight, floor, blind[index] if index < len(blind) else ()))
+            lists.append(
+                (relative, weight, floor, blind[index] if index < len(blind) else frozenset())
+            )
     items = dict.fromkeys(item for relative, _, _, _ in lists for item in relative)
     fused = []
     for item in items:
