@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import statistics
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +25,7 @@ def splitter(
         chunk_size=size,
         chunk_overlap=overlap,
         max_tokens=limit if limit is not None else embedder.max_tokens,
+        measure=None,  # sized in the model's tokens: the tests below count them exactly
     )
 
 
@@ -158,7 +160,7 @@ def test_settings_are_clamped_to_what_can_work(embedder: Embedder) -> None:
     cutter = splitter(embedder, 10_000, overlap=10_000)
     assert cutter.chunk_size == embedder.max_tokens
     assert cutter.chunk_overlap == embedder.max_tokens // 2
-    assert cutter.config == f"v1:{embedder.max_tokens}:{embedder.max_tokens // 2}:254"
+    assert cutter.config == f"v2t:{embedder.max_tokens}:{embedder.max_tokens // 2}:254"
 
 
 def test_document_chunks_are_numbered_and_keep_page_and_headings(embedder: Embedder) -> None:
@@ -178,3 +180,25 @@ def test_document_chunks_are_numbered_and_keep_page_and_headings(embedder: Embed
     assert chunks[-1].text == "Setup\n\nPlug it in."
     assert chunks[-1].headings == ("Guide", "Setup")
     assert chunks[-1].page is None
+
+
+def test_by_default_korean_chunks_hold_as_much_text_as_english_ones(embedder: Embedder) -> None:
+    """Sized in text units, MiniLM's jamo tokens no longer cut Korean four times shorter; its
+    token limit stays the ceiling."""
+    korean = "\n\n".join(generated.korean_paragraphs() * 20)
+    english = "\n\n".join(generated.english_paragraphs() * 20)
+    by_units = TextSplitter(
+        embedder.count_tokens, chunk_size=120, chunk_overlap=0, max_tokens=embedder.max_tokens
+    )
+    by_tokens = splitter(embedder, 120)
+    for text in (korean, english):
+        assert all(tokens <= embedder.max_tokens for _, tokens in by_units.split_text(text))
+    korean_chars = statistics.fmean(len(c) for c, _ in by_units.split_text(korean)[:-1])
+    english_chars = statistics.fmean(len(c) for c, _ in by_units.split_text(english)[:-1])
+    token_chars = statistics.fmean(len(c) for c, _ in by_tokens.split_text(korean)[:-1])
+    assert korean_chars > 1.5 * token_chars
+    # Below a model's ceiling, a unit is ~4 Latin characters or ~1.6 Hangul syllables.
+    roomy = TextSplitter(embedder.count_tokens, chunk_size=120, chunk_overlap=0, max_tokens=4096)
+    korean_chars = statistics.fmean(len(c) for c, _ in roomy.split_text(korean)[:-1])
+    english_chars = statistics.fmean(len(c) for c, _ in roomy.split_text(english)[:-1])
+    assert 0.3 < korean_chars / english_chars < 0.6  # a Hangul syllable holds ~2.5 letters
