@@ -155,6 +155,7 @@ async def _start_services(
             context_window=router.context_window if router is not None else None,
         ),
         responses=responses if settings.response_cache else None,
+        console_links=settings.console,
     )
     state.rate_limiter = rate_limiter
     if settings.sample_collection:

@@ -74,7 +74,11 @@ class Toolbox:
     store: Store
     retriever: HybridRetriever
     base_url: str
-    console: bool = False
+
+    @property
+    def console(self) -> bool:
+        """Passages link to the web console's page when it is served, else to the JSON view."""
+        return self.settings.console
 
     async def list_collections(self, principal: Principal) -> dict[str, Any]:
         """The collections `principal` may search, with their sizes."""

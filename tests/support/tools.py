@@ -50,6 +50,7 @@ def tools_server(data_dir: Path, upstream: ScriptedUpstream | None = None) -> It
         database_url=None,
         api_key=ADMIN_KEY,
         upstream_model="stub-alpha" if upstream is not None else None,
+        console=False,  # passages link to the JSON view, which these tests read back
         **overrides,
     )
     with serve_in_thread(create_app(settings)) as url:
