@@ -72,7 +72,9 @@ async def test_a_record_that_fails_to_embed_leaves_the_whole_file_as_it_was(
     make_settings: Callable[..., Settings],
     tmp_path: Path,
 ) -> None:
-    pipeline = IngestPipeline(store, PoisonedEmbedder(embedder), make_settings())
+    # embed_unreadable: the English-only test embedder would otherwise skip these Korean records
+    settings = make_settings(embed_unreadable=True)
+    pipeline = IngestPipeline(store, PoisonedEmbedder(embedder), settings)
     path = tmp_path / "catalogue.jsonl"
     path.write_text(records("v1"), encoding="utf-8")
     assert (await pipeline.ingest_file("kb", path)).status == "added"
