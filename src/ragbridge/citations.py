@@ -1,8 +1,9 @@
 """Where a cited passage can be opened, and OpenAI-style `url_citation` annotations for answers.
 
-Every passage ragbridge cites gets a stable URL: the web console's document page, or (the
-default, for deployments without the console) the JSON view of the document,
-`/v1/collections/{collection}/documents/{document_id}`; both point at the passage with
+Every passage ragbridge cites gets a stable URL: the web console's document page (when the
+console is served, the default), or the JSON view of the document,
+`/v1/collections/{collection}/documents/{document_id}` (`RAGBRIDGE_CONSOLE=false`); both point
+at the passage with
 `#chunk-{position}`. Answers carry the same passages, numbered `[n]` as in the prompt, three
 ways: Open WebUI `source` events (streams), a top-level `sources` list (non-streamed) and
 OpenAI's `url_citation` annotations (both), which Open WebUI renders on direct connections and
