@@ -88,7 +88,7 @@ class Server:
             self.proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if sync_playwright is None:
         pytest.skip("playwright is not installed: pip install playwright (uses Debian chromium)")

@@ -64,7 +64,8 @@ def test_jsonl_with_a_20_mb_line_is_refused_and_health_answers_meanwhile(
         sender.join(timeout=0.05)
     assert health and set(health) == {200}
     assert_refused(result["r"], 413, "big.jsonl line 2", "RAGBRIDGE_INGEST_MAX_RECORD_BYTES")
-    assert api.get("/v1/collections/hostile/documents").json()["data"] == []
+    listed = api.get("/v1/collections/hostile/documents")  # a failed first upload makes none
+    assert listed.status_code == 404 or listed.json()["data"] == []
 
 
 def test_docx_inflating_to_1_gib_is_refused_before_inflating(api: httpx.Client) -> None:

@@ -213,7 +213,7 @@ def test_open_webui_calls_the_tool_server_while_answering(
             {"name": "search", "parameters": {"collection": "docs", "query": "한라산 높이"}}
         ]
     }
-    llm.script(
+    llm.rescript(
         Reply(tokens=[json.dumps(pick, ensure_ascii=False)]),
         Reply(tokens=["1,947미터입니다."]),
     )

@@ -30,7 +30,7 @@ def warm_part(url: str, timeout: float = 600.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         try:  # on a busy machine, a probe can wait behind the warm-up's model loading
-            body = httpx.get(url + "/ready", timeout=30).json()
+            body = httpx.get(url + "/ready", headers=AUTH, timeout=30).json()  # admin: details
         except httpx.TimeoutException:
             assert time.monotonic() < deadline, "/ready did not answer"
             continue
@@ -54,7 +54,7 @@ def test_first_query_after_serve_finds_everything_loaded(tmp_path: Path) -> None
         assert upload.status_code in (200, 201), upload.text
 
     with serving(env, tmp_path / "serve.log") as (_, url):
-        early = httpx.get(url + "/ready", timeout=30).json()["checks"]["warm"]
+        early = httpx.get(url + "/ready", headers=AUTH, timeout=30).json()["checks"]["warm"]
         warm = warm_part(url)
         # the model was loaded (and one query encoded) before any query was sent: the first
         # search below cannot be the one that loads it
@@ -75,7 +75,7 @@ def test_first_query_after_serve_finds_everything_loaded(tmp_path: Path) -> None
             assert found.status_code == 200, found.text
             assert any("서울" in hit["text"] or "Seoul" in hit["text"]
                        for hit in found.json()["data"])  # fmt: skip
-        assert httpx.get(url + "/ready", timeout=30).json()["checks"]["warm"] == warm
+        assert httpx.get(url + "/ready", headers=AUTH, timeout=30).json()["checks"]["warm"] == warm
     print(
         f"\nwarm after start: {early['status']} at first probe, embedder loaded in "
         f"{warm['seconds']['embedder']} s; search 1st {timings[0]:.0f} ms, "

@@ -106,6 +106,11 @@ class ScriptedUpstream:
         """Answer the next chat requests with these replies, in order."""
         self._script.extend(replies)
 
+    def rescript(self, *replies: Reply) -> None:
+        """Like `script`, after forgetting replies an earlier test scripted but never used."""
+        self._script.clear()
+        self.script(*replies)
+
     def fail_next(
         self,
         count: int,

@@ -4,9 +4,11 @@ import re
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-# Absolute machine paths, or a step out of the repository into a `shared/` folder beside it.
+# Absolute machine paths, or a step out of the repository into a `shared/` folder beside it
+# (hostile upload names such as "../../etc/x.txt" are test data, not paths read).
 OUTSIDE = re.compile(
-    r"""["'](/work/|/home/|\.\./)|parents\[\d\]\s*/\s*["']shared["']|\.parent\s*/\s*["']shared["']"""
+    r"""["'](/work/|/home/|(\.\./)+shared)|parents\[\d\]\s*/\s*["']shared["']"""
+    r"""|\.parent\s*/\s*["']shared["']"""
 )
 
 

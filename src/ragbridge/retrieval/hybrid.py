@@ -192,8 +192,8 @@ class HybridRetriever:
 
         The score is what the mode ranks by: cosine similarity (dense), BM25 relative to the
         best hit (keyword), the fused score (hybrid; 1.0 = first for every retriever that read
-        the query), or the reranker's relevance when one reordered the hits. `score_threshold`
-        drops hits whose returned score is below it. A dict passed as `explain` receives each
+        the query), or the reranker's relevance when one reordered the hits. Hits scoring 0 are
+        dropped, and so are those below `score_threshold`. A dict passed as `explain` receives each
         candidate's per-retriever scores by chunk id (`dense` cosine, `keyword` relative BM25),
         for the console's search playground. Raises `NotFound` for an unknown
         collection, `EmbeddingMismatch` when dense search would use another model's vectors.
@@ -235,7 +235,8 @@ class HybridRetriever:
         else:
             ranked = self._fuse(query, dense, keyword, use_dense, depth)
         ranked = await self._rerank(query, ranked, top_k)
-        hits = [hit for hit in ranked[:top_k] if hit.score >= score_threshold]
+        # A score of 0 matched nothing (no keyword, a cosine at or below 0): never a passage.
+        hits = [hit for hit in ranked[:top_k] if hit.score > 0.0 and hit.score >= score_threshold]
         self.metrics.observe_retrieval(mode, time.perf_counter() - started, len(hits))
         return hits
 
@@ -271,9 +272,17 @@ class HybridRetriever:
             ([(h.chunk.id, h.score) for h in dense], config.dense_weight if use_dense else 0.0),
             ([(h.chunk.id, h.score) for h in keyword], config.keyword_weight),
         ]
-        # Keyword search cannot see a passage in another script than the query.
+        # Keyword search cannot see a passage in another script than the query, unless it found
+        # it anyway (a mixed query); only a multilingual embedder judges such a passage instead.
+        found = {h.chunk.id for h in keyword}
         other_script = (
-            {h.chunk.id for h in dense if cross_script(query, h.chunk.text)} if use_dense else set()
+            {
+                h.chunk.id
+                for h in dense
+                if h.chunk.id not in found and cross_script(query, h.chunk.text)
+            }
+            if use_dense and self.embedder.multilingual
+            else set()
         )
         blind: list[AbstractSet[str]] = [set(), other_script]
         if config.fusion == "rrf":
