@@ -63,18 +63,19 @@ def url_annotations(text: str, sources: Sequence[tuple[str, str]]) -> list[dict[
     """`url_citation` annotations for an answer citing `sources` (`(url, title)`, numbered
     from 1 as in the prompt), in source order so that annotation order matches `[n]`.
 
-    Each `[n]` marker in `text` is annotated with its span; a source the answer never marks
-    still gets one annotation, with an empty span at the end of the text, so that clients
-    that number annotations as they come (Open WebUI) keep `[n]` pointing at source n.
+    Each source gets exactly one annotation, spanning its first `[n]` marker in `text` (an
+    empty span at the end of the text when the answer never marks it), so that clients that
+    number annotations as they come (Open WebUI, which lists one source per annotation) keep
+    `[n]` pointing at source n even when the answer cites a passage twice.
     """
-    spans: dict[int, list[tuple[int, int]]] = {}
+    first: dict[int, tuple[int, int]] = {}
     for match in _MARKER.finditer(text):
-        spans.setdefault(int(match.group(1)), []).append((match.start(), match.end()))
-    annotations = []
-    for number, (url, title) in enumerate(sources, start=1):
-        for start, end in spans.get(number, [(len(text), len(text))]):
-            annotations.append(url_citation(url, title, start, end))
-    return annotations
+        first.setdefault(int(match.group(1)), (match.start(), match.end()))
+    end_of_text = (len(text), len(text))
+    return [
+        url_citation(url, title, *first.get(number, end_of_text))
+        for number, (url, title) in enumerate(sources, start=1)
+    ]
 
 
 def url_citation(url: str, title: str, start: int, end: int) -> dict[str, Any]:

@@ -22,7 +22,8 @@ def test_annotations_follow_source_order_with_marker_spans() -> None:
         (a["url_citation"]["url"], a["url_citation"]["start_index"], a["url_citation"]["end_index"])
         for a in url_annotations(text, sources)
     ]
-    assert spans == [("u1", 11, 14), ("u2", 3, 6), ("u2", 14, 17), ("u3", 18, 18)]
+    # one annotation per source, at its first marker: Open WebUI lists one source per annotation
+    assert spans == [("u1", 11, 14), ("u2", 3, 6), ("u3", 18, 18)]
     assert text[11:14] == "[1]" and text[3:6] == "[2]"
     assert url_annotations("no markers [9]", sources)[0]["url_citation"]["start_index"] == 14
     assert url_annotations("x", []) == []
