@@ -28,7 +28,7 @@ import numpy as np
 
 from ragbridge.app import create_app
 from ragbridge.console import STATIC
-from ragbridge.retrieval.text import analyze
+from ragbridge.retrieval.analyzer import analyze
 from ragbridge.settings import Settings
 from ragbridge.store.base import DocumentRecord, NewChunk, Store
 

@@ -45,7 +45,7 @@ from bench.retrieval_quality import (
     measure,
 )
 from ragbridge.embeddings import create_embedder
-from ragbridge.retrieval.text import default_analyzer
+from ragbridge.retrieval.analyzer import default_analyzer
 from ragbridge.settings import Settings
 
 CROSSLINGUAL = Path(__file__).resolve().parent / "data" / "crosslingual.jsonl"

@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ragbridge.llm.extractive import RELEVANCE_THRESHOLD, term_coverage
-from ragbridge.retrieval.text import analyze
+from ragbridge.retrieval.analyzer import analyze
 
 BENCH = Path(__file__).resolve().parent
 SCIFACT = BENCH.parent.parent / "shared" / "eval" / "scifact"

@@ -32,6 +32,7 @@ from ranx import Qrels, Run, evaluate
 
 from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
+from ragbridge.retrieval.analyzer import Analyzer
 from ragbridge.retrieval.hybrid import (
     FusionConfig,
     HybridRetriever,
@@ -40,7 +41,6 @@ from ragbridge.retrieval.hybrid import (
     relative_score_fusion,
 )
 from ragbridge.retrieval.rerank import RemoteReranker, Reranker
-from ragbridge.retrieval.text import Analyzer
 from ragbridge.settings import RetrievalMode, Settings
 from ragbridge.store.base import DocumentRecord, NewChunk, SearchHit, Vector
 from ragbridge.store.sqlite import SqliteStore

@@ -20,7 +20,7 @@ from ragbridge.api import metrics as metrics_api
 from ragbridge.api import openai as openai_api
 from ragbridge.api import ops
 from ragbridge.api import tools as tools_api
-from ragbridge.api.errors import install_error_handlers
+from ragbridge.api.envelope import install_error_handlers
 from ragbridge.api.mcp import McpEndpoint
 from ragbridge.api.middleware import install_middleware
 from ragbridge.api.secrets_policy import check_secrets, ensure_bootstrap_keys
@@ -39,13 +39,13 @@ from ragbridge.llm.cache import ResponseCache
 from ragbridge.llm.local.model import LocalModel, check_local_model
 from ragbridge.llm.router import ModelRouter
 from ragbridge.llm.upstream import UpstreamClient
-from ragbridge.logs import configure_logging
-from ragbridge.metrics import Metrics
 from ragbridge.rag import RagAnswerer
-from ragbridge.ratelimit_redis import create_rate_limiter
 from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
 from ragbridge.retrieval.rerank import create_reranker
 from ragbridge.sample import sample_in_background
+from ragbridge.service.log_format import configure_logging
+from ragbridge.service.rate_limits_redis import create_rate_limiter
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 from ragbridge.store import open_store
 from ragbridge.warmup import Warmth, warming

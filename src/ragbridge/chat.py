@@ -23,10 +23,10 @@ from ragbridge.llm.finished import finished_chunks, finished_completion
 from ragbridge.llm.sse import completion_to_chunks
 from ragbridge.prompts import citation, source_event
 from ragbridge.rag import RagAnswerer, RagModel, parse_rag_model
-from ragbridge.ratelimit import estimate_tokens, prompt_text
 from ragbridge.retrieval.query import message_text
 from ragbridge.settings import Settings
 from ragbridge.store.base import SearchHit
+from ragbridge.text.tokens import estimate_tokens, prompt_text
 
 TASK_PREFIX = "### Task:"
 

@@ -304,7 +304,7 @@ def keys_create(
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute; default: no limit.")] = None,
 ) -> None:
     """Create a key. The key is printed once, alone on the last line."""
-    from ragbridge.keys import create_key
+    from ragbridge.service.api_keys import create_key
 
     scope = collections.split(",") if collections is not None else None
     new = _on_store(lambda store: create_key(store, name, collections=scope, rpm=rpm, tpm=tpm))

@@ -1,4 +1,4 @@
-"""Domain errors. Layers below `api/` raise these; `api/errors.py` turns them into HTTP answers."""
+"""Domain errors. Layers below `api/` raise these; `api/envelope.py` makes HTTP answers of them."""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragbridge.embeddings.base import Embedder
+from ragbridge.retrieval.analyzer import default_analyzer
 from ragbridge.retrieval.hybrid import HybridRetriever
-from ragbridge.retrieval.text import default_analyzer
 from ragbridge.settings import RetrievalMode, Settings
 from ragbridge.store.base import DocumentRecord, NewChunk, SearchHit, Store
 

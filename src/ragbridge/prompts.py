@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from ragbridge.store.base import SearchHit
+from ragbridge.text.scripts import HANGUL
 
 Language = Literal["en", "ko"]
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LETTER = re.compile(r"[^\W\d_]")
 
 SYSTEM_TEMPLATES: dict[Language, str] = {
@@ -50,7 +50,7 @@ def detect_language(text: str) -> Language:
     letters = len(_LETTER.findall(text))
     if not letters:
         return "en"
-    return "ko" if len(_HANGUL.findall(text)) / letters >= 0.2 else "en"
+    return "ko" if len(HANGUL.findall(text)) / letters >= 0.2 else "en"
 
 
 def source_name(hit: SearchHit) -> str:

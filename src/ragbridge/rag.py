@@ -15,16 +15,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragbridge.cache.retrieval import Retriever
 from ragbridge.errors import InvalidRequest, NotFound
 from ragbridge.llm.backend import ChatBackend
 from ragbridge.llm.extractive import extractive_answer, relevant_hits, task_answer
 from ragbridge.llm.models import default_chat_model
 from ragbridge.prompts import Language, detect_language, fit_to_budget, with_context
-from ragbridge.ratelimit import estimate_tokens, prompt_text
+from ragbridge.retrieval.base import Retriever
 from ragbridge.retrieval.query import bounded_query, message_text, standalone_query
 from ragbridge.settings import Settings
 from ragbridge.store.base import SearchHit, Store
+from ragbridge.text.tokens import estimate_tokens, prompt_text
 
 log = logging.getLogger(__name__)
 

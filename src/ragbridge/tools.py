@@ -19,8 +19,7 @@ from ragbridge.errors import NotFound
 from ragbridge.prompts import source_name
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import RetrievalMode, Settings
-from ragbridge.store.base import ChunkRecord, DocumentRecord, SearchHit, Store
-from ragbridge.store.sqlite_schema import chunk_id
+from ragbridge.store.base import ChunkRecord, DocumentRecord, SearchHit, Store, chunk_id
 
 MAX_TOP_K = 50
 DEFAULT_MAX_CHUNKS = 50

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragbridge.cli import app
-from ragbridge.keys import hash_key
+from ragbridge.service.api_keys import hash_key
 from ragbridge.settings import Settings
 
 ADMIN_KEY = "cli-admin-key"

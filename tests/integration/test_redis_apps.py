@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, ExitStack
 import httpx
 import pytest
 
-from ragbridge.redis_client import RedisBreaker
+from ragbridge.service.redis_connection import RedisBreaker
 from ragbridge.settings import Settings
 from tests.support.metrics import Scrape
 from tests.support.redis import RedisForTests
@@ -72,7 +72,7 @@ def test_a_redis_outage_degrades_to_per_replica_limits_and_recovers(
     key = create_key(a, rpm=3)
     assert statuses(a, key, 1) == [200]
     redis_server.stop()
-    with caplog.at_level(logging.WARNING, logger="ragbridge.redis_client"):
+    with caplog.at_level(logging.WARNING, logger="ragbridge.service.redis_connection"):
         # Each replica now counts on its own, from zero: requests still succeed, limits hold.
         assert statuses(a, key, 4) == [200, 200, 200, 429]
         assert statuses(b, key, 4) == [200, 200, 200, 429]

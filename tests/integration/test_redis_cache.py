@@ -15,8 +15,8 @@ from ragbridge.cache.embeddings import SharedQueryEmbeddings
 from ragbridge.cache.memory import MemoryCache
 from ragbridge.cache.redis import RedisCache, SharedCache
 from ragbridge.embeddings.remote import RemoteEmbedder
-from ragbridge.metrics import Metrics
-from ragbridge.redis_client import SOCKET_TIMEOUT, RedisBreaker, open_redis
+from ragbridge.service.redis_connection import SOCKET_TIMEOUT, RedisBreaker, open_redis
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 from tests.support.redis import RedisForTests
 from tests.support.upstream import ScriptedUpstream
@@ -75,7 +75,7 @@ async def test_an_outage_serves_in_process_then_goes_back_to_redis(
     try:
         await cache.set("ragbridge:test:before", b"1", ttl=30)
         redis_server.stop()
-        with caplog.at_level(logging.WARNING, logger="ragbridge.redis_client"):
+        with caplog.at_level(logging.WARNING, logger="ragbridge.service.redis_connection"):
             assert await cache.get("ragbridge:test:before") is None  # a miss, not an error
             for i in range(20):
                 await cache.set(f"ragbridge:test:during{i}", b"2", ttl=30)

@@ -11,9 +11,13 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from ragbridge.ratelimit import InProcessRateLimiter, Limits, RateLimiter
-from ragbridge.ratelimit_redis import RedisRateLimiter, SharedRateLimiter, create_rate_limiter
-from ragbridge.redis_client import open_redis
+from ragbridge.service.rate_limits import InProcessRateLimiter, Limits, RateLimiter
+from ragbridge.service.rate_limits_redis import (
+    RedisRateLimiter,
+    SharedRateLimiter,
+    create_rate_limiter,
+)
+from ragbridge.service.redis_connection import open_redis
 from ragbridge.settings import Settings
 from tests.support.redis import RedisForTests
 

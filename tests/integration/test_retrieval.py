@@ -10,8 +10,8 @@ import pytest
 
 from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
+from ragbridge.retrieval.analyzer import Analyzer
 from ragbridge.retrieval.hybrid import HybridRetriever
-from ragbridge.retrieval.text import Analyzer
 from ragbridge.settings import RetrievalMode, Settings
 from ragbridge.store.base import DocumentRecord, NewChunk
 from ragbridge.store.sqlite import SqliteStore

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ragbridge.errors import Conflict
-from ragbridge.retrieval.text import analyze
+from ragbridge.retrieval.analyzer import analyze
 from ragbridge.settings import Settings
 from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk, Store, Vector
 from ragbridge.store.postgres import PostgresStore

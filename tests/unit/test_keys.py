@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragbridge.errors import Conflict, InvalidRequest
-from ragbridge.keys import KEY_PREFIX, create_key, generate_key, hash_key
+from ragbridge.service.api_keys import KEY_PREFIX, create_key, generate_key, hash_key
 from ragbridge.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio

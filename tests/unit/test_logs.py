@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from ragbridge.logs import JsonFormatter, TextFormatter
+from ragbridge.service.log_format import JsonFormatter, TextFormatter
 
 
 def record(fields: dict[str, object] | None) -> logging.LogRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from ragbridge.metrics import OTHER, Metrics
+from ragbridge.service.telemetry import OTHER, Metrics
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:

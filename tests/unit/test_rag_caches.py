@@ -15,9 +15,9 @@ from ragbridge.cache.memory import MemoryCache
 from ragbridge.cache.retrieval import CachedRetriever
 from ragbridge.llm.cache import CompletionAssembler, ResponseCache, is_deterministic
 from ragbridge.llm.finished import finished_chunks, finished_completion
-from ragbridge.metrics import Metrics
+from ragbridge.retrieval.analyzer import Analyzer
 from ragbridge.retrieval.hybrid import HybridRetriever
-from ragbridge.retrieval.text import Analyzer
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode
 from ragbridge.store.base import DocumentRecord, MetadataFilter, NewChunk, SearchHit
 from ragbridge.store.sqlite import SqliteStore

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ragbridge.ratelimit import (
+from ragbridge.service.rate_limits import (
     Decision,
     InProcessRateLimiter,
     Limits,
-    estimate_tokens,
-    prompt_text,
 )
+from ragbridge.text.tokens import estimate_tokens, prompt_text
 
 pytestmark = pytest.mark.anyio
 

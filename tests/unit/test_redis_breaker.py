@@ -7,8 +7,8 @@ import logging
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ragbridge.metrics import Metrics
-from ragbridge.redis_client import RedisBreaker
+from ragbridge.service.redis_connection import RedisBreaker
+from ragbridge.service.telemetry import Metrics
 
 pytestmark = pytest.mark.anyio
 
@@ -52,7 +52,7 @@ async def test_an_outage_degrades_warns_once_and_recovers_after_the_backoff(
     assert sample(metrics, "ragbridge_redis_up") == 1
 
     redis.down = True
-    with caplog.at_level(logging.WARNING, logger="ragbridge.redis_client"):
+    with caplog.at_level(logging.WARNING, logger="ragbridge.service.redis_connection"):
         answers = [await breaker.call(redis, in_process) for _ in range(10)]
         assert answers == ["in-process"] * 10
         assert redis.calls == 2  # the failed call; the rest skip Redis during the backoff

@@ -9,9 +9,9 @@ from ragbridge.chat import ChatService
 from ragbridge.embeddings.base import Embedder
 from ragbridge.ingest.pipeline import IngestPipeline
 from ragbridge.llm.upstream import UpstreamClient
-from ragbridge.metrics import Metrics
-from ragbridge.ratelimit import RateLimiter
 from ragbridge.retrieval.hybrid import HybridRetriever
+from ragbridge.service.rate_limits import RateLimiter
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 from ragbridge.store.base import Store
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from ragbridge.api.deps import get_store
 from ragbridge.api.security import require_admin
 from ragbridge.errors import NotFound
-from ragbridge.keys import create_key
+from ragbridge.service.api_keys import create_key
 from ragbridge.store.base import ApiKeyRecord, Store
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], dependencies=[Depends(require_admin)])

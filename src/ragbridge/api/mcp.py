@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from ragbridge import __version__
-from ragbridge.api.errors import error_response
+from ragbridge.api.envelope import error_response
 from ragbridge.api.security import Principal, authorize_bearer
 from ragbridge.api.tools import toolbox_for
 from ragbridge.errors import RagbridgeError, Unauthorized

@@ -12,7 +12,7 @@ import secrets
 from fastapi import APIRouter, Request, Response
 
 from ragbridge.errors import Unauthorized
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
 router = APIRouter(tags=["ops"])

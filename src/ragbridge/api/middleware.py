@@ -26,10 +26,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragbridge.api.errors import error_response
+from ragbridge.api.envelope import error_response
 from ragbridge.api.origin import HostGuard
 from ragbridge.api.shutdown import ShutdownGate
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
 log = logging.getLogger("ragbridge.access")

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragbridge.api.errors import error_response
+from ragbridge.api.envelope import error_response
 from ragbridge.api.security import is_loopback
 from ragbridge.settings import Settings
 

@@ -23,7 +23,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ragbridge.api.errors import error_body
+from ragbridge.api.envelope import error_body
 from ragbridge.errors import RagbridgeError
 from ragbridge.llm.prefetch import Prefetch
 from ragbridge.llm.sse import DONE, KEEPALIVE, encode_event

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from ragbridge.api.security import UnsafeBindError, is_loopback
 from ragbridge.errors import Conflict
-from ragbridge.keys import KEY_PREFIX, RESERVED_NAMES, hash_key
+from ragbridge.service.api_keys import KEY_PREFIX, RESERVED_NAMES, hash_key
 from ragbridge.settings import Settings
 from ragbridge.store.base import ApiKeyRecord, Store
 

@@ -29,11 +29,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ragbridge.api.deps import get_metrics, get_rate_limiter, get_settings, get_store
 from ragbridge.errors import Forbidden, InvalidRequest, NotFound, RateLimited, Unauthorized
-from ragbridge.keys import ADMIN, ANONYMOUS, KEY_PREFIX, hash_key
 from ragbridge.rag import parse_rag_model, unknown_model
-from ragbridge.ratelimit import Limits, estimate_tokens, prompt_text
+from ragbridge.service.api_keys import ADMIN, ANONYMOUS, KEY_PREFIX, hash_key
+from ragbridge.service.rate_limits import Limits
 from ragbridge.settings import Settings
 from ragbridge.store.base import ApiKeyRecord
+from ragbridge.text.tokens import estimate_tokens, prompt_text
 
 _USER_TEXT_CHARS = 2000
 

@@ -16,7 +16,7 @@ from starlette.datastructures import State
 
 from ragbridge import __version__
 from ragbridge.api.deps import get_retriever, get_settings, get_store
-from ragbridge.api.errors import install_error_handlers
+from ragbridge.api.envelope import install_error_handlers
 from ragbridge.api.security import Principal, require_principal
 from ragbridge.citations import public_base_url
 from ragbridge.tools import DocumentArgs, SearchArgs, Toolbox

@@ -17,8 +17,8 @@ import anyio
 from fastapi import Request
 
 from ragbridge.api.deps import get_metrics, get_rate_limiter
-from ragbridge.keys import ANONYMOUS
-from ragbridge.ratelimit import estimate_tokens
+from ragbridge.service.api_keys import ANONYMOUS
+from ragbridge.text.tokens import estimate_tokens
 
 
 async def record_usage(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ragbridge.cache.base import Cache, cache_key
 from ragbridge.cache.memory import MemoryCache
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
 __all__ = ["Cache", "cache_key", "create_cache"]
@@ -16,7 +16,7 @@ def create_cache(settings: Settings, metrics: Metrics | None = None) -> Cache:
     if not settings.redis_url:
         return memory
     from ragbridge.cache.redis import RedisCache, SharedCache
-    from ragbridge.redis_client import RedisBreaker, open_redis
+    from ragbridge.service.redis_connection import RedisBreaker, open_redis
 
     breaker = RedisBreaker("cache", metrics)
     return SharedCache(RedisCache(open_redis(settings.redis_url)), memory, breaker)

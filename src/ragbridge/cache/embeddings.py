@@ -8,7 +8,7 @@ import numpy as np
 
 from ragbridge.cache.base import Cache, cache_key
 from ragbridge.embeddings.base import Embedder
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 from ragbridge.store.base import Vector
 
 CACHE_NAME = "query_embedding"

@@ -9,7 +9,7 @@ from ragbridge.cache.base import Cache
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from ragbridge.redis_client import RedisBreaker
+    from ragbridge.service.redis_connection import RedisBreaker
 
 
 class RedisCache:

@@ -12,30 +12,15 @@ would now rank above the cached hits; that lasts at most `cache_ttl` seconds.
 from __future__ import annotations
 
 import json
-from typing import Protocol
 
 from ragbridge.cache.base import Cache, cache_key
 from ragbridge.errors import NotFound
-from ragbridge.metrics import Metrics
+from ragbridge.retrieval.base import Retriever
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode
 from ragbridge.store.base import MetadataFilter, SearchHit, Store
 
 CACHE_NAME = "retrieval"
-
-
-class Retriever(Protocol):
-    """What answers a search: `HybridRetriever`, or this cache in front of it."""
-
-    async def search(
-        self,
-        collection: str,
-        query: str,
-        *,
-        top_k: int = 5,
-        mode: RetrievalMode = "hybrid",
-        filters: MetadataFilter | None = None,
-        score_threshold: float = 0.0,
-    ) -> list[SearchHit]: ...
 
 
 class CachedRetriever:

@@ -30,7 +30,7 @@ from ragbridge.console.session import (
     set_cookie,
 )
 from ragbridge.errors import RagbridgeError, Unauthorized
-from ragbridge.keys import create_key
+from ragbridge.service.api_keys import create_key
 
 router = APIRouter(include_in_schema=False)
 

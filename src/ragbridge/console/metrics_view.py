@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 
 
 def _quantile(buckets: dict[float, float], q: float) -> float | None:

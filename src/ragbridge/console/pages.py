@@ -19,8 +19,7 @@ from ragbridge.console.render import Ctx, context, render
 from ragbridge.console.session import ConsoleRefused
 from ragbridge.errors import RagbridgeError
 from ragbridge.rag import RAG_PREFIX
-from ragbridge.store.base import CollectionInfo, DocumentRecord, Store
-from ragbridge.store.sqlite_schema import chunk_id
+from ragbridge.store.base import CollectionInfo, DocumentRecord, Store, chunk_id
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50

@@ -18,7 +18,7 @@ from ragbridge import __version__
 from ragbridge.api.security import Principal
 from ragbridge.console.i18n import Translator, pick_language
 from ragbridge.console.session import Session, auth_on, resolve, set_cookie
-from ragbridge.retrieval.text import Analyzer
+from ragbridge.retrieval.analyzer import Analyzer
 
 TEMPLATES = Path(__file__).parent / "templates"
 _WORD = re.compile(r"\w+")

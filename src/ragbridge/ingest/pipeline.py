@@ -30,9 +30,9 @@ from ragbridge.ingest.limits import IngestLimits
 from ragbridge.ingest.loaders import detect_format
 from ragbridge.ingest.quiet import load_quietly
 from ragbridge.ingest.splitter import TextSplitter
-from ragbridge.metrics import Metrics
+from ragbridge.retrieval.analyzer import analyze
 from ragbridge.retrieval.hybrid import dense_reads_query
-from ragbridge.retrieval.text import analyze
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 from ragbridge.store.base import (
     CollectionInfo,

@@ -16,15 +16,11 @@ a chunk of its own: its text goes in front of the next section's.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ragbridge.ingest.documents import LoadedDocument
-
-if TYPE_CHECKING:
-    from kiwipiepy import Kiwi
+from ragbridge.text.scripts import CJK_CHARS, HANGUL, HANGUL_CHARS, kiwi
 
 TokenCounter = Callable[[str], int]
 Span = tuple[int, int]
@@ -39,14 +35,12 @@ _SENTENCE_BREAK = re.compile(
 )
 _LINE_BREAK = re.compile(r"\s*\n\s*")
 _WORD = re.compile(r"\S+")
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
-_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff"
 _CHARS_SURELY_OVER = 32
 """A span with this many characters per allowed token is cut up without being counted whole
 (counting a long text is the costly part; its pieces are counted anyway)."""
 
 
-_WIDE = re.compile(f"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3{_CJK_CHARS}]")
+_WIDE = re.compile(f"[{HANGUL_CHARS}{CJK_CHARS}]")
 _WIDE_WEIGHT = 2.5
 """A Hangul syllable or CJK character holds about as much text as 2.5 Latin characters
 (measured on the English and Korean versions of bench/data's passages)."""
@@ -99,8 +93,6 @@ class TextSplitter:
         self.max_tokens = max_tokens
         self.chunk_size = max(1, min(chunk_size, max_tokens))
         self.chunk_overlap = max(0, min(chunk_overlap, self.chunk_size // 2))
-        self._kiwi: Kiwi | None = None
-        self._kiwi_lock = threading.Lock()
 
     @property
     def config(self) -> str:
@@ -254,18 +246,13 @@ class TextSplitter:
 
     def _sentences(self, text: str, start: int, end: int) -> list[Span]:
         spans = _between(_SENTENCE_BREAK, text, start, end)
-        if len(spans) == 1 and _HANGUL.search(text, start, end):
+        if len(spans) == 1 and HANGUL.search(text, start, end):
             return self._korean_sentences(text, start, end) or spans
         return spans
 
     def _korean_sentences(self, text: str, start: int, end: int) -> list[Span]:
         """Kiwi finds Korean sentence ends that carry no punctuation (…했다 그리고 …)."""
-        with self._kiwi_lock:
-            if self._kiwi is None:
-                from kiwipiepy import Kiwi
-
-                self._kiwi = Kiwi()
-            sentences = self._kiwi.split_into_sents(text[start:end])
+        sentences = kiwi().split_into_sents(text[start:end])
         return [(start + s.start, start + s.end) for s in sentences if s.end > s.start]
 
     def _lines(self, text: str, start: int, end: int) -> list[Span]:

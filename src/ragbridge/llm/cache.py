@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from ragbridge.cache.base import Cache, cache_key
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 
 CACHE_NAME = "response"
 _DELIVERY_FIELDS = frozenset({"stream", "stream_options"})

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ragbridge.llm.sentences import sentences
 from ragbridge.prompts import Language, detect_language, source_name
-from ragbridge.retrieval.text import analyze
+from ragbridge.retrieval.analyzer import analyze
 from ragbridge.store.base import SearchHit
 
 HEADERS: dict[Language, str] = {

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from ragbridge.ratelimit import estimate_tokens
+from ragbridge.text.tokens import estimate_tokens
 
 _PIECE = re.compile(r"\s*\S+|\s+")
 

@@ -33,7 +33,7 @@ from ragbridge.errors import (
 )
 from ragbridge.llm.models import match_model
 from ragbridge.llm.sse import iter_sse_data
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import EmbeddingMismatch, InvalidRequest, NotFound, UpstreamError
-from ragbridge.metrics import Metrics
+from ragbridge.retrieval.analyzer import Analyzer, default_analyzer
 from ragbridge.retrieval.query import DEFAULT_MAX_CHARS, bounded_query
 from ragbridge.retrieval.rerank import Reranker
-from ragbridge.retrieval.text import Analyzer, default_analyzer
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalFusion, RetrievalMode, Settings
 from ragbridge.store.base import ChunkRecord, MetadataFilter, SearchHit, Store
 

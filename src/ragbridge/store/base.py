@@ -3,6 +3,7 @@ pass one conformance suite (`tests/store/`); callers never know which one they h
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -191,3 +192,9 @@ class Store(Protocol):
 
     async def revoke_api_key(self, name: str) -> bool:
         """Revoke a key by name; False if there is no live key of that name."""
+
+
+def chunk_id(collection: str, document: DocumentRecord, index: int) -> str:
+    """A stable chunk id: the same document content always yields the same ids."""
+    key = f"{collection}\0{document.id}\0{document.content_hash}\0{index}"
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()

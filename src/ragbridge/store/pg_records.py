@@ -18,8 +18,8 @@ from ragbridge.store.base import (
     DocumentRecord,
     NewChunk,
     Vector,
+    chunk_id,
 )
-from ragbridge.store.sqlite_schema import chunk_id
 from ragbridge.store.vector_index import normalise
 
 COLLECTION_COLUMNS = (

@@ -33,10 +33,11 @@ from ragbridge.store.base import (
     NewChunk,
     SearchHit,
     Vector,
+    chunk_id,
 )
 from ragbridge.store.sqlite_db import ChunkRow, PreparedUpsert, SqliteDatabase
 from ragbridge.store.sqlite_read import SqliteReader, VectorCache, connect_reader
-from ragbridge.store.sqlite_schema import chunk_id, filter_sql, fts_query, to_json
+from ragbridge.store.sqlite_schema import filter_sql, fts_query, to_json
 from ragbridge.store.vector_index import normalise
 
 T = TypeVar("T")

@@ -3,7 +3,6 @@ filters and keyword queries map to SQL."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -147,12 +146,6 @@ DOCUMENT_COLUMNS = """d.id, d.source, d.content_hash, d.title, d.metadata, d.chu
     d.created_at, d.updated_at"""
 CHUNK_COLUMNS = "c.seq, c.id, c.document_id, c.position, c.text, c.metadata"
 KEY_COLUMNS = "name, key_hash, collections, rpm, tpm, created_at, revoked"
-
-
-def chunk_id(collection: str, document: DocumentRecord, index: int) -> str:
-    """A stable chunk id: the same document content always yields the same ids."""
-    key = f"{collection}\0{document.id}\0{document.content_hash}\0{index}"
-    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
 
 def fts_query(terms: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from ragbridge.embeddings.base import Embedder
 from ragbridge.ingest.pipeline import IngestPipeline
-from ragbridge.retrieval.text import analyze
+from ragbridge.retrieval.analyzer import analyze
 from ragbridge.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,7 @@ from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import DocumentError, EmbeddingMismatch, UnsupportedMediaType
 from ragbridge.ingest.files import SourceFile, discover
 from ragbridge.ingest.pipeline import IngestPipeline, IngestResult, document_id
-from ragbridge.retrieval.text import analyze
+from ragbridge.retrieval.analyzer import analyze
 from ragbridge.store.base import ChunkRecord
 from ragbridge.store.sqlite import SqliteStore
 from tests.support import documents as generated

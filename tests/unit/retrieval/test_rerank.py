@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 
 from ragbridge.embeddings.local import LocalEmbedder
 from ragbridge.errors import UpstreamError
+from ragbridge.retrieval.analyzer import analyze
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.retrieval.rerank import LocalCrossEncoder, RemoteReranker, create_reranker
-from ragbridge.retrieval.text import analyze
 from ragbridge.settings import Settings
 from ragbridge.store.base import DocumentRecord, NewChunk
 from ragbridge.store.sqlite import SqliteStore

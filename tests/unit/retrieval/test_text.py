@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ragbridge.retrieval.text import Analyzer, analyze, analyze_plain, default_analyzer
+from ragbridge.retrieval.analyzer import Analyzer, analyze, analyze_plain, default_analyzer
 
 
 @pytest.mark.parametrize("word", ["회사의", "회사는", "회사를", "회사에서", "회사"])

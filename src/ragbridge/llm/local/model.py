@@ -38,7 +38,7 @@ from ragbridge.llm.local.runtime import (
     local_model_problem,
 )
 from ragbridge.llm.local.tasks import grammar_for, task_reply, task_shape
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ragbridge.metrics import Metrics
+from ragbridge.service.telemetry import Metrics
 
 try:
     from redis.asyncio import Redis

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import snowballstemmer
 
+from ragbridge.text.scripts import CJK_CHARS, HANGUL, kiwi
+
 
 class _Token(Protocol):
     form: str
@@ -28,11 +30,8 @@ class _Tokenizer(Protocol):
 
 
 _WORD = re.compile(r"\S+")
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-# Ideographs (CJK unified + extension A + compatibility) and kana: no spaces between words.
-_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff"
-_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
-_PIECE = re.compile(f"[{_CJK_CHARS}]+|[^\\W_]+")
+_CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
+_PIECE = re.compile(f"[{CJK_CHARS}]+|[^\\W_]+")
 _LATIN = re.compile(r"[a-z0-9\u00c0-\u024f]+")
 
 # Kiwi tags whose morphemes carry content: general/proper nouns, numerals, verb and adjective
@@ -101,7 +100,7 @@ def _korean_spans(text: str) -> list[tuple[bool, str]]:
     """
     spans: list[tuple[bool, int, int]] = []
     for word in _WORD.finditer(text):
-        korean = bool(_HANGUL.search(word.group()))
+        korean = bool(HANGUL.search(word.group()))
         if spans and spans[-1][0] == korean:
             spans[-1] = (korean, spans[-1][1], word.end())
         else:
@@ -118,10 +117,8 @@ def analyze_plain(text: str) -> list[str]:
 
 
 def _kiwi_factory() -> _Tokenizer:
-    from kiwipiepy import Kiwi  # slow import and ~2 s to build: only when Korean shows up
-
-    kiwi: _Tokenizer = Kiwi()
-    return kiwi
+    tokenizer: _Tokenizer = kiwi()
+    return tokenizer
 
 
 class Analyzer:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 LimitKind = Literal["requests", "tokens"]
 
@@ -131,39 +131,3 @@ def _wait_for(entries: Iterable[tuple[float, int]], used: int, cost: int, limit:
         if used + cost <= limit:
             return stamp
     raise AssertionError("the budget frees up once every entry has expired")
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count without the upstream's tokenizer: ~4 UTF-8 bytes per token.
-
-    That is about 4 characters of English per token and 1-1.5 Hangul syllables per token,
-    close to what BPE tokenizers give for both; the real count from the upstream's `usage`
-    corrects the estimate afterwards.
-    """
-    return math.ceil(len(text.encode("utf-8")) / 4) if text else 0
-
-
-def prompt_text(payload: Mapping[str, Any]) -> str:
-    """The text an OpenAI-style request asks a model to read: messages, input, query or prompt."""
-    parts: list[str] = []
-    messages = payload.get("messages")
-    for message in messages if isinstance(messages, list) else ():
-        if isinstance(message, Mapping):
-            parts.extend(_texts(message.get("content")))
-    for name in ("input", "query", "prompt"):
-        parts.extend(_texts(payload.get(name)))
-    return "\n".join(parts)
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        out: list[str] = []
-        for item in value:
-            if isinstance(item, str):
-                out.append(item)
-            elif isinstance(item, Mapping) and isinstance(item.get("text"), str):
-                out.append(item["text"])
-        return out
-    return []

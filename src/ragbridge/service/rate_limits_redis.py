@@ -10,14 +10,20 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from ragbridge.metrics import Metrics
-from ragbridge.ratelimit import Decision, InProcessRateLimiter, LimitKind, Limits, RateLimiter
+from ragbridge.service.rate_limits import (
+    Decision,
+    InProcessRateLimiter,
+    LimitKind,
+    Limits,
+    RateLimiter,
+)
+from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from ragbridge.redis_client import RedisBreaker
+    from ragbridge.service.redis_connection import RedisBreaker
 
 # Shared prologue: the server's time, and both windows with their expired entries dropped.
 # A spend is stored as the member "<id>:<tokens>" so one sorted set holds time and amount.
@@ -156,7 +162,7 @@ def create_rate_limiter(settings: Settings, metrics: Metrics | None = None) -> R
     in_process = InProcessRateLimiter(window=settings.rate_limit_window)
     if not settings.redis_url:
         return in_process
-    from ragbridge.redis_client import RedisBreaker, open_redis
+    from ragbridge.service.redis_connection import RedisBreaker, open_redis
 
     on_redis = RedisRateLimiter(open_redis(settings.redis_url), window=settings.rate_limit_window)
     return SharedRateLimiter(on_redis, in_process, RedisBreaker("ratelimit", metrics))

@@ -1,0 +1,1 @@
+"""Text helpers every layer shares: token estimates and script detection (Hangul, CJK)."""
