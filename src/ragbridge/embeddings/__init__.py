@@ -1,42 +1,39 @@
-"""Text to vectors: a packaged local model (multilingual USE by default) or a remote API."""
+"""Text to vectors: a packaged local model (multilingual USE by default) or a remote API.
+
+Embedders are plugins (`ragbridge.embedders` entry points, see docs/plugins.md)."""
 
 from __future__ import annotations
 
+from ragbridge import plugins
 from ragbridge.embeddings.base import Embedder
-from ragbridge.embeddings.names import E5_SMALL, USE_MULTILINGUAL, same_model
+from ragbridge.embeddings.names import same_model
 from ragbridge.settings import Settings
 
-__all__ = ["Embedder", "create_embedder"]
+__all__ = ["Embedder", "create_embedder", "embedder_plugin"]
+
+REMOTE = "remote"
+"""The plugin for `embedding_base_url`."""
+ANY_LOCAL = "sentence-transformers"
+"""The plugin for a local model no other plugin claims."""
+
+
+def embedder_plugin(settings: Settings) -> str:
+    """The plugin `settings` select: `remote` when `embedding_base_url` is set, else the one
+    whose `models` name `embedding_model`, else `sentence-transformers` (any local model)."""
+    if settings.embedding_base_url:
+        return REMOTE
+    model = settings.embedding_model
+    claimed = plugins.claimant(
+        plugins.embedders(), lambda plugin: any(same_model(model, m) for m in plugin.models)
+    )
+    return claimed or ANY_LOCAL
 
 
 def create_embedder(settings: Settings) -> Embedder:
-    """The embedder `settings` ask for: remote when `embedding_base_url` is set, else local.
+    """The embedder `settings` ask for (see `embedder_plugin`).
 
     Nothing heavy happens here (models load on first use); an unknown local model is a
     ValueError that says what is accepted.
     """
-    if settings.embedding_base_url:
-        from ragbridge.embeddings.remote import RemoteEmbedder
-
-        return RemoteEmbedder(settings)
-    if same_model(settings.embedding_model, USE_MULTILINGUAL):
-        from ragbridge.embeddings.use import UseEmbedder
-
-        return UseEmbedder(batch_size=settings.embedding_batch_size)
-    if same_model(settings.embedding_model, E5_SMALL):
-        from ragbridge.embeddings.e5 import E5Embedder
-
-        return E5Embedder(batch_size=settings.embedding_batch_size)
-    try:
-        from ragbridge.embeddings.local import LocalEmbedder
-    except ImportError as exc:  # tokenizers, torch: the optional `[torch]` extra
-        raise ValueError(
-            f"Embedding model {settings.embedding_model!r} needs sentence-transformers: "
-            "pip install 'ragbridge[torch]'."
-        ) from exc
-
-    return LocalEmbedder(
-        settings.embedding_model,
-        batch_size=settings.embedding_batch_size,
-        multilingual=settings.embedding_multilingual,
-    )
+    name = embedder_plugin(settings)
+    return plugins.require(plugins.embedders(), "ragbridge.embedders", name).create(settings)

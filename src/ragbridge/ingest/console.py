@@ -35,12 +35,10 @@ from rich.text import Text
 from ragbridge.embeddings import create_embedder
 from ragbridge.errors import RagbridgeError
 from ragbridge.ingest.files import discover
-from ragbridge.ingest.loaders import EXTENSION_FORMATS
+from ragbridge.ingest.loaders import supported_extensions
 from ragbridge.ingest.pipeline import IngestPipeline, IngestResult
 from ragbridge.settings import Settings
 from ragbridge.store import open_store
-
-SUPPORTED = " ".join(sorted(EXTENSION_FORMATS))
 
 
 class RatesColumn(ProgressColumn):
@@ -81,7 +79,11 @@ async def run_ingest(
 ) -> int:
     """Ingest `paths` into `collection`, show progress and a summary; the exit code is 1 when
     any file failed or nothing could be ingested."""
-    found = discover(paths)
+    try:
+        found = discover(paths)  # loader plugins load here: a broken one is one clear line
+    except RagbridgeError as exc:
+        console.print(f"[red]Error:[/red] {escape(exc.message)}")
+        return 1
     print_skipped(console, found.skipped)
     # The summary reports each file's parser warnings; without logging set up, the pipeline's
     # log lines would print a second time through Python's last-resort handler.
@@ -136,12 +138,13 @@ def print_skipped(console: Console, skipped: Sequence[Path]) -> None:
     """`Skipped N file(s):` and each one with the reason."""
     if not skipped:
         return
+    supported = supported_extensions()
     console.print(f"Skipped {len(skipped)} file(s):", soft_wrap=True)
     for path in skipped:
         kind = path.suffix.lower() or "(no extension)"
         console.print(
             f"  [dim]skipped[/dim] {escape(str(path))}: {escape(kind)} files are not a supported "
-            f"type ({escape(SUPPORTED)})",
+            f"type ({escape(supported)})",
             soft_wrap=True,
         )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragbridge.errors import DocumentError
-from ragbridge.ingest.loaders import EXTENSION_FORMATS
+from ragbridge.ingest.loaders import extension_formats
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ def discover(paths: Iterable[Path]) -> Discovery:
     A path that does not exist is kept, so that it fails with a clear message."""
     files: dict[Path, SourceFile] = {}
     skipped: list[Path] = []
+    known = extension_formats()
     for path in paths:
         if not path.is_dir():
             files.setdefault(path.resolve(), SourceFile(path, path.name))
@@ -43,7 +44,7 @@ def discover(paths: Iterable[Path]) -> Discovery:
             relative = found.relative_to(path)
             if any(part.startswith(".") for part in relative.parts) or not found.is_file():
                 continue
-            if found.suffix.lower() not in EXTENSION_FORMATS:
+            if found.suffix.lower() not in known:
                 skipped.append(found)
                 continue
             files.setdefault(found.resolve(), SourceFile(found, relative.as_posix()))

@@ -1,77 +1,51 @@
-"""Bytes in, documents out: pick a reader by extension (or by content when the extension says
-nothing) and turn a file into `LoadedDocument`s made of sections with page and heading path."""
+"""Bytes in, documents out: pick a loader plugin by extension (or a built-in format by content
+when the extension says nothing) and turn a file into `LoadedDocument`s made of sections with
+page and heading path. Formats are plugins: see `ragbridge.plugins` and docs/plugins.md."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import PurePosixPath
 
+from ragbridge import plugins
 from ragbridge.errors import DocumentError, UnsupportedMediaType
-from ragbridge.ingest.documents import LoadedDocument, Section, decode_text, whole_file
+from ragbridge.ingest.documents import LoadedDocument, Section, decode_text
 from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
-from ragbridge.ingest.markup import read_html, read_markdown
-from ragbridge.ingest.office import read_docx, read_pdf
-from ragbridge.ingest.records import read_csv, read_json, read_jsonl
 
 __all__ = [
-    "EXTENSION_FORMATS",
     "IngestLimits",
     "LoadedDocument",
     "Section",
     "detect_format",
+    "extension_formats",
     "load",
+    "supported_extensions",
 ]
 
-Reader = Callable[[bytes, str], list[LoadedDocument]]
 
-EXTENSION_FORMATS: dict[str, str] = {
-    ".pdf": "pdf",
-    ".docx": "docx",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".txt": "text",
-    ".text": "text",
-    ".rst": "text",
-    ".log": "text",
-    ".json": "json",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".tsv": "csv",
-}
-"""Extensions read without sniffing; a folder walk takes only these."""
+def extension_formats() -> dict[str, str]:
+    """Extension → format, from the registered loaders; a folder walk takes only these."""
+    formats: dict[str, str] = {}
+    for name, loader in plugins.loaders().items():
+        for extension in loader.extensions:
+            formats[extension.lower()] = name  # later (third-party) loaders win
+    return formats
 
 
-def read_text(data: bytes, source: str) -> list[LoadedDocument]:
-    """Plain text: one section; the splitter finds paragraphs and sentences."""
-    return whole_file(source, data, "text", [Section(decode_text(data, source))])
-
-
-READERS: dict[str, Reader] = {
-    "pdf": read_pdf,
-    "docx": read_docx,
-    "html": read_html,
-    "markdown": read_markdown,
-    "text": read_text,
-    "json": read_json,
-    "jsonl": read_jsonl,
-    "csv": read_csv,
-}
+def supported_extensions() -> str:
+    """The extensions ragbridge reads, for messages (`.csv .docx …`)."""
+    return " ".join(sorted(extension_formats()))
 
 
 def detect_format(data: bytes, source: str) -> str:
-    """The reader for `source`: by extension, else by sniffing the content."""
-    fmt = EXTENSION_FORMATS.get(PurePosixPath(source).suffix.lower())
+    """The loader for `source`: by extension, else by sniffing the content."""
+    fmt = extension_formats().get(PurePosixPath(source).suffix.lower())
     return fmt or sniff_format(data, source)
 
 
 def sniff_format(data: bytes, source: str) -> str:
-    """Guess a format from content: PDF and DOCX by signature, JSON and HTML by shape, else text;
-    binary content of any other kind is an unsupported type."""
+    """Guess a built-in format from content: PDF and DOCX by signature, JSON and HTML by shape,
+    else text; binary content of any other kind is an unsupported type."""
     head = data[:4096].lstrip()
     if head.startswith(b"%PDF-"):
         return "pdf"
@@ -81,8 +55,7 @@ def sniff_format(data: bytes, source: str) -> str:
         text = decode_text(data, source)
     except DocumentError:
         raise UnsupportedMediaType(
-            f"{source}: unsupported file type; supported: PDF, DOCX, HTML, Markdown, text, "
-            "JSON, JSON Lines, CSV",
+            f"{source}: unsupported file type; supported: {supported_extensions()}",
             code="unsupported_file_type",
         ) from None
     stripped = text.lstrip()[:512].lower()
@@ -97,16 +70,6 @@ def sniff_format(data: bytes, source: str) -> str:
     return "text"
 
 
-LIMITED_READERS: dict[str, Callable[[bytes, str, IngestLimits], list[LoadedDocument]]] = {
-    "pdf": read_pdf,
-    "docx": read_docx,
-    "json": read_json,
-    "jsonl": read_jsonl,
-    "csv": read_csv,
-}
-"""Readers that check `IngestLimits` (records, record size, nesting, pages, inflated size)."""
-
-
 def load(
     data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS, fmt: str | None = None
 ) -> list[LoadedDocument]:
@@ -119,7 +82,5 @@ def load(
     if not data.strip():
         raise DocumentError(f"{source}: the file is empty", code="empty_document")
     fmt = fmt or detect_format(data, source)
-    limited = LIMITED_READERS.get(fmt)
-    if limited is not None:
-        return limited(data, source, limits)
-    return READERS[fmt](data, source)
+    loader = plugins.require(plugins.loaders(), "ragbridge.loaders", fmt)
+    return loader.read(data, source, limits)

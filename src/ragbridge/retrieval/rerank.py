@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from ragbridge import plugins
 from ragbridge.errors import UpstreamError, UpstreamTimeout
 from ragbridge.settings import Settings
 
@@ -152,15 +153,13 @@ class LocalCrossEncoder:
 
 
 def create_reranker(settings: Settings) -> Reranker | None:
-    """The reranker `settings` ask for: remote when `rerank_base_url` is set, else a local
-    cross-encoder when `rerank_model` names an existing directory, else none."""
+    """The reranker `settings` ask for, from the `ragbridge.rerankers` plugins: `remote` when
+    `rerank_base_url` is set, else the plugin whose `models` name `rerank_model`, else a local
+    cross-encoder when `rerank_model` names a directory; none when neither is set."""
+    if not (settings.rerank_base_url or settings.rerank_model):
+        return None
+    registered = plugins.rerankers()
     model = settings.rerank_model
-    if settings.rerank_base_url:
-        key = settings.rerank_api_key.get_secret_value() if settings.rerank_api_key else None
-        return RemoteReranker(settings.rerank_base_url, model or "rerank", api_key=key)
-    if model:
-        path = Path(model).expanduser()
-        if path.is_dir():
-            return LocalCrossEncoder(path)
-        log.warning("rerank model %r is not a local directory and no rerank URL is set", model)
-    return None
+    claimed = plugins.claimant(registered, lambda plugin: model in plugin.models)
+    name = "remote" if settings.rerank_base_url else claimed or "cross-encoder"
+    return plugins.require(registered, "ragbridge.rerankers", name).create(settings)

@@ -1,0 +1,38 @@
+"""ragbridge's own rerankers as plugins (registered in pyproject.toml under
+`ragbridge.rerankers`, the same way a third-party reranker is)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ragbridge.plugins import RerankerPlugin
+from ragbridge.retrieval.rerank import LocalCrossEncoder, RemoteReranker, Reranker
+from ragbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _remote(settings: Settings) -> Reranker | None:
+    if not settings.rerank_base_url:
+        return None
+    key = settings.rerank_api_key.get_secret_value() if settings.rerank_api_key else None
+    return RemoteReranker(settings.rerank_base_url, settings.rerank_model or "rerank", api_key=key)
+
+
+def _cross_encoder(settings: Settings) -> Reranker | None:
+    if not settings.rerank_model:
+        return None
+    path = Path(settings.rerank_model).expanduser()
+    if path.is_dir():
+        return LocalCrossEncoder(path)
+    log.warning(
+        "rerank model %r is not a local directory and no rerank URL is set", settings.rerank_model
+    )
+    return None
+
+
+REMOTE = RerankerPlugin(_remote)
+"""A rerank endpoint (vLLM, TEI, Jina, Cohere-compatible): chosen when `rerank_base_url` is set."""
+CROSS_ENCODER = RerankerPlugin(_cross_encoder)
+"""A sentence-transformers cross-encoder directory named by `rerank_model`."""
