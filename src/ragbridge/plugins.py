@@ -110,7 +110,7 @@ def require(plugins: Mapping[str, PluginT], group: str, name: str) -> PluginT:
     plugin = plugins.get(name)
     if plugin is None:
         known = ", ".join(sorted(plugins)) or "none"
-        hint = "" if plugins else "; is ragbridge installed? (`pip install -e .` refreshes them)"
+        hint = "" if plugins else "; built-ins come from the installed metadata: `pip install -e .`"
         raise PluginError(f"no {group} plugin named {name!r} (registered: {known}){hint}")
     return plugin
 
