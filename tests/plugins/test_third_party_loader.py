@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.hwpx_files import write_hwpx
+from tests.support.cli import ragbridge
 
 pytestmark = pytest.mark.slow
 
@@ -49,25 +50,10 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def ragbridge(
-    *args: str | Path, site: Path | None, data_dir: Path
-) -> subprocess.CompletedProcess[str]:
-    """The CLI in a fresh interpreter; `site` (the plugin's install folder) goes on its path."""
-    path = [str(site)] if site else []
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")]),
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ragbridge", *map(str, args), "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        check=False,
-    )
+def run(*args: str | Path, site: Path | None, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh interpreter, with `site` (the plugin's install folder) on its path."""
+    path = os.pathsep.join([*([str(site)] if site else []), os.environ.get("PYTHONPATH", "")])
+    return ragbridge(*args, data_dir=data_dir, env={"PYTHONPATH": path})
 
 
 def test_an_installed_loader_plugin_makes_hwpx_searchable(
@@ -80,14 +66,14 @@ def test_an_installed_loader_plugin_makes_hwpx_searchable(
     )
     data = tmp_path / "data"
 
-    ingest = ragbridge("ingest", docs, "--collection", "규정", site=plugin_site, data_dir=data)
+    ingest = run("ingest", docs, "--collection", "규정", site=plugin_site, data_dir=data)
 
     assert ingest.returncode == 0, ingest.stdout + ingest.stderr
     assert "2 added, 0 updated, 0 unchanged, 0 failed" in ingest.stdout
     assert "Skipped" not in ingest.stdout  # the folder walk takes .hwpx now
 
     question = "연차 휴가는 며칠 주어지나요?"
-    search = ragbridge(
+    search = run(
         "search", question, "--collection", "규정", "--json", site=plugin_site, data_dir=data
     )
     assert search.returncode == 0, search.stderr
@@ -101,7 +87,7 @@ def test_without_the_plugin_hwpx_is_skipped_as_unsupported(tmp_path: Path) -> No
     docs = tmp_path / "docs"
     write_hwpx(docs / "취업규칙.hwpx", "취업규칙", HANDBOOK)
 
-    ingest = ragbridge("ingest", docs, "-c", "규정", site=None, data_dir=tmp_path / "data")
+    ingest = run("ingest", docs, "-c", "규정", site=None, data_dir=tmp_path / "data")
 
     assert ingest.returncode == 1
     assert ".hwpx files are not a supported type" in ingest.stdout
@@ -119,7 +105,7 @@ def test_a_plugin_that_fails_to_import_stops_ingest_with_one_clear_line(tmp_path
     (site / "ragbridge_broken.py").write_text("import olefile_that_is_not_installed\n")
     (tmp_path / "메모.txt").write_text("회의는 목요일 오후 2시입니다.\n", encoding="utf-8")
 
-    ingest = ragbridge(
+    ingest = run(
         "ingest", tmp_path / "메모.txt", "-c", "memo", site=site, data_dir=tmp_path / "data"
     )
 
