@@ -11,6 +11,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from ragbridge.errors import EmbeddingMismatch, InvalidRequest
+from ragbridge.store.vector_index import normalise
+
 Vector = npt.NDArray[np.float32]
 """One embedding (1-D) or a batch (2-D, one row per text), L2-normalised float32."""
 
@@ -198,3 +201,27 @@ def chunk_id(collection: str, document: DocumentRecord, index: int) -> str:
     """A stable chunk id: the same document content always yields the same ids."""
     key = f"{collection}\0{document.id}\0{document.content_hash}\0{index}"
     return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
+def check_embedding(info: CollectionInfo, embedding_model: str, dimension: int) -> CollectionInfo:
+    """`info` when the collection was embedded with this model and dimension, else a clear
+    `EmbeddingMismatch` (`create_collection` of an existing name)."""
+    if (info.embedding_model, info.dimension) != (embedding_model, dimension):
+        raise EmbeddingMismatch(
+            f"collection {info.name!r} uses {info.embedding_model} ({info.dimension} dims), "
+            f"not {embedding_model} ({dimension} dims)",
+            code="embedding_mismatch",
+        )
+    return info
+
+
+def check_upserts(collection: str, upserts: Sequence[DocumentUpsert]) -> None:
+    """Every document of one `replace_documents` call belongs to `collection`."""
+    for document, _, _ in upserts:
+        if document.collection != collection:
+            raise InvalidRequest(f"{document.source}: not a document of {collection!r}")
+
+
+def query_vector(vector: Vector) -> Vector:
+    """A query embedding as one L2-normalised float32 row."""
+    return normalise(np.asarray(vector, dtype=np.float32).reshape(-1))

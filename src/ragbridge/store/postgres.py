@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from ragbridge.errors import Conflict, EmbeddingMismatch, InvalidRequest, NotFound
-from ragbridge.store import pg_search
+from ragbridge.store import pg_search, pg_writes
 from ragbridge.store.base import (
     ApiKeyRecord,
     ChunkRecord,
@@ -32,24 +32,21 @@ from ragbridge.store.base import (
     NewChunk,
     SearchHit,
     Vector,
+    check_embedding,
+    check_upserts,
+    query_vector,
 )
 from ragbridge.store.pg_migrations import migrate
 from ragbridge.store.pg_records import (
-    CHUNK_COPY,
-    CHUNK_COPY_TYPES,
     COLLECTION_COLUMNS,
     DOCUMENT_COLUMNS,
-    KEYWORD_COUNT_COLUMN,
     CollectionRow,
     api_key_row,
-    check_vectors,
     chunk_row,
-    chunk_rows,
     collection_row,
     document_row,
     jsonb,
 )
-from ragbridge.store.vector_index import normalise
 
 HNSW_MAX_DIMENSION = 2000
 """pgvector indexes `vector` up to this many dimensions; wider collections are searched exactly."""
@@ -114,14 +111,7 @@ class PostgresStore:
             existing = await self._find_collection(conn, name)
         if existing is None:  # deleted between our insert and select: rare, try again
             return await self.create_collection(name, embedding_model, dimension, metadata)
-        info = existing.info
-        if info.embedding_model != embedding_model or info.dimension != dimension:
-            raise EmbeddingMismatch(
-                f"collection {name!r} uses {info.embedding_model} ({info.dimension} dims), "
-                f"not {embedding_model} ({dimension} dims)",
-                code="embedding_mismatch",
-            )
-        return info
+        return check_embedding(existing.info, embedding_model, dimension)
 
     async def get_collection(self, name: str) -> CollectionInfo | None:
         async with self._pool.connection() as conn:
@@ -184,100 +174,28 @@ class PostgresStore:
         upserts: Sequence[DocumentUpsert],
         delete_ids: Sequence[str] = (),
     ) -> list[DocumentRecord]:
-        for document, _, _ in upserts:
-            if document.collection != collection:
-                raise InvalidRequest(f"{document.source}: not a document of {collection!r}")
+        check_upserts(collection, upserts)
         stored = []
         async with self._pool.connection() as conn, conn.transaction():
             found = await self._require_collection(conn, collection, lock=True)
-            ids = sorted({d.id for d, _, _ in upserts} | set(delete_ids))  # one lock order
-            for document_id in ids:
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
-                    [document_id, found.id],
-                )
+            await pg_writes.lock_documents(
+                conn, found, {d.id for d, _, _ in upserts} | {*delete_ids}
+            )
             for document, chunks, vectors in upserts:
-                stored.append(await self._upsert(conn, found, document, chunks, vectors))
+                stored.append(
+                    await pg_writes.write_document(conn, found, document, chunks, vectors)
+                )
             for document_id in delete_ids:
-                await self._delete(conn, found, document_id)
+                await pg_writes.delete_document(conn, found, document_id)
         return stored
-
-    async def _upsert(
-        self,
-        conn: AsyncConnection[Any],
-        found: CollectionRow,
-        document: DocumentRecord,
-        chunks: Sequence[NewChunk],
-        vectors: Vector,
-    ) -> DocumentRecord:
-        """One document's rows, inside the caller's transaction (which holds its lock)."""
-        now = time.time()
-        document_meta = jsonb(document.metadata, f"{document.source}: document metadata")
-        matrix = check_vectors(vectors, len(chunks), found.info)
-        rows = chunk_rows(found.id, document, chunks, matrix)
-        keyword_total = sum(row[KEYWORD_COUNT_COLUMN] for row in rows)
-        cur = await conn.execute(
-            "DELETE FROM documents WHERE collection_id = %s AND id = %s"
-            " RETURNING chunk_count, keyword_total, created_at",
-            [found.id, document.id],
-        )
-        old = await cur.fetchone()
-        cur = await conn.execute(
-            "INSERT INTO documents AS d (collection_id, id, source, content_hash, title,"
-            " metadata, chunk_count, keyword_total, created_at, updated_at)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {DOCUMENT_COLUMNS}",
-            [found.id, document.id, document.source, document.content_hash, document.title,
-             document_meta, len(chunks), keyword_total, old["created_at"] if old else now,
-             now],
-        )  # fmt: skip
-        stored = await cur.fetchone()
-        assert stored is not None
-        async with conn.cursor().copy(CHUNK_COPY) as copy:
-            copy.set_types(CHUNK_COPY_TYPES)
-            for row in rows:
-                await copy.write_row(row)
-        await conn.execute(
-            "UPDATE collections SET document_count = document_count + %s,"
-            " chunk_count = chunk_count + %s, keyword_total = keyword_total + %s"
-            " WHERE id = %s",
-            [
-                0 if old else 1,
-                len(chunks) - (old["chunk_count"] if old else 0),
-                keyword_total - (old["keyword_total"] if old else 0),
-                found.id,
-            ],
-        )
-        return document_row(document.collection, stored)
-
-    async def _delete(
-        self, conn: AsyncConnection[Any], found: CollectionRow, document_id: str
-    ) -> bool:
-        """Delete one document inside the caller's transaction (which holds its lock)."""
-        cur = await conn.execute(
-            "DELETE FROM documents WHERE collection_id = %s AND id = %s"
-            " RETURNING chunk_count, keyword_total",
-            [found.id, document_id],
-        )
-        old = await cur.fetchone()
-        if old is None:
-            return False
-        await conn.execute(
-            "UPDATE collections SET document_count = document_count - 1,"
-            " chunk_count = chunk_count - %s, keyword_total = keyword_total - %s"
-            " WHERE id = %s",
-            [old["chunk_count"], old["keyword_total"], found.id],
-        )
-        return True
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
         async with self._pool.connection() as conn, conn.transaction():
             found = await self._find_collection(conn, collection, lock=True)
             if found is None:
                 return False
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", [document_id, found.id]
-            )
-            return await self._delete(conn, found, document_id)
+            await pg_writes.lock_documents(conn, found, {document_id})
+            return await pg_writes.delete_document(conn, found, document_id)
 
     # --- search ------------------------------------------------------------------------
     async def dense_search(
@@ -291,7 +209,7 @@ class PostgresStore:
         collection), the same query again without the index, which is then exact."""
         async with self._pool.connection() as conn, conn.transaction():
             found = await self._require_collection(conn, collection)
-            query = normalise(np.asarray(vector, dtype=np.float32).reshape(-1))
+            query = query_vector(vector)
             if query.shape[0] != found.info.dimension:
                 raise EmbeddingMismatch(
                     f"query vector has {query.shape[0]} dims, collection {collection!r} has "

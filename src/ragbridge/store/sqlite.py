@@ -33,7 +33,9 @@ from ragbridge.store.base import (
     NewChunk,
     SearchHit,
     Vector,
+    check_upserts,
     chunk_id,
+    query_vector,
 )
 from ragbridge.store.sqlite_db import ChunkRow, PreparedUpsert, SqliteDatabase
 from ragbridge.store.sqlite_read import SqliteReader, VectorCache, connect_reader
@@ -161,11 +163,8 @@ class SqliteStore:
         upserts: Sequence[DocumentUpsert],
         delete_ids: Sequence[str] = (),
     ) -> list[DocumentRecord]:
-        prepared = []
-        for document, chunks, vectors in upserts:
-            if document.collection != collection:
-                raise InvalidRequest(f"{document.source}: not a document of {collection!r}")
-            prepared.append(_prepare(document, chunks, vectors))
+        check_upserts(collection, upserts)
+        prepared = [_prepare(document, chunks, vectors) for document, chunks, vectors in upserts]
         return await self._run(self._db.replace_documents, collection, prepared, list(delete_ids))
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
@@ -179,7 +178,7 @@ class SqliteStore:
         top_k: int,
         filters: MetadataFilter | None = None,
     ) -> list[SearchHit]:
-        query = normalise(np.asarray(vector, dtype=np.float32).reshape(-1))
+        query = query_vector(vector)
         where, params = filter_sql(filters, "c.metadata")
         return await self._read(SqliteReader.dense_search, collection, query, top_k, where, params)
 

@@ -22,6 +22,7 @@ from ragbridge.store.base import (
     CollectionInfo,
     DocumentRecord,
     Vector,
+    check_embedding,
 )
 from ragbridge.store.sqlite_read import Change, VectorCache, seq_array, vector_stamp
 from ragbridge.store.sqlite_schema import (
@@ -66,13 +67,7 @@ class SqliteDatabase:
                 created = self._collection(name)
                 assert created is not None
                 return created
-            if (existing.embedding_model, existing.dimension) != (embedding_model, dimension):
-                raise EmbeddingMismatch(
-                    f"collection {name!r} uses {existing.embedding_model} "
-                    f"({existing.dimension} dims), not {embedding_model} ({dimension} dims)",
-                    code="embedding_mismatch",
-                )
-            return existing
+            return check_embedding(existing, embedding_model, dimension)
 
     def delete_collection(self, name: str) -> bool:
         with self._write():
