@@ -110,8 +110,7 @@ def require(plugins: Mapping[str, PluginT], group: str, name: str) -> PluginT:
     plugin = plugins.get(name)
     if plugin is None:
         known = ", ".join(sorted(plugins)) or "none"
-        hint = "" if plugins else "; built-ins come from the installed metadata: `pip install -e .`"
-        raise PluginError(f"no {group} plugin named {name!r} (registered: {known}){hint}")
+        raise PluginError(f"no {group} plugin named {name!r} (registered: {known})")
     return plugin
 
 
@@ -126,6 +125,11 @@ def _load_group(group: str) -> Mapping[str, Any]:
     """Every entry point of `group`, loaded: ragbridge's built-ins first, so that another
     distribution's plugin of the same name replaces the built-in."""
     found = sorted(entry_points(group=group), key=lambda ep: (not _builtin(ep), _dist(ep)))
+    if not any(_builtin(ep) for ep in found):  # run from a checkout never installed, or stale
+        raise PluginError(
+            f"ragbridge's built-in {group} are not registered: its installed metadata is missing "
+            "or older than pyproject.toml; run `pip install -e .` (or `make install`)"
+        )
     plugins: dict[str, Any] = {}
     for ep in found:
         if ep.name in plugins:
