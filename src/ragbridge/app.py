@@ -121,7 +121,9 @@ async def _start_services(
     )
     pipeline = IngestPipeline(store, embedder, settings, metrics)
 
-    upstream = UpstreamClient(settings, metrics) if settings.upstream_enabled else None
+    upstream = (
+        UpstreamClient.from_settings(settings, metrics) if settings.upstream_enabled else None
+    )
     if upstream is not None:
         stack.push_async_callback(upstream.aclose)
     backend: ChatBackend | None = upstream

@@ -175,7 +175,9 @@ def test_remote_embedder_against_ragbridge_equals_local(
     ragbridge_url: str, expected: np.ndarray, tmp_path: Path
 ) -> None:
     """ragbridge is a real OpenAI-compatible embeddings server: point RemoteEmbedder at it."""
-    remote = RemoteEmbedder(settings(tmp_path, embedding_base_url=f"{ragbridge_url}/v1"))
+    remote = RemoteEmbedder.from_settings(
+        settings(tmp_path, embedding_base_url=f"{ragbridge_url}/v1")
+    )
 
     async def work() -> tuple[int | None, np.ndarray, np.ndarray]:
         try:

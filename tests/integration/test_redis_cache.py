@@ -132,7 +132,10 @@ async def test_a_query_embedded_by_one_replica_is_read_by_the_other(
     )
     metrics = Metrics()
     caches = [create_cache(settings) for _ in range(2)]
-    replicas = [SharedQueryEmbeddings(RemoteEmbedder(settings), c, 30, metrics) for c in caches]
+    replicas = [
+        SharedQueryEmbeddings(RemoteEmbedder.from_settings(settings), c, 30, metrics)
+        for c in caches
+    ]
     try:
         first = await replicas[0].embed_query("How many vacation days?")
         second = await replicas[1].embed_query("How many vacation days?")

@@ -18,7 +18,7 @@ def create_embedder(settings: Settings) -> Embedder:
     if settings.embedding_base_url:
         from ragbridge.embeddings.remote import RemoteEmbedder
 
-        return RemoteEmbedder(settings)
+        return RemoteEmbedder.from_settings(settings)
     if same_model(settings.embedding_model, USE_MULTILINGUAL):
         from ragbridge.embeddings.use import UseEmbedder
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from ragbridge.errors import UpstreamError, UpstreamTimeout
+from ragbridge.retry import RetryPolicy, error_message, send
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,26 +57,52 @@ def _parse_results(payload: Any) -> RerankScores:
     return scores
 
 
-class RemoteReranker:
-    """A rerank endpoint (vLLM, TEI, Jina, Cohere-compatible) reached over HTTP."""
+@dataclass(frozen=True, slots=True)
+class RerankConfig:
+    """What `RemoteReranker` needs: `RerankConfig.from_settings(settings)`, or built by hand."""
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        multilingual: bool = True,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.name = model
-        self.multilingual = multilingual
-        self._url = f"{base_url.rstrip('/')}/rerank"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    base_url: str
+    model: str = "rerank"
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    multilingual: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RerankConfig:
+        """`RAGBRIDGE_RERANK_*`, with the upstream's retries; needs `rerank_base_url`."""
+        if not settings.rerank_base_url:
+            raise ValueError("RemoteReranker needs RAGBRIDGE_RERANK_BASE_URL.")
+        key = settings.rerank_api_key
+        return cls(
+            base_url=settings.rerank_base_url,
+            model=settings.rerank_model or "rerank",
+            api_key=key.get_secret_value() if key is not None else None,
+            retry=RetryPolicy.from_settings(settings),
+        )
+
+
+class RemoteReranker:
+    """A rerank endpoint (vLLM, TEI, Jina, Cohere-compatible) reached over HTTP, over its own
+    pooled client or `client` (left open on `close`)."""
+
+    def __init__(self, config: RerankConfig, *, client: httpx.AsyncClient | None = None) -> None:
+        self.name = config.model
+        self.multilingual = config.multilingual
+        self._retry = config.retry
+        self._url = httpx.URL(f"{config.base_url.rstrip('/')}/rerank")
+        self._headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._timeout = httpx.Timeout(config.timeout)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout, headers=headers)
+        self._client = client or httpx.AsyncClient()
         self._tei = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, client: httpx.AsyncClient | None = None
+    ) -> RemoteReranker:
+        """The reranker `RAGBRIDGE_RERANK_BASE_URL` and its neighbours describe."""
+        return cls(RerankConfig.from_settings(settings), client=client)
 
     def _body(self, query: str, documents: Sequence[str], top_n: int) -> dict[str, Any]:
         if self._tei:
@@ -82,12 +110,16 @@ class RemoteReranker:
         return {"model": self.name, "query": query, "documents": list(documents), "top_n": top_n}
 
     async def _post(self, body: dict[str, Any]) -> httpx.Response:
+        request = self._client.build_request(
+            "POST", self._url, json=body, headers=self._headers, timeout=self._timeout
+        )
         try:
-            return await self._client.post(self._url, json=body)
+            response, _ = await send(self._client, request, self._retry, resend=True, stream=False)
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"rerank endpoint timed out: {self._url}") from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(f"rerank endpoint unreachable: {self._url}: {exc}") from exc
+        return response
 
     async def rerank(self, query: str, documents: Sequence[str], top_n: int) -> RerankScores:
         if not documents:
@@ -96,9 +128,9 @@ class RemoteReranker:
         if not self._tei and response.status_code in (400, 422) and "texts" in response.text:
             self._tei = True  # TEI names the field `texts`; remember and ask again
             response = await self._post(self._body(query, documents, top_n))
-        if response.status_code >= 400:
+        if not response.is_success:
             raise UpstreamError(
-                f"rerank endpoint answered {response.status_code}: {response.text[:200]}"
+                f"rerank endpoint answered {response.status_code}: {error_message(response)}"
             )
         try:
             payload = response.json()
@@ -156,8 +188,7 @@ def create_reranker(settings: Settings) -> Reranker | None:
     cross-encoder when `rerank_model` names an existing directory, else none."""
     model = settings.rerank_model
     if settings.rerank_base_url:
-        key = settings.rerank_api_key.get_secret_value() if settings.rerank_api_key else None
-        return RemoteReranker(settings.rerank_base_url, model or "rerank", api_key=key)
+        return RemoteReranker.from_settings(settings)
     if model:
         path = Path(model).expanduser()
         if path.is_dir():

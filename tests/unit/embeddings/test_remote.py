@@ -114,7 +114,7 @@ def test_dimension_is_discovered(
 ) -> None:
     server, url = scripted
     server.dimension = 5
-    embedder = RemoteEmbedder(remote_settings(url))
+    embedder = RemoteEmbedder.from_settings(remote_settings(url))
     with pytest.raises(ServiceUnavailable, match="has not answered yet"):
         _ = embedder.dimension
     assert run(embedder, lambda e: e.discover()) == 5
@@ -122,7 +122,7 @@ def test_dimension_is_discovered(
 
 
 def test_discover_tolerates_an_api_that_is_down(remote_settings: Callable[..., Settings]) -> None:
-    embedder = RemoteEmbedder(remote_settings(f"http://127.0.0.1:{free_port()}/v1"))
+    embedder = RemoteEmbedder.from_settings(remote_settings(f"http://127.0.0.1:{free_port()}/v1"))
     assert run(embedder, lambda e: e.discover()) is None
 
 
@@ -134,7 +134,9 @@ def test_retries_5xx_and_429_then_succeeds(
         Reply(503, {"error": {"message": "warming up"}}),
         Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "0.05"}),
     ]
-    vector = run(RemoteEmbedder(remote_settings(url)), lambda e: e.embed_query("hello"))
+    vector = run(
+        RemoteEmbedder.from_settings(remote_settings(url)), lambda e: e.embed_query("hello")
+    )
     assert vector.shape == (3,)
     assert len(server.requests) == 3
 
@@ -144,7 +146,7 @@ def test_gives_up_after_the_configured_retries(
 ) -> None:
     server, url = scripted
     server.script = [Reply(500, {"error": {"message": "boom"}})] * 3
-    embedder = RemoteEmbedder(remote_settings(url, upstream_max_retries=2))
+    embedder = RemoteEmbedder.from_settings(remote_settings(url, upstream_max_retries=2))
     with pytest.raises(UpstreamError, match="answered 500: boom") as error:
         run(embedder, lambda e: e.embed_documents(["x"]))
     assert error.value.status == 502
@@ -157,7 +159,7 @@ def test_a_client_error_is_not_retried(
     server, url = scripted
     server.script = [Reply(401, {"error": {"message": "Incorrect API key provided"}})]
     with pytest.raises(UpstreamError, match="401: Incorrect API key provided"):
-        run(RemoteEmbedder(remote_settings(url)), lambda e: e.embed_documents(["x"]))
+        run(RemoteEmbedder.from_settings(remote_settings(url)), lambda e: e.embed_documents(["x"]))
     assert len(server.requests) == 1
 
 
@@ -165,7 +167,7 @@ def test_unreachable_api_is_a_clear_upstream_error(
     remote_settings: Callable[..., Settings],
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    embedder = RemoteEmbedder(remote_settings(url, upstream_max_retries=1))
+    embedder = RemoteEmbedder.from_settings(remote_settings(url, upstream_max_retries=1))
     with pytest.raises(UpstreamError, match="Cannot reach the embedding API"):
         run(embedder, lambda e: e.embed_documents(["x"]))
 
@@ -177,7 +179,7 @@ def test_a_slow_api_times_out(
     server.script = [Reply(delay=1.0)]
     settings = remote_settings(url, upstream_max_retries=0, upstream_read_timeout=0.2)
     with pytest.raises(UpstreamTimeout) as error:
-        run(RemoteEmbedder(settings), lambda e: e.embed_documents(["x"]))
+        run(RemoteEmbedder.from_settings(settings), lambda e: e.embed_documents(["x"]))
     assert error.value.status == 504
 
 
@@ -194,7 +196,7 @@ def test_malformed_answers_are_upstream_errors(
         with pytest.raises(UpstreamError, match="1 vectors for 2 inputs"):
             await embedder.embed_documents(["x", "y"])
 
-    run(RemoteEmbedder(remote_settings(url)), work)
+    run(RemoteEmbedder.from_settings(remote_settings(url)), work)
 
 
 def test_a_changed_dimension_is_refused(
@@ -208,7 +210,7 @@ def test_a_changed_dimension_is_refused(
         with pytest.raises(UpstreamError, match="4-dimensional vectors"):
             await embedder.embed_documents(["y"])
 
-    run(RemoteEmbedder(remote_settings(url)), work)
+    run(RemoteEmbedder.from_settings(remote_settings(url)), work)
 
 
 def test_concurrent_queries_share_requests(
@@ -219,15 +221,15 @@ def test_concurrent_queries_share_requests(
     async def work(embedder: RemoteEmbedder) -> list[np.ndarray]:
         return await asyncio.gather(*(embedder.embed_query("q" * n) for n in range(1, 11)))
 
-    vectors = run(RemoteEmbedder(remote_settings(url)), work)
+    vectors = run(RemoteEmbedder.from_settings(remote_settings(url)), work)
     assert len(vectors) == 10
     assert len(server.requests) < 10
 
 
 def test_token_counts_and_limits(remote_settings: Callable[..., Settings]) -> None:
     url = "http://127.0.0.1:9/v1"
-    other = RemoteEmbedder(remote_settings(url))
-    minilm = RemoteEmbedder(remote_settings(url, embedding_model="all-MiniLM-L6-v2"))
+    other = RemoteEmbedder.from_settings(remote_settings(url))
+    minilm = RemoteEmbedder.from_settings(remote_settings(url, embedding_model="all-MiniLM-L6-v2"))
     assert (other.max_tokens, other.multilingual) == (512, True)
     assert (minilm.max_tokens, minilm.multilingual) == (254, False)
     assert minilm.count_tokens("hello world") == 2  # MiniLM's own tokenizer
