@@ -313,7 +313,9 @@ def available_models() -> list[str]:
 async def main(args: argparse.Namespace) -> list[Row]:
     reranker: Reranker | None = None
     if args.rerank_url:
-        reranker = RemoteReranker(RerankConfig(args.rerank_url, args.rerank_model or "rerank"))
+        reranker = RemoteReranker(
+            RerankConfig(base_url=args.rerank_url, model=args.rerank_model or "rerank")
+        )
     models = available_models()
     rows: list[Row] = []
     if "scifact" in args.datasets:

@@ -16,9 +16,9 @@ def create_embedder(settings: Settings) -> Embedder:
     ValueError that says what is accepted.
     """
     if settings.embedding_base_url:
-        from ragbridge.embeddings.remote import RemoteEmbedder
+        from ragbridge.embeddings.remote import RemoteEmbedder, RemoteEmbeddingConfig
 
-        return RemoteEmbedder.from_settings(settings)
+        return RemoteEmbedder(RemoteEmbeddingConfig.from_settings(settings))
     if same_model(settings.embedding_model, USE_MULTILINGUAL):
         from ragbridge.embeddings.use import UseEmbedder
 

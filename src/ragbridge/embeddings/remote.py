@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,8 +18,9 @@ import numpy as np
 
 from ragbridge.embeddings.batching import Coalescer
 from ragbridge.embeddings.names import MINILM, is_multilingual, same_model
+from ragbridge.endpoint import Endpoint, endpoint_fields
 from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
-from ragbridge.retry import RetryPolicy, error_message, send
+from ragbridge.retry import error_message, send
 from ragbridge.settings import Settings
 from ragbridge.store.base import Vector
 
@@ -48,36 +49,21 @@ def _minilm_tokenizer() -> Any:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteEmbeddingConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteEmbeddingConfig(Endpoint):
     """What `RemoteEmbedder` needs: `RemoteEmbeddingConfig.from_settings(settings)`, or by hand."""
 
-    base_url: str
     model: str
-    api_key: str | None = field(default=None, repr=False)
     batch_size: int = 64
     multilingual: bool | None = None
     """None: judged from the model's name."""
-    connect_timeout: float = 5.0
-    read_timeout: float = 300.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RemoteEmbeddingConfig:
         """`RAGBRIDGE_EMBEDDING_*`, with the upstream's timeouts and retries."""
-        if not settings.embedding_base_url:
-            raise ValueError("RemoteEmbedder needs RAGBRIDGE_EMBEDDING_BASE_URL.")
-        key = settings.embedding_api_key
-        return cls(
-            base_url=settings.embedding_base_url,
-            model=settings.embedding_model,
-            api_key=key.get_secret_value() if key is not None else None,
-            batch_size=settings.embedding_batch_size,
-            multilingual=settings.embedding_multilingual,
-            connect_timeout=settings.upstream_connect_timeout,
-            read_timeout=settings.upstream_read_timeout,
-            retry=RetryPolicy.from_settings(settings),
-        )
+        fields = endpoint_fields(settings, "embedding")
+        fields.update(model=settings.embedding_model, batch_size=settings.embedding_batch_size)
+        return cls(**fields, multilingual=settings.embedding_multilingual)
 
 
 class RemoteEmbedder:
@@ -93,21 +79,12 @@ class RemoteEmbedder:
         self._batch_size = max(1, config.batch_size)
         self._multilingual = is_multilingual(self._name, config.multilingual)
         self._dimension: int | None = None
-        self._headers = {"Accept": "application/json"}
-        if config.api_key is not None:
-            self._headers["Authorization"] = f"Bearer {config.api_key}"
-        self._timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        self._headers = {"Accept": "application/json", **config.auth_headers()}
+        self._timeout = config.timeout()
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
         self._tokenizer = _minilm_tokenizer() if self._is_minilm else None
         self._queries = Coalescer(self._embed_batch, max_batch=self._batch_size)
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, client: httpx.AsyncClient | None = None
-    ) -> RemoteEmbedder:
-        """The embedder `RAGBRIDGE_EMBEDDING_BASE_URL` and its neighbours describe."""
-        return cls(RemoteEmbeddingConfig.from_settings(settings), client=client)
 
     @property
     def _is_minilm(self) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import httpx
 
+from ragbridge.endpoint import Endpoint, endpoint_fields
 from ragbridge.errors import (
     InvalidRequest,
     NotFound,
@@ -30,7 +31,7 @@ from ragbridge.errors import (
 )
 from ragbridge.llm.models import match_model
 from ragbridge.llm.sse import iter_sse_data
-from ragbridge.retry import NOT_SENT, RetryPolicy, cause, error_message, send
+from ragbridge.retry import NOT_SENT, cause, error_message, send
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
@@ -57,33 +58,21 @@ _MODEL_LIST_READ_TIMEOUT = 10.0  # Open WebUI gives up on a model list after 10 
 _FAILED_MODEL_LIST_TTL = 5.0  # after a failed model list fetch, chats skip the model check
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamConfig(Endpoint):
     """What `UpstreamClient` needs: `UpstreamConfig.from_settings(settings)`, or built by hand."""
 
-    base_url: str
-    api_key: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict)
     """Extra headers; `{request.header.X}` in a value copies that incoming header."""
-    connect_timeout: float = 5.0
-    read_timeout: float = 300.0
     models_ttl: float = 30.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UpstreamConfig:
-        """The `RAGBRIDGE_UPSTREAM_*` settings; needs `upstream_base_url`."""
-        if settings.upstream_base_url is None:
-            raise ValueError("UpstreamClient needs settings.upstream_base_url")
-        key = settings.upstream_api_key
+        """The `RAGBRIDGE_UPSTREAM_*` settings."""
         return cls(
-            base_url=settings.upstream_base_url,
-            api_key=key.get_secret_value() if key is not None else None,
+            **endpoint_fields(settings, "upstream"),
             headers=dict(settings.upstream_headers),
-            connect_timeout=settings.upstream_connect_timeout,
-            read_timeout=settings.upstream_read_timeout,
             models_ttl=settings.upstream_models_ttl,
-            retry=RetryPolicy.from_settings(settings),
         )
 
 
@@ -174,12 +163,9 @@ class UpstreamClient:
         self.base_url = config.base_url
         self._config = config
         self._metrics = metrics or Metrics()
-        fixed = {"Accept-Encoding": "identity"}
-        if config.api_key is not None:
-            fixed["Authorization"] = f"Bearer {config.api_key}"
+        fixed = {"Accept-Encoding": "identity", **config.auth_headers()}
         self._fixed_headers = {k.encode("latin-1"): header_bytes(v) for k, v in fixed.items()}
-        read = config.read_timeout
-        self._timeout = httpx.Timeout(config.connect_timeout, read=read, write=read, pool=read)
+        self._timeout = config.timeout()
         self._owns_http = client is None
         self._http = client or httpx.AsyncClient(
             limits=httpx.Limits(
@@ -195,17 +181,6 @@ class UpstreamClient:
         self._models_failed_until = 0.0
         self._model_ids: tuple[list[dict[str, Any]], frozenset[str]] | None = None
         self._models_lock = asyncio.Lock()
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        metrics: Metrics | None = None,
-        *,
-        client: httpx.AsyncClient | None = None,
-    ) -> UpstreamClient:
-        """The client `RAGBRIDGE_UPSTREAM_*` describe."""
-        return cls(UpstreamConfig.from_settings(settings), metrics, client=client)
 
     async def aclose(self) -> None:
         """Close the connection pool, if it is this client's own."""

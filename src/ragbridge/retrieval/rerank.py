@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from ragbridge.endpoint import Endpoint, endpoint_fields
 from ragbridge.errors import UpstreamError, UpstreamTimeout
-from ragbridge.retry import RetryPolicy, error_message, send
+from ragbridge.retry import error_message, send
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,29 +58,19 @@ def _parse_results(payload: Any) -> RerankScores:
     return scores
 
 
-@dataclass(frozen=True, slots=True)
-class RerankConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RerankConfig(Endpoint):
     """What `RemoteReranker` needs: `RerankConfig.from_settings(settings)`, or built by hand."""
 
-    base_url: str
     model: str = "rerank"
-    api_key: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
     multilingual: bool = True
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    read_timeout: float = 30.0  # it delays a search: a shorter leash than an LLM's
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RerankConfig:
-        """`RAGBRIDGE_RERANK_*`, with the upstream's retries; needs `rerank_base_url`."""
-        if not settings.rerank_base_url:
-            raise ValueError("RemoteReranker needs RAGBRIDGE_RERANK_BASE_URL.")
-        key = settings.rerank_api_key
-        return cls(
-            base_url=settings.rerank_base_url,
-            model=settings.rerank_model or "rerank",
-            api_key=key.get_secret_value() if key is not None else None,
-            retry=RetryPolicy.from_settings(settings),
-        )
+        """`RAGBRIDGE_RERANK_*`, with the upstream's connect timeout and retries."""
+        fields = endpoint_fields(settings, "rerank") | {"read_timeout": 30.0}
+        return cls(**fields, model=settings.rerank_model or "rerank")
 
 
 class RemoteReranker:
@@ -91,18 +82,11 @@ class RemoteReranker:
         self.multilingual = config.multilingual
         self._retry = config.retry
         self._url = httpx.URL(f"{config.base_url.rstrip('/')}/rerank")
-        self._headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._timeout = httpx.Timeout(config.timeout)
+        self._headers = config.auth_headers()
+        self._timeout = config.timeout()
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
         self._tei = False
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, client: httpx.AsyncClient | None = None
-    ) -> RemoteReranker:
-        """The reranker `RAGBRIDGE_RERANK_BASE_URL` and its neighbours describe."""
-        return cls(RerankConfig.from_settings(settings), client=client)
 
     def _body(self, query: str, documents: Sequence[str], top_n: int) -> dict[str, Any]:
         if self._tei:
@@ -188,7 +172,7 @@ def create_reranker(settings: Settings) -> Reranker | None:
     cross-encoder when `rerank_model` names an existing directory, else none."""
     model = settings.rerank_model
     if settings.rerank_base_url:
-        return RemoteReranker.from_settings(settings)
+        return RemoteReranker(RerankConfig.from_settings(settings))
     if model:
         path = Path(model).expanduser()
         if path.is_dir():

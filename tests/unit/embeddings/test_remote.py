@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ragbridge.embeddings import create_embedder
-from ragbridge.embeddings.remote import RemoteEmbedder, approximate_tokens
+from ragbridge.embeddings.remote import RemoteEmbedder, RemoteEmbeddingConfig, approximate_tokens
 from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
 from ragbridge.settings import Settings
 from tests.support.server import free_port
@@ -76,10 +76,15 @@ def remote_settings(make_settings: Callable[..., Settings]) -> Callable[..., Set
     return make
 
 
+def remote_embedder(settings: Settings) -> RemoteEmbedder:
+    """The embedder `settings` describe, on its own HTTP client."""
+    return RemoteEmbedder(RemoteEmbeddingConfig.from_settings(settings))
+
+
 def embedder_for(server: ScriptedEmbeddings, settings: Settings) -> RemoteEmbedder:
     """The embedder `settings` describe, its HTTP answered by `server` in-process."""
     client = httpx.AsyncClient(transport=httpx.MockTransport(server.handle))
-    return RemoteEmbedder.from_settings(settings, client=client)
+    return RemoteEmbedder(RemoteEmbeddingConfig.from_settings(settings), client=client)
 
 
 def run(embedder: RemoteEmbedder, work: Callable[[RemoteEmbedder], Any]) -> Any:
@@ -126,7 +131,7 @@ def test_dimension_is_discovered(
 
 
 def test_discover_tolerates_an_api_that_is_down(remote_settings: Callable[..., Settings]) -> None:
-    embedder = RemoteEmbedder.from_settings(remote_settings(f"http://127.0.0.1:{free_port()}/v1"))
+    embedder = remote_embedder(remote_settings(f"http://127.0.0.1:{free_port()}/v1"))
     assert run(embedder, lambda e: e.discover()) is None
 
 
@@ -205,7 +210,7 @@ def test_unreachable_api_is_a_clear_upstream_error(
     remote_settings: Callable[..., Settings],
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    embedder = RemoteEmbedder.from_settings(remote_settings(url, upstream_max_retries=1))
+    embedder = remote_embedder(remote_settings(url, upstream_max_retries=1))
     with pytest.raises(UpstreamError, match="Cannot reach the embedding API"):
         run(embedder, lambda e: e.embed_documents(["x"]))
 
@@ -266,8 +271,8 @@ def test_concurrent_queries_share_requests(
 
 def test_token_counts_and_limits(remote_settings: Callable[..., Settings]) -> None:
     url = "http://127.0.0.1:9/v1"
-    other = RemoteEmbedder.from_settings(remote_settings(url))
-    minilm = RemoteEmbedder.from_settings(remote_settings(url, embedding_model="all-MiniLM-L6-v2"))
+    other = remote_embedder(remote_settings(url))
+    minilm = remote_embedder(remote_settings(url, embedding_model="all-MiniLM-L6-v2"))
     assert (other.max_tokens, other.multilingual) == (512, True)
     assert (minilm.max_tokens, minilm.multilingual) == (254, False)
     assert minilm.count_tokens("hello world") == 2  # MiniLM's own tokenizer

@@ -49,7 +49,7 @@ async def metrics() -> Metrics:
 @pytest.fixture
 async def upstream(scripted: Scripted, metrics: Metrics) -> AsyncIterator[UpstreamClient]:
     config = UpstreamConfig(
-        "http://gateway.test/v1",
+        base_url="http://gateway.test/v1",
         api_key="sk-test",
         headers={
             "User-Id": "{request.header.X-OpenWebUI-User-Id}",
@@ -209,5 +209,5 @@ def test_the_config_comes_from_settings() -> None:
     )
     assert (config.retry.retries, config.retry.base_delay) == (5, 0.1)
     assert "sk-1" not in repr(config)
-    with pytest.raises(ValueError, match="upstream_base_url"):
+    with pytest.raises(ValueError, match="RAGBRIDGE_UPSTREAM_BASE_URL is not set"):
         UpstreamConfig.from_settings(Settings())

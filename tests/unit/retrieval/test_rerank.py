@@ -82,7 +82,9 @@ def remote(
 ) -> RemoteReranker:
     """A reranker whose HTTP goes to `transport` (which holds no connections to close)."""
     client = httpx.AsyncClient(transport=transport)
-    return RemoteReranker(RerankConfig(URL, model, retry=FAST, **config), client=client)
+    return RemoteReranker(
+        RerankConfig(base_url=URL, model=model, retry=FAST, **config), client=client
+    )
 
 
 DOCS = ["the cat sat", "a dog and a cat played", "stock prices fell", "dog days"]
@@ -122,7 +124,7 @@ async def test_server_errors_are_retried_then_upstream_errors() -> None:
 
 
 async def test_an_unreachable_server_is_an_upstream_error() -> None:
-    config = RerankConfig(f"http://127.0.0.1:{free_port()}/v1", "m", timeout=2, retry=FAST)
+    config = RerankConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", retry=FAST)
     unreachable = RemoteReranker(config)
     with pytest.raises(UpstreamError, match="unreachable"):
         await unreachable.rerank("q", DOCS, top_n=2)
