@@ -154,14 +154,8 @@ async def send(
         failure = state.outcome.exception() if state.outcome else None
         delay = state.upcoming_sleep
         label = cause(failure) if failure is not None else "unknown"
-        log.info(
-            "%s %s: retry %d in %.2fs (%s)",
-            request.method,
-            request.url.path,
-            state.attempt_number,
-            delay,
-            label,
-        )
+        where = f"{request.method} {request.url.path}"
+        log.info("%s: retry %d in %.2fs (%s)", where, state.attempt_number, delay, label)
         if on_retry is not None:
             on_retry(label, delay)
 
