@@ -40,7 +40,7 @@ from ragbridge.retrieval.hybrid import (
     reciprocal_rank_fusion,
     relative_score_fusion,
 )
-from ragbridge.retrieval.rerank import RemoteReranker, Reranker
+from ragbridge.retrieval.rerank import RemoteReranker, RerankConfig, Reranker
 from ragbridge.settings import RetrievalMode, Settings
 from ragbridge.store.base import DocumentRecord, NewChunk, SearchHit, Vector
 from ragbridge.store.sqlite import SqliteStore
@@ -313,7 +313,9 @@ def available_models() -> list[str]:
 async def main(args: argparse.Namespace) -> list[Row]:
     reranker: Reranker | None = None
     if args.rerank_url:
-        reranker = RemoteReranker(args.rerank_url, args.rerank_model or "rerank")
+        reranker = RemoteReranker(
+            RerankConfig(base_url=args.rerank_url, model=args.rerank_model or "rerank")
+        )
     models = available_models()
     rows: list[Row] = []
     if "scifact" in args.datasets:

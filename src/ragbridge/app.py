@@ -38,7 +38,7 @@ from ragbridge.llm.backend import ChatBackend
 from ragbridge.llm.cache import ResponseCache
 from ragbridge.llm.local.model import LocalModel, check_local_model
 from ragbridge.llm.router import ModelRouter
-from ragbridge.llm.upstream import UpstreamClient
+from ragbridge.llm.upstream import UpstreamClient, UpstreamConfig
 from ragbridge.rag import RagAnswerer
 from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
 from ragbridge.retrieval.rerank import create_reranker
@@ -121,7 +121,11 @@ async def _start_services(
     )
     pipeline = IngestPipeline(store, embedder, settings, metrics)
 
-    upstream = UpstreamClient(settings, metrics) if settings.upstream_enabled else None
+    upstream = (
+        UpstreamClient(UpstreamConfig.from_settings(settings), metrics)
+        if settings.upstream_enabled
+        else None
+    )
     if upstream is not None:
         stack.push_async_callback(upstream.aclose)
     backend: ChatBackend | None = upstream

@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer
 from tokenizers import Tokenizer
 
 from ragbridge.app import create_app
-from ragbridge.embeddings.remote import RemoteEmbedder
+from ragbridge.embeddings.remote import RemoteEmbedder, RemoteEmbeddingConfig
 from ragbridge.settings import Settings
 from tests.support.server import serve_in_thread
 
@@ -175,7 +175,10 @@ def test_remote_embedder_against_ragbridge_equals_local(
     ragbridge_url: str, expected: np.ndarray, tmp_path: Path
 ) -> None:
     """ragbridge is a real OpenAI-compatible embeddings server: point RemoteEmbedder at it."""
-    remote = RemoteEmbedder(settings(tmp_path, embedding_base_url=f"{ragbridge_url}/v1"))
+    config = RemoteEmbeddingConfig.from_settings(
+        settings(tmp_path, embedding_base_url=f"{ragbridge_url}/v1")
+    )
+    remote = RemoteEmbedder(config)
 
     async def work() -> tuple[int | None, np.ndarray, np.ndarray]:
         try:

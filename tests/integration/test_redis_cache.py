@@ -14,7 +14,7 @@ from ragbridge.cache import cache_key, create_cache
 from ragbridge.cache.embeddings import SharedQueryEmbeddings
 from ragbridge.cache.memory import MemoryCache
 from ragbridge.cache.redis import RedisCache, SharedCache
-from ragbridge.embeddings.remote import RemoteEmbedder
+from ragbridge.embeddings.remote import RemoteEmbedder, RemoteEmbeddingConfig
 from ragbridge.service.redis_connection import SOCKET_TIMEOUT, RedisBreaker, open_redis
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
@@ -132,7 +132,12 @@ async def test_a_query_embedded_by_one_replica_is_read_by_the_other(
     )
     metrics = Metrics()
     caches = [create_cache(settings) for _ in range(2)]
-    replicas = [SharedQueryEmbeddings(RemoteEmbedder(settings), c, 30, metrics) for c in caches]
+    replicas = [
+        SharedQueryEmbeddings(
+            RemoteEmbedder(RemoteEmbeddingConfig.from_settings(settings)), c, 30, metrics
+        )
+        for c in caches
+    ]
     try:
         first = await replicas[0].embed_query("How many vacation days?")
         second = await replicas[1].embed_query("How many vacation days?")

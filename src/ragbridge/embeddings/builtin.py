@@ -11,9 +11,9 @@ from ragbridge.settings import Settings
 
 
 def _remote(settings: Settings) -> Embedder:
-    from ragbridge.embeddings.remote import RemoteEmbedder
+    from ragbridge.embeddings.remote import RemoteEmbedder, RemoteEmbeddingConfig
 
-    return RemoteEmbedder(settings)
+    return RemoteEmbedder(RemoteEmbeddingConfig.from_settings(settings))
 
 
 def _use(settings: Settings) -> Embedder:

@@ -7,11 +7,10 @@ in runs of three, every other character one token), so chunks stay within `max_t
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -19,7 +18,9 @@ import numpy as np
 
 from ragbridge.embeddings.batching import Coalescer
 from ragbridge.embeddings.names import MINILM, is_multilingual, same_model
+from ragbridge.endpoint import Endpoint, endpoint_fields
 from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from ragbridge.retry import error_message, send
 from ragbridge.settings import Settings
 from ragbridge.store.base import Vector
 
@@ -48,30 +49,40 @@ def _minilm_tokenizer() -> Any:
         return None
 
 
-class RemoteEmbedder:
-    """Embeds through one pooled `httpx.AsyncClient`; retries connect errors, 429 and 5xx."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteEmbeddingConfig(Endpoint):
+    """What `RemoteEmbedder` needs: `RemoteEmbeddingConfig.from_settings(settings)`, or by hand."""
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.embedding_base_url:
-            raise ValueError("RemoteEmbedder needs RAGBRIDGE_EMBEDDING_BASE_URL.")
-        self._base_url = settings.embedding_base_url
-        self._name = settings.embedding_model
-        self._batch_size = max(1, settings.embedding_batch_size)
-        self._max_retries = max(0, settings.upstream_max_retries)
-        self._retry_base_delay = settings.upstream_retry_base_delay
-        self._retry_max_delay = settings.upstream_retry_max_delay
-        self._multilingual = is_multilingual(self._name, settings.embedding_multilingual)
+    model: str
+    batch_size: int = 64
+    multilingual: bool | None = None
+    """None: judged from the model's name."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RemoteEmbeddingConfig:
+        """`RAGBRIDGE_EMBEDDING_*`, with the upstream's timeouts and retries."""
+        fields = endpoint_fields(settings, "embedding")
+        fields.update(model=settings.embedding_model, batch_size=settings.embedding_batch_size)
+        return cls(**fields, multilingual=settings.embedding_multilingual)
+
+
+class RemoteEmbedder:
+    """Embeds over one pooled `httpx.AsyncClient`: its own, or `client` (left open on `close`)."""
+
+    def __init__(
+        self, config: RemoteEmbeddingConfig, *, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self._config = config
+        self._base_url = config.base_url
+        self._url = httpx.URL(f"{config.base_url.rstrip('/')}/embeddings")
+        self._name = config.model
+        self._batch_size = max(1, config.batch_size)
+        self._multilingual = is_multilingual(self._name, config.multilingual)
         self._dimension: int | None = None
-        headers = {"Accept": "application/json"}
-        if settings.embedding_api_key is not None:
-            headers["Authorization"] = f"Bearer {settings.embedding_api_key.get_secret_value()}"
-        self._client = httpx.AsyncClient(
-            base_url=self._base_url,
-            headers=headers,
-            timeout=httpx.Timeout(
-                settings.upstream_read_timeout, connect=settings.upstream_connect_timeout
-            ),
-        )
+        self._headers = {"Accept": "application/json", **config.auth_headers()}
+        self._timeout = config.timeout()
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient()
         self._tokenizer = _minilm_tokenizer() if self._is_minilm else None
         self._queries = Coalescer(self._embed_batch, max_batch=self._batch_size)
 
@@ -131,42 +142,39 @@ class RemoteEmbedder:
 
     async def close(self) -> None:
         await self._queries.close()
-        await self._client.aclose()
+        if self._owns_client:
+            await self._client.aclose()
 
     async def _embed_batch(self, texts: list[str]) -> Vector:
         return await self._post({"model": self._name, "input": texts})
 
     async def _post(self, payload: dict[str, Any], *, retries: int | None = None) -> Vector:
         """POST /embeddings with retries; the rows, checked and L2-normalised."""
-        attempts = (self._max_retries if retries is None else retries) + 1
-        for attempt in range(attempts):
-            retry_after: float | None = None
-            try:
-                response = await self._client.post("embeddings", json=payload)
-            except httpx.TimeoutException as exc:
-                error: UpstreamError = UpstreamTimeout(
-                    f"The embedding API at {self._base_url} timed out ({type(exc).__name__})."
-                )
-            except httpx.TransportError as exc:
-                error = UpstreamError(f"Cannot reach the embedding API at {self._base_url}: {exc}")
-            else:
-                if response.status_code == 200:
-                    return self._vectors(response, len(payload["input"]))
-                error = UpstreamError(
-                    f"The embedding API answered {response.status_code}: {_message(response)}"
-                )
-                if response.status_code != 429 and response.status_code < 500:
-                    raise error
-                retry_after = _retry_after(response)
-            if attempt + 1 < attempts:
-                await asyncio.sleep(self._delay(attempt, retry_after))
-        raise error
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self._retry_max_delay)
-        ceiling = min(self._retry_max_delay, self._retry_base_delay * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
+        request = self._client.build_request(
+            "POST", self._url, json=payload, headers=self._headers, timeout=self._timeout
+        )
+        try:
+            response, _ = await send(
+                self._client,
+                request,
+                self._config.retry,
+                resend=True,
+                stream=False,
+                retries=retries,
+            )
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"The embedding API at {self._base_url} timed out ({type(exc).__name__})."
+            ) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"Cannot reach the embedding API at {self._base_url}: {exc}"
+            ) from None
+        if response.status_code != 200:
+            raise UpstreamError(
+                f"The embedding API answered {response.status_code}: {error_message(response)}"
+            )
+        return self._vectors(response, len(payload["input"]))
 
     def _vectors(self, response: httpx.Response, expected: int) -> Vector:
         try:
@@ -189,25 +197,3 @@ class RemoteEmbedder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         normalised: Vector = vectors / np.maximum(norms, 1e-12)
         return normalised
-
-
-def _message(response: httpx.Response) -> str:
-    """The error message of an OpenAI-style error body, else the start of the body."""
-    try:
-        body = response.json()
-        error = body.get("error") if isinstance(body, dict) else None
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-    except ValueError:
-        pass
-    return response.text[:200] or response.reason_phrase
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None

@@ -1,28 +1,26 @@
 """The client for the user's OpenAI-compatible LLM: one connection pool, retries, mapped headers.
 
-Retries (exponential backoff with jitter; `Retry-After` honoured on 429) cover connect errors, 429
-and 5xx, and happen only while the upstream has not answered yet, so nothing was relayed to the
-client. A chat POST whose connection breaks after it was sent is not retried (see `_NO_ANSWER`).
-Once a stream is open it is relayed as it comes, never retried.
+Retries follow `ragbridge.retry`: connect errors, 429 and 5xx, only while the upstream has not
+answered yet, so nothing was relayed to the client. A chat POST whose connection breaks after it
+was sent is not retried; `GET /models` is. Once a stream is open it is relayed as it comes, never
+retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import json
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import httpx
 
+from ragbridge.endpoint import Endpoint, endpoint_fields
 from ragbridge.errors import (
     InvalidRequest,
     NotFound,
@@ -33,15 +31,14 @@ from ragbridge.errors import (
 )
 from ragbridge.llm.models import match_model
 from ragbridge.llm.sse import iter_sse_data
+from ragbridge.retry import NOT_SENT, cause, error_message, send
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _HEADER_REF = re.compile(r"\{request\.header\.([A-Za-z0-9_-]+)\}")
-# The request never left: a refused or timed-out connect. Always safe to send again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
-# The connection broke after (part of) the request was written and before any answer byte. The
+# A connection that broke after the request was written and before any answer byte: the
 # upstream may have received it and be generating (and billing), so only idempotent requests are
 # sent again; a chat POST fails with 502 instead. Stale pooled connections, the usual cause, are
 # avoided rather than retried: idle connections expire (`_KEEPALIVE_EXPIRY`) before common
@@ -50,18 +47,33 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 _NO_ANSWER = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEEPALIVE_EXPIRY = 2.0
-_RETRY_AFTER_CAP = 60.0
 
 
 def _reason(exc: Exception) -> str:
     """An exception's message, or its class name when it has none (httpx's often don't)."""
-    return (
-        str(exc) or type(exc).__name__
-    )  # a longer Retry-After is not waited for: the client gets the 429
+    return str(exc) or type(exc).__name__
 
 
 _MODEL_LIST_READ_TIMEOUT = 10.0  # Open WebUI gives up on a model list after 10 s
 _FAILED_MODEL_LIST_TTL = 5.0  # after a failed model list fetch, chats skip the model check
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamConfig(Endpoint):
+    """What `UpstreamClient` needs: `UpstreamConfig.from_settings(settings)`, or built by hand."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Extra headers; `{request.header.X}` in a value copies that incoming header."""
+    models_ttl: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UpstreamConfig:
+        """The `RAGBRIDGE_UPSTREAM_*` settings."""
+        return cls(
+            **endpoint_fields(settings, "upstream"),
+            headers=dict(settings.upstream_headers),
+            models_ttl=settings.upstream_models_ttl,
+        )
 
 
 def resolve_headers(templates: Mapping[str, str], incoming: Mapping[str, str]) -> dict[str, str]:
@@ -95,42 +107,9 @@ def header_bytes(value: str) -> bytes:
         return value.encode("utf-8")
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date), if parseable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def upstream_message(response: httpx.Response) -> str:
-    """The upstream's own error message, from OpenAI's envelope or the first bytes of the body."""
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return response.text[:300].strip() or response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        for value in (error, body.get("detail"), body.get("message")):
-            if value:
-                return str(value)
-    return json.dumps(body)[:300]
-
-
 def status_error(response: httpx.Response, attempts: int) -> RagbridgeError:
     """The domain error for an upstream's failed answer, carrying its message."""
-    status, message = response.status_code, upstream_message(response)
+    status, message = response.status_code, error_message(response)
     if status == 429:
         retry_after = response.headers.get("retry-after")
         headers = {"Retry-After": retry_after} if retry_after else None
@@ -171,25 +150,24 @@ class UpstreamReply:
 
 
 class UpstreamClient:
-    """Talks to `RAGBRIDGE_UPSTREAM_BASE_URL` over one pooled `httpx.AsyncClient`."""
+    """Talks to the upstream over one pooled `httpx.AsyncClient`: its own, or `client` (kept open
+    on `aclose`: its owner closes it), e.g. one with `httpx.MockTransport` in tests."""
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
-        if settings.upstream_base_url is None:
-            raise ValueError("UpstreamClient needs settings.upstream_base_url")
-        self.base_url = settings.upstream_base_url
-        self._settings = settings
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        metrics: Metrics | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = config.base_url
+        self._config = config
         self._metrics = metrics or Metrics()
-        headers = {"Accept-Encoding": "identity"}
-        if settings.upstream_api_key is not None:
-            headers["Authorization"] = f"Bearer {settings.upstream_api_key.get_secret_value()}"
-        self._http = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(
-                connect=settings.upstream_connect_timeout,
-                read=settings.upstream_read_timeout,
-                write=settings.upstream_read_timeout,
-                pool=settings.upstream_read_timeout,
-            ),
+        fixed = {"Accept-Encoding": "identity", **config.auth_headers()}
+        self._fixed_headers = {k.encode("latin-1"): header_bytes(v) for k, v in fixed.items()}
+        self._timeout = config.timeout()
+        self._owns_http = client is None
+        self._http = client or httpx.AsyncClient(
             limits=httpx.Limits(
                 max_connections=512,
                 max_keepalive_connections=128,
@@ -198,7 +176,6 @@ class UpstreamClient:
         )
         self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once: cheaper
         self._models_url = httpx.URL(f"{self.base_url}/models")
-        self._random = random.Random()
         self._models: list[dict[str, Any]] | None = None
         self._models_expire = 0.0
         self._models_failed_until = 0.0
@@ -206,19 +183,20 @@ class UpstreamClient:
         self._models_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pool, if it is this client's own."""
+        if self._owns_http:
+            await self._http.aclose()
 
     def headers_for(self, incoming: Mapping[str, str]) -> dict[bytes, bytes]:
         """The configured extra headers for one request, filled from its incoming headers."""
         return {
             name.encode("latin-1"): header_bytes(value)
-            for name, value in resolve_headers(self._settings.upstream_headers, incoming).items()
+            for name, value in resolve_headers(self._config.headers, incoming).items()
         }
 
     async def list_models(self) -> list[dict[str, Any]]:
-        """The upstream's models (`/models` entries), cached for `upstream_models_ttl` seconds."""
-        return await self._cached_models(retries=self._settings.upstream_max_retries)
+        """The upstream's models (`/models` entries), cached for `models_ttl` seconds."""
+        return await self._cached_models(retries=None)
 
     async def known_model_ids(self) -> frozenset[str] | None:
         """Ids the upstream serves, or None when its list cannot be had (then chats go through)."""
@@ -251,13 +229,13 @@ class UpstreamClient:
             code="model_not_found",
         )
 
-    async def _cached_models(self, *, retries: int) -> list[dict[str, Any]]:
+    async def _cached_models(self, *, retries: int | None) -> list[dict[str, Any]]:
         if self._models is not None and time.monotonic() < self._models_expire:
             return self._models
         async with self._models_lock:
             if self._models is None or time.monotonic() >= self._models_expire:
                 self._models = await self._fetch_models(retries=retries)
-                self._models_expire = time.monotonic() + self._settings.upstream_models_ttl
+                self._models_expire = time.monotonic() + self._config.models_ttl
             return self._models
 
     async def probe(self, within: float) -> float:
@@ -284,10 +262,10 @@ class UpstreamClient:
                 yield UpstreamReply(response, await self._read_json(response))
 
     async def _fetch_models(
-        self, *, retries: int, within: float | None = None
+        self, *, retries: int | None, within: float | None = None
     ) -> list[dict[str, Any]]:
-        read = min(self._settings.upstream_read_timeout, within or _MODEL_LIST_READ_TIMEOUT)
-        connect = min(self._settings.upstream_connect_timeout, read)
+        read = min(self._config.read_timeout, within or _MODEL_LIST_READ_TIMEOUT)
+        connect = min(self._config.connect_timeout, read)
         limits = httpx.Timeout(read, connect=connect)
         async with self._request(
             "GET", self._models_url, None, {}, retries=retries, timeouts=limits
@@ -326,66 +304,43 @@ class UpstreamClient:
         retries: int | None,
         timeouts: httpx.Timeout | None,
     ) -> httpx.Response:
-        max_retries = self._settings.upstream_max_retries if retries is None else retries
         request = self._http.build_request(
             method,
             url,
             json=body,
-            headers=self.headers_for(incoming),
-            timeout=timeouts or httpx.USE_CLIENT_DEFAULT,
+            headers={**self._fixed_headers, **self.headers_for(incoming)},
+            timeout=timeouts or self._timeout,
         )
-        attempt = 0
-        while True:
-            try:
-                response = await self._http.send(request, stream=True)
-            except (*_NOT_SENT, *_NO_ANSWER) as exc:
-                sent = not isinstance(exc, _NOT_SENT)
-                cause = "transport" if sent else "connect"
-                if attempt >= max_retries or (sent and method not in _IDEMPOTENT):
-                    self._metrics.count_upstream_error(cause)
-                    reason = _reason(exc)
-                    if sent:
-                        raise UpstreamError(
-                            f"The upstream LLM closed the connection without answering: {reason}"
-                            " (not retried: it may have received the request)."
-                        ) from None
-                    raise UpstreamError(
-                        f"Cannot reach the upstream LLM at {self.base_url}: {reason}"
-                    ) from None
-                delay = self._backoff(attempt)
-            except httpx.TimeoutException:
-                self._metrics.count_upstream_error("timeout")
+        try:
+            response, attempts = await send(
+                self._http,
+                request,
+                self._config.retry,
+                resend=method in _IDEMPOTENT,
+                retries=retries,
+                on_retry=lambda label, _: self._metrics.count_upstream_retry(label),
+            )
+        except httpx.HTTPError as exc:
+            label = cause(exc)
+            self._metrics.count_upstream_error(label)
+            if isinstance(exc, NOT_SENT):
+                raise UpstreamError(
+                    f"Cannot reach the upstream LLM at {self.base_url}: {_reason(exc)}"
+                ) from None
+            if isinstance(exc, httpx.TimeoutException):
                 raise UpstreamTimeout("Upstream did not answer within the read timeout.") from None
-            except httpx.HTTPError as exc:
-                self._metrics.count_upstream_error("transport")
-                raise UpstreamError(f"Upstream request failed: {_reason(exc)}") from None
-            else:
-                if response.is_success:
-                    return response
-                await response.aread()
-                await response.aclose()
-                status = response.status_code
-                cause = str(status)
-                if attempt >= max_retries or not (status == 429 or status >= 500):
-                    self._metrics.count_upstream_error(cause)
-                    raise status_error(response, attempt + 1)
-                asked = retry_after_seconds(response.headers.get("retry-after"))
-                if asked is not None and asked > _RETRY_AFTER_CAP:
-                    self._metrics.count_upstream_error(cause)
-                    raise status_error(response, attempt + 1)
-                delay = asked if asked is not None else self._backoff(attempt)
-            self._metrics.count_upstream_retry(cause)
-            log.info("upstream %s %s: retry %d in %.2fs", method, url.path, attempt + 1, delay)
-            attempt += 1
-            await asyncio.sleep(delay)
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with equal jitter: half the step fixed, half random."""
-        step = min(
-            self._settings.upstream_retry_max_delay,
-            self._settings.upstream_retry_base_delay * 2.0**attempt,
-        )
-        return step / 2 + self._random.uniform(0, step / 2)
+            if isinstance(exc, _NO_ANSWER):
+                reason = _reason(exc)
+                if method not in _IDEMPOTENT:
+                    reason += " (not retried: it may have received the request)"
+                raise UpstreamError(
+                    f"The upstream LLM closed the connection without answering: {reason}."
+                ) from None
+            raise UpstreamError(f"Upstream request failed: {_reason(exc)}") from None
+        if not response.is_success:
+            self._metrics.count_upstream_error(str(response.status_code))
+            raise status_error(response, attempts)
+        return response
 
     @staticmethod
     async def _read_json(response: httpx.Response) -> dict[str, Any]:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from ragbridge import plugins
+from ragbridge.endpoint import Endpoint, endpoint_fields
 from ragbridge.errors import UpstreamError, UpstreamTimeout
+from ragbridge.retry import error_message, send
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,25 +59,34 @@ def _parse_results(payload: Any) -> RerankScores:
     return scores
 
 
-class RemoteReranker:
-    """A rerank endpoint (vLLM, TEI, Jina, Cohere-compatible) reached over HTTP."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RerankConfig(Endpoint):
+    """What `RemoteReranker` needs: `RerankConfig.from_settings(settings)`, or built by hand."""
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        multilingual: bool = True,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.name = model
-        self.multilingual = multilingual
-        self._url = f"{base_url.rstrip('/')}/rerank"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    model: str = "rerank"
+    multilingual: bool = True
+    read_timeout: float = 30.0  # it delays a search: a shorter leash than an LLM's
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RerankConfig:
+        """`RAGBRIDGE_RERANK_*`, with the upstream's connect timeout and retries."""
+        fields = endpoint_fields(settings, "rerank") | {"read_timeout": 30.0}
+        return cls(**fields, model=settings.rerank_model or "rerank")
+
+
+class RemoteReranker:
+    """A rerank endpoint (vLLM, TEI, Jina, Cohere-compatible) reached over HTTP, over its own
+    pooled client or `client` (left open on `close`)."""
+
+    def __init__(self, config: RerankConfig, *, client: httpx.AsyncClient | None = None) -> None:
+        self.name = config.model
+        self.multilingual = config.multilingual
+        self._retry = config.retry
+        self._url = httpx.URL(f"{config.base_url.rstrip('/')}/rerank")
+        self._headers = config.auth_headers()
+        self._timeout = config.timeout()
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout, headers=headers)
+        self._client = client or httpx.AsyncClient()
         self._tei = False
 
     def _body(self, query: str, documents: Sequence[str], top_n: int) -> dict[str, Any]:
@@ -83,12 +95,16 @@ class RemoteReranker:
         return {"model": self.name, "query": query, "documents": list(documents), "top_n": top_n}
 
     async def _post(self, body: dict[str, Any]) -> httpx.Response:
+        request = self._client.build_request(
+            "POST", self._url, json=body, headers=self._headers, timeout=self._timeout
+        )
         try:
-            return await self._client.post(self._url, json=body)
+            response, _ = await send(self._client, request, self._retry, resend=True, stream=False)
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"rerank endpoint timed out: {self._url}") from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(f"rerank endpoint unreachable: {self._url}: {exc}") from exc
+        return response
 
     async def rerank(self, query: str, documents: Sequence[str], top_n: int) -> RerankScores:
         if not documents:
@@ -97,9 +113,9 @@ class RemoteReranker:
         if not self._tei and response.status_code in (400, 422) and "texts" in response.text:
             self._tei = True  # TEI names the field `texts`; remember and ask again
             response = await self._post(self._body(query, documents, top_n))
-        if response.status_code >= 400:
+        if not response.is_success:
             raise UpstreamError(
-                f"rerank endpoint answered {response.status_code}: {response.text[:200]}"
+                f"rerank endpoint answered {response.status_code}: {error_message(response)}"
             )
         try:
             payload = response.json()

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ragbridge.plugins import RerankerPlugin
-from ragbridge.retrieval.rerank import LocalCrossEncoder, RemoteReranker, Reranker
+from ragbridge.retrieval.rerank import LocalCrossEncoder, RemoteReranker, RerankConfig, Reranker
 from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -16,8 +16,7 @@ log = logging.getLogger(__name__)
 def _remote(settings: Settings) -> Reranker | None:
     if not settings.rerank_base_url:
         return None
-    key = settings.rerank_api_key.get_secret_value() if settings.rerank_api_key else None
-    return RemoteReranker(settings.rerank_base_url, settings.rerank_model or "rerank", api_key=key)
+    return RemoteReranker(RerankConfig.from_settings(settings))
 
 
 def _cross_encoder(settings: Settings) -> Reranker | None:

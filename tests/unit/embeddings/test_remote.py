@@ -1,20 +1,21 @@
-"""RemoteEmbedder against a scripted OpenAI-compatible embeddings server on loopback."""
+"""RemoteEmbedder against a scripted OpenAI-compatible embeddings endpoint (`httpx.MockTransport`;
+a real server is in tests/integration/test_embeddings_api.py)."""
 
 import asyncio
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from ragbridge.embeddings import create_embedder
-from ragbridge.embeddings.remote import RemoteEmbedder, approximate_tokens
+from ragbridge.embeddings.remote import RemoteEmbedder, RemoteEmbeddingConfig, approximate_tokens
 from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
 from ragbridge.settings import Settings
-from tests.support.server import free_port, serve_in_thread
+from tests.support.server import free_port
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Reply:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+    error: Exception | None = None
 
 
 @dataclass
@@ -34,36 +35,30 @@ class ScriptedEmbeddings:
     dimension: int = 3
     requests: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
 
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/v1/embeddings")
-        async def embeddings(request: Request) -> JSONResponse:
-            payload = await request.json()
-            self.requests.append((dict(request.headers), payload))
-            reply = self.script.pop(0) if self.script else Reply()
-            await asyncio.sleep(reply.delay)
-            if reply.body is not None or reply.status != 200:
-                return JSONResponse(reply.body, reply.status, headers=reply.headers)
-            data = [
-                {"object": "embedding", "index": i, "embedding": self.vector(text)}
-                for i, text in enumerate(payload["input"])
-            ]
-            data.reverse()  # servers may answer out of order; `index` decides
-            usage = {"prompt_tokens": 1, "total_tokens": 1}
-            return JSONResponse({"object": "list", "data": data, "usage": usage})
-
-        return app
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        assert (request.method, request.url.path) == ("POST", "/v1/embeddings")
+        payload = json.loads(request.content)
+        self.requests.append((dict(request.headers), payload))
+        reply = self.script.pop(0) if self.script else Reply()
+        if reply.error is not None:
+            raise reply.error
+        if reply.body is not None or reply.status != 200:
+            return httpx.Response(reply.status, json=reply.body, headers=reply.headers)
+        data = [
+            {"object": "embedding", "index": i, "embedding": self.vector(text)}
+            for i, text in enumerate(payload["input"])
+        ]
+        data.reverse()  # servers may answer out of order; `index` decides
+        usage = {"prompt_tokens": 1, "total_tokens": 1}
+        return httpx.Response(200, json={"object": "list", "data": data, "usage": usage})
 
     def vector(self, text: str) -> list[float]:
         return [float(len(text)), 1.0] + [0.0] * (self.dimension - 2)
 
 
 @pytest.fixture
-def scripted() -> Iterator[tuple[ScriptedEmbeddings, str]]:
-    server = ScriptedEmbeddings()
-    with serve_in_thread(server.app()) as url:
-        yield server, f"{url}/v1"
+def scripted() -> tuple[ScriptedEmbeddings, str]:
+    return ScriptedEmbeddings(), "http://embeddings.test/v1"
 
 
 @pytest.fixture
@@ -81,6 +76,17 @@ def remote_settings(make_settings: Callable[..., Settings]) -> Callable[..., Set
     return make
 
 
+def remote_embedder(settings: Settings) -> RemoteEmbedder:
+    """The embedder `settings` describe, on its own HTTP client."""
+    return RemoteEmbedder(RemoteEmbeddingConfig.from_settings(settings))
+
+
+def embedder_for(server: ScriptedEmbeddings, settings: Settings) -> RemoteEmbedder:
+    """The embedder `settings` describe, its HTTP answered by `server` in-process."""
+    client = httpx.AsyncClient(transport=httpx.MockTransport(server.handle))
+    return RemoteEmbedder(RemoteEmbeddingConfig.from_settings(settings), client=client)
+
+
 def run(embedder: RemoteEmbedder, work: Callable[[RemoteEmbedder], Any]) -> Any:
     async def main() -> Any:
         try:
@@ -95,9 +101,12 @@ def test_batches_normalises_and_keeps_order(
     scripted: tuple[ScriptedEmbeddings, str], remote_settings: Callable[..., Settings]
 ) -> None:
     server, url = scripted
-    embedder = create_embedder(remote_settings(url, embedding_batch_size=2))
-    assert isinstance(embedder, RemoteEmbedder)
-    texts = ["a", "bbb", "cc", "dddd", "eeeee"]
+    settings = remote_settings(url, embedding_batch_size=2)
+    created = create_embedder(settings)
+    assert isinstance(created, RemoteEmbedder)
+    asyncio.run(created.close())
+    embedder = embedder_for(server, settings)
+    texts = ["가", "나다라", "마바", "사아자차", "카타파하."]
     vectors = run(embedder, lambda e: e.embed_documents(texts))
     expected = np.asarray([server.vector(t) for t in texts], dtype=np.float32)
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
@@ -114,7 +123,7 @@ def test_dimension_is_discovered(
 ) -> None:
     server, url = scripted
     server.dimension = 5
-    embedder = RemoteEmbedder(remote_settings(url))
+    embedder = embedder_for(server, remote_settings(url))
     with pytest.raises(ServiceUnavailable, match="has not answered yet"):
         _ = embedder.dimension
     assert run(embedder, lambda e: e.discover()) == 5
@@ -122,7 +131,7 @@ def test_dimension_is_discovered(
 
 
 def test_discover_tolerates_an_api_that_is_down(remote_settings: Callable[..., Settings]) -> None:
-    embedder = RemoteEmbedder(remote_settings(f"http://127.0.0.1:{free_port()}/v1"))
+    embedder = remote_embedder(remote_settings(f"http://127.0.0.1:{free_port()}/v1"))
     assert run(embedder, lambda e: e.discover()) is None
 
 
@@ -134,7 +143,7 @@ def test_retries_5xx_and_429_then_succeeds(
         Reply(503, {"error": {"message": "warming up"}}),
         Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "0.05"}),
     ]
-    vector = run(RemoteEmbedder(remote_settings(url)), lambda e: e.embed_query("hello"))
+    vector = run(embedder_for(server, remote_settings(url)), lambda e: e.embed_query("hello"))
     assert vector.shape == (3,)
     assert len(server.requests) == 3
 
@@ -144,11 +153,47 @@ def test_gives_up_after_the_configured_retries(
 ) -> None:
     server, url = scripted
     server.script = [Reply(500, {"error": {"message": "boom"}})] * 3
-    embedder = RemoteEmbedder(remote_settings(url, upstream_max_retries=2))
+    embedder = embedder_for(server, remote_settings(url, upstream_max_retries=2))
     with pytest.raises(UpstreamError, match="answered 500: boom") as error:
         run(embedder, lambda e: e.embed_documents(["x"]))
     assert error.value.status == 502
     assert len(server.requests) == 3
+
+
+def test_a_failing_batch_is_retried_alone_or_fails_the_whole_call(
+    scripted: tuple[ScriptedEmbeddings, str], remote_settings: Callable[..., Settings]
+) -> None:
+    server, url = scripted
+    texts = ["연차 휴가", "병가 규정", "출장비 정산", "재택 근무", "보안 교육"]
+    settings = remote_settings(url, embedding_batch_size=2)
+    server.script = [Reply(), Reply(503, {"error": {"message": "잠시 과부하"}})]
+    vectors = run(embedder_for(server, settings), lambda e: e.embed_documents(texts))
+    assert vectors.shape == (5, 3)
+    assert (
+        [payload["input"] for _, payload in server.requests]
+        == [
+            texts[0:2],
+            texts[2:4],
+            texts[2:4],  # only the failed batch is sent again
+            texts[4:5],
+        ]
+    )
+    server.requests.clear()
+    server.script = [Reply(), Reply(413, {"error": {"message": "입력이 너무 깁니다"}})]
+    with pytest.raises(UpstreamError, match="answered 413: 입력이 너무 깁니다") as error:
+        run(embedder_for(server, settings), lambda e: e.embed_documents(texts))
+    assert error.value.status == 502
+    assert len(server.requests) == 2  # the third batch is never sent
+
+
+def test_a_retry_after_beyond_the_cap_fails_at_once(
+    scripted: tuple[ScriptedEmbeddings, str], remote_settings: Callable[..., Settings]
+) -> None:
+    server, url = scripted
+    server.script = [Reply(429, {"error": {"message": "한도 초과"}}, {"Retry-After": "3600"})]
+    with pytest.raises(UpstreamError, match="answered 429: 한도 초과"):
+        run(embedder_for(server, remote_settings(url)), lambda e: e.embed_documents(["x"]))
+    assert len(server.requests) == 1
 
 
 def test_a_client_error_is_not_retried(
@@ -157,7 +202,7 @@ def test_a_client_error_is_not_retried(
     server, url = scripted
     server.script = [Reply(401, {"error": {"message": "Incorrect API key provided"}})]
     with pytest.raises(UpstreamError, match="401: Incorrect API key provided"):
-        run(RemoteEmbedder(remote_settings(url)), lambda e: e.embed_documents(["x"]))
+        run(embedder_for(server, remote_settings(url)), lambda e: e.embed_documents(["x"]))
     assert len(server.requests) == 1
 
 
@@ -165,7 +210,7 @@ def test_unreachable_api_is_a_clear_upstream_error(
     remote_settings: Callable[..., Settings],
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    embedder = RemoteEmbedder(remote_settings(url, upstream_max_retries=1))
+    embedder = remote_embedder(remote_settings(url, upstream_max_retries=1))
     with pytest.raises(UpstreamError, match="Cannot reach the embedding API"):
         run(embedder, lambda e: e.embed_documents(["x"]))
 
@@ -174,10 +219,10 @@ def test_a_slow_api_times_out(
     scripted: tuple[ScriptedEmbeddings, str], remote_settings: Callable[..., Settings]
 ) -> None:
     server, url = scripted
-    server.script = [Reply(delay=1.0)]
-    settings = remote_settings(url, upstream_max_retries=0, upstream_read_timeout=0.2)
+    server.script = [Reply(error=httpx.ReadTimeout("no answer"))]
+    settings = remote_settings(url, upstream_max_retries=0)
     with pytest.raises(UpstreamTimeout) as error:
-        run(RemoteEmbedder(settings), lambda e: e.embed_documents(["x"]))
+        run(embedder_for(server, settings), lambda e: e.embed_documents(["x"]))
     assert error.value.status == 504
 
 
@@ -194,7 +239,7 @@ def test_malformed_answers_are_upstream_errors(
         with pytest.raises(UpstreamError, match="1 vectors for 2 inputs"):
             await embedder.embed_documents(["x", "y"])
 
-    run(RemoteEmbedder(remote_settings(url)), work)
+    run(embedder_for(server, remote_settings(url)), work)
 
 
 def test_a_changed_dimension_is_refused(
@@ -208,7 +253,7 @@ def test_a_changed_dimension_is_refused(
         with pytest.raises(UpstreamError, match="4-dimensional vectors"):
             await embedder.embed_documents(["y"])
 
-    run(RemoteEmbedder(remote_settings(url)), work)
+    run(embedder_for(server, remote_settings(url)), work)
 
 
 def test_concurrent_queries_share_requests(
@@ -219,15 +264,15 @@ def test_concurrent_queries_share_requests(
     async def work(embedder: RemoteEmbedder) -> list[np.ndarray]:
         return await asyncio.gather(*(embedder.embed_query("q" * n) for n in range(1, 11)))
 
-    vectors = run(RemoteEmbedder(remote_settings(url)), work)
+    vectors = run(embedder_for(server, remote_settings(url)), work)
     assert len(vectors) == 10
     assert len(server.requests) < 10
 
 
 def test_token_counts_and_limits(remote_settings: Callable[..., Settings]) -> None:
     url = "http://127.0.0.1:9/v1"
-    other = RemoteEmbedder(remote_settings(url))
-    minilm = RemoteEmbedder(remote_settings(url, embedding_model="all-MiniLM-L6-v2"))
+    other = remote_embedder(remote_settings(url))
+    minilm = remote_embedder(remote_settings(url, embedding_model="all-MiniLM-L6-v2"))
     assert (other.max_tokens, other.multilingual) == (512, True)
     assert (minilm.max_tokens, minilm.multilingual) == (254, False)
     assert minilm.count_tokens("hello world") == 2  # MiniLM's own tokenizer

@@ -8,12 +8,8 @@ import pytest
 from starlette.datastructures import Headers
 
 from ragbridge.errors import InvalidRequest, NotFound, RateLimited, UpstreamError, UpstreamTimeout
-from ragbridge.llm.upstream import (
-    header_bytes,
-    resolve_headers,
-    retry_after_seconds,
-    status_error,
-)
+from ragbridge.llm.upstream import header_bytes, resolve_headers, status_error
+from ragbridge.retry import retry_after_seconds
 
 
 def test_headers_are_filled_from_the_incoming_request_case_insensitively() -> None:

@@ -1,27 +1,33 @@
-"""The rerank client against a scripted rerank server on loopback (both wire dialects), and
-reranking inside the retriever."""
+"""The rerank client against a scripted rerank endpoint (`httpx.MockTransport`, both wire
+dialects), and reranking inside the retriever."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from ragbridge.embeddings.local import LocalEmbedder
 from ragbridge.errors import UpstreamError
 from ragbridge.retrieval.analyzer import analyze
 from ragbridge.retrieval.hybrid import HybridRetriever
-from ragbridge.retrieval.rerank import LocalCrossEncoder, RemoteReranker, create_reranker
+from ragbridge.retrieval.rerank import (
+    LocalCrossEncoder,
+    RemoteReranker,
+    RerankConfig,
+    create_reranker,
+)
+from ragbridge.retry import RetryPolicy
 from ragbridge.settings import Settings
 from ragbridge.store.base import DocumentRecord, NewChunk
 from ragbridge.store.sqlite import SqliteStore
-from tests.support.server import serve_in_thread
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -38,49 +44,56 @@ def _overlap(query: str, document: str) -> float:
     return len(found) / max(1, len(words))
 
 
-def rerank_server(dialect: str, seen: list[dict[str, Any]]) -> FastAPI:
+def rerank_handler(dialect: str, seen: list[dict[str, Any]]) -> httpx.MockTransport:
     """`cohere`: /v1/rerank with documents → results; `tei`: texts → a bare list; `broken`: 500."""
-    app = FastAPI()
 
-    @app.post("/v1/rerank")
-    async def rerank(request: Request) -> JSONResponse:
-        body = await request.json()
+    def rerank(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/rerank"
+        body = json.loads(request.content)
         seen.append({"body": body, "authorization": request.headers.get("authorization")})
         if dialect == "broken":
-            return JSONResponse({"error": "model crashed"}, status_code=500)
+            return httpx.Response(500, json={"error": "model crashed"})
         if dialect == "tei":
             if "texts" not in body:
-                return JSONResponse({"error": "missing field `texts`"}, status_code=422)
+                return httpx.Response(422, json={"error": "missing field `texts`"})
             scored = [
                 {"index": i, "score": _overlap(body["query"], t)}
                 for i, t in enumerate(body["texts"])
             ]
-            return JSONResponse(sorted(scored, key=lambda r: -r["score"]))
+            return httpx.Response(200, json=sorted(scored, key=lambda r: -r["score"]))
         scored = [
             {"index": i, "relevance_score": _overlap(body["query"], d)}
             for i, d in enumerate(body["documents"])
         ]
         scored.sort(key=lambda r: -r["relevance_score"])
-        return JSONResponse({"model": body["model"], "results": scored[: body["top_n"]]})
+        return httpx.Response(
+            200, json={"model": body["model"], "results": scored[: body["top_n"]]}
+        )
 
-    return app
+    return httpx.MockTransport(rerank)
 
 
-@pytest.fixture(params=["cohere", "tei"])
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    seen: list[dict[str, Any]] = []
-    with serve_in_thread(rerank_server(request.param, seen)) as url:
-        yield f"{url}/v1", seen
+URL = "http://rerank.test/v1"
+FAST = RetryPolicy(retries=2, base_delay=0.001, max_delay=0.002)
+
+
+def remote(
+    transport: httpx.MockTransport, model: str = "scripted-rerank", **config: Any
+) -> RemoteReranker:
+    """A reranker whose HTTP goes to `transport` (which holds no connections to close)."""
+    client = httpx.AsyncClient(transport=transport)
+    return RemoteReranker(
+        RerankConfig(base_url=URL, model=model, retry=FAST, **config), client=client
+    )
 
 
 DOCS = ["the cat sat", "a dog and a cat played", "stock prices fell", "dog days"]
 
 
-async def test_scores_come_back_best_first_in_either_dialect(
-    server: tuple[str, list[dict[str, Any]]],
-) -> None:
-    url, seen = server
-    reranker = RemoteReranker(url, "scripted-rerank", api_key="sk-test")
+@pytest.mark.parametrize("dialect", ["cohere", "tei"])
+async def test_scores_come_back_best_first_in_either_dialect(dialect: str) -> None:
+    seen: list[dict[str, Any]] = []
+    reranker = remote(rerank_handler(dialect, seen), api_key="sk-test")
     try:
         scores = await reranker.rerank("dog cat", DOCS, top_n=2)
         again = await reranker.rerank("stock", DOCS, top_n=1)
@@ -90,31 +103,42 @@ async def test_scores_come_back_best_first_in_either_dialect(
     assert again == [(2, 1.0)]
     assert seen[0]["authorization"] == "Bearer sk-test"
     assert seen[0]["body"]["query"] == "dog cat"
+    assert len(seen) == (3 if dialect == "tei" else 2)  # TEI: asked again once, then remembered
 
 
 async def test_no_documents_needs_no_call() -> None:
-    reranker = RemoteReranker("http://127.0.0.1:9/v1", "m")
+    seen: list[dict[str, Any]] = []
+    reranker = remote(rerank_handler("cohere", seen))
     assert await reranker.rerank("q", [], top_n=3) == []
     await reranker.close()
+    assert seen == []
 
 
-async def test_server_errors_and_unreachable_servers_are_upstream_errors() -> None:
-    with serve_in_thread(rerank_server("broken", [])) as url:
-        reranker = RemoteReranker(f"{url}/v1", "m")
-        with pytest.raises(UpstreamError, match="500"):
-            await reranker.rerank("q", DOCS, top_n=2)
-        await reranker.close()
-    unreachable = RemoteReranker(url + "/v1", "m", timeout=2)
-    with pytest.raises(UpstreamError):
+async def test_server_errors_are_retried_then_upstream_errors() -> None:
+    seen: list[dict[str, Any]] = []
+    reranker = remote(rerank_handler("broken", seen))
+    with pytest.raises(UpstreamError, match="500: model crashed"):
+        await reranker.rerank("q", DOCS, top_n=2)
+    await reranker.close()
+    assert len(seen) == 3  # FAST allows two retries
+
+
+async def test_an_unreachable_server_is_an_upstream_error() -> None:
+    config = RerankConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", retry=FAST)
+    unreachable = RemoteReranker(config)
+    with pytest.raises(UpstreamError, match="unreachable"):
         await unreachable.rerank("q", DOCS, top_n=2)
     await unreachable.close()
 
 
 def test_settings_pick_the_reranker(tmp_path: Path) -> None:
     assert create_reranker(Settings(database_url=None)) is None
-    remote = create_reranker(Settings(rerank_base_url="http://h/v1", rerank_model="bge"))
+    remote = create_reranker(
+        Settings(rerank_base_url="http://h/v1", rerank_model="bge", upstream_max_retries=1)
+    )
     assert isinstance(remote, RemoteReranker)
     assert remote.name == "bge"
+    assert remote._retry.retries == 1
     assert create_reranker(Settings(rerank_model=str(tmp_path / "missing"))) is None
 
 
@@ -142,14 +166,13 @@ async def test_retriever_reorders_by_the_reranker_and_reports_its_scores(
 ) -> None:
     seen: list[dict[str, Any]] = []
     embedder = LocalEmbedder()
-    with serve_in_thread(rerank_server("cohere", seen)) as url:
-        reranker = RemoteReranker(f"{url}/v1", "scripted-rerank")
-        plain = await HybridRetriever(store, embedder).search("pets", "cat dog", mode="keyword")
-        retriever = HybridRetriever(store, embedder, reranker=reranker)
-        reranked = await retriever.search(
-            "pets", "cat dog", mode="keyword", top_k=2, score_threshold=0.9
-        )
-        await reranker.close()
+    reranker = remote(rerank_handler("cohere", seen))
+    plain = await HybridRetriever(store, embedder).search("pets", "cat dog", mode="keyword")
+    retriever = HybridRetriever(store, embedder, reranker=reranker)
+    reranked = await retriever.search(
+        "pets", "cat dog", mode="keyword", top_k=2, score_threshold=0.9
+    )
+    await reranker.close()
     await embedder.close()
     assert plain[0].chunk.document_id != "d1"  # BM25 favours short, repetitive passages
     assert [h.chunk.document_id for h in reranked] == ["d1"]  # only d1 has both words
@@ -159,12 +182,11 @@ async def test_retriever_reorders_by_the_reranker_and_reports_its_scores(
 
 async def test_a_failing_reranker_keeps_the_fused_order(store: SqliteStore) -> None:
     embedder = LocalEmbedder()
-    with serve_in_thread(rerank_server("broken", [])) as url:
-        reranker = RemoteReranker(f"{url}/v1", "m")
-        hits = await HybridRetriever(store, embedder, reranker=reranker).search(
-            "pets", "cat dog", mode="keyword"
-        )
-        await reranker.close()
+    reranker = remote(rerank_handler("broken", []), "m")
+    hits = await HybridRetriever(store, embedder, reranker=reranker).search(
+        "pets", "cat dog", mode="keyword"
+    )
+    await reranker.close()
     await embedder.close()
     assert hits[0].chunk.document_id != "d1"
     assert hits[0].score == 1.0
