@@ -1,31 +1,41 @@
-"""One chat turn: classify the request, then answer it through the upstream LLM.
+"""One chat turn: resolve it once, then answer it through the upstream LLM.
 
 The turn's request body is what the client sent, unchanged: the whole history, the model the user
 picked and every other OpenAI field go upstream as they came. RAG models (`rag/...`, see
 `ragbridge.rag`) go upstream with the retrieved passages in the prompt and the upstream model id,
 or are answered extractively when no upstream is configured.
+
+`ChatService.turn` resolves everything a turn needs once, at its start (who asks, the model id
+taken apart, the collection read, the prompt's token estimate); what comes after only reads the
+`ChatTurn`. A streamed answer is a sequence of parsed `Chunk`s: `api` encodes each once.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from ragbridge.citations import hit_url, passage_title, url_annotations
-from ragbridge.errors import InvalidRequest, NotFound
+from ragbridge.citations import (
+    StreamAnnotator,
+    annotate_completion,
+    hit_url,
+    link_titles,
+    source_chunks,
+)
+from ragbridge.errors import NotFound
 from ragbridge.llm.backend import ChatBackend
-from ragbridge.llm.cache import CompletionAssembler, ResponseCache
-from ragbridge.llm.finished import finished_chunks, finished_completion
-from ragbridge.llm.sse import completion_to_chunks
-from ragbridge.prompts import citation, source_event
-from ragbridge.rag import RagAnswerer, RagModel, parse_rag_model
+from ragbridge.llm.cache import ResponseCache
+from ragbridge.llm.chunks import Chunk, CompletionAssembler, completion_chunks, finished_completion
+from ragbridge.prompts import citation
+from ragbridge.rag import RagAnswerer, RagModel, RagPlan, parse_rag_model, unknown_model
 from ragbridge.retrieval.query import message_text
+from ragbridge.service.api_keys import ANONYMOUS
+from ragbridge.service.rate_limits import Limits
 from ragbridge.settings import Settings
-from ragbridge.store.base import SearchHit
+from ragbridge.store.base import CollectionInfo, SearchHit
 from ragbridge.text.tokens import estimate_tokens, prompt_text
 
 TASK_PREFIX = "### Task:"
@@ -44,15 +54,45 @@ def is_task_request(messages: Sequence[Mapping[str, Any]]) -> bool:
     )
 
 
+class Caller(Protocol):
+    """Who asks (the API's `Principal` is one): key name, rate limits, collection scope."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    def can_access(self, collection: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Everyone:
+    """The caller when nobody is authenticated (auth off, or a call from Python)."""
+
+    name: str = ANONYMOUS
+    limits: Limits = field(default_factory=Limits)
+
+    def can_access(self, collection: str) -> bool:
+        return True
+
+
 @dataclass(frozen=True)
 class ChatTurn:
-    """One chat request: the body as the client sent it, its headers, and what we made of it."""
+    """One chat request, resolved once at its start and passed down: nothing below re-reads
+    the collection, re-parses the model id or re-estimates the prompt."""
 
     body: dict[str, Any]
+    """The request as the client sent it (validated), relayed unchanged."""
     headers: Mapping[str, str]
+    caller: Caller
+    prompt_tokens: int
+    """The prompt's estimated tokens (what the key's rate limit was charged on arrival)."""
     is_task: bool
     rag: RagModel | None = None
     """The RAG model the turn asks for; None for an upstream model."""
+    collection: CollectionInfo | None = None
+    """The RAG model's collection, as read at the start of the turn."""
     base_url: str = ""
     """ragbridge's absolute base URL as the client sees it, for the passages' links; without
     it answers carry no links and no `url_citation` annotations."""
@@ -60,10 +100,6 @@ class ChatTurn:
     @property
     def model(self) -> str:
         return str(self.body["model"])
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.body.get("stream"))
 
     @property
     def include_usage(self) -> bool:
@@ -103,19 +139,38 @@ class ChatService:
         """The RAG answerer (the console shows an admin what it retrieved and sent upstream)."""
         return self._rag
 
-    def turn(
-        self, body: dict[str, Any], headers: Mapping[str, str], base_url: str = ""
+    async def turn(
+        self,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        base_url: str = "",
+        *,
+        caller: Caller | None = None,
+        prompt_tokens: int | None = None,
     ) -> ChatTurn:
-        """Classify a validated chat request body; `base_url` roots the passages' links."""
-        messages = body["messages"]
-        if len(messages) > self._settings.max_messages:
-            raise InvalidRequest(
-                f"Too many messages: {len(messages)} (at most {self._settings.max_messages}).",
-                param="messages",
-            )
+        """Resolve a validated chat request, once: the model id taken apart, checked against
+        the caller's scope (the same 404 as a model that does not exist), a RAG model's
+        collection read. `prompt_tokens` is the estimate made on arrival (made here if none);
+        input limits (`max_messages`) are checked on arrival too, by the API."""
+        caller = caller or Everyone()
         rag = parse_rag_model(str(body["model"])) if self._rag is not None else None
-        is_task = is_task_request(messages)
-        return ChatTurn(body=body, headers=headers, is_task=is_task, rag=rag, base_url=base_url)
+        info = None
+        if rag is not None and self._rag is not None:
+            if not caller.can_access(rag.collection):
+                raise unknown_model(rag.id)
+            info = await self._rag.collection(rag)
+        if prompt_tokens is None:
+            prompt_tokens = estimate_tokens(prompt_text(body))
+        return ChatTurn(
+            body=body,
+            headers=headers,
+            caller=caller,
+            prompt_tokens=prompt_tokens,
+            is_task=is_task_request(body["messages"]),
+            rag=rag,
+            collection=info,
+            base_url=base_url,
+        )
 
     async def list_models(self) -> list[dict[str, Any]]:
         """The models a client can pick: the upstream's (an unreachable upstream raises), then
@@ -136,9 +191,9 @@ class ChatService:
             completion = await self._complete_upstream(turn.body, turn.headers)
             completion.setdefault("model", turn.model)
             return completion
-        plan = await self._rag.plan(turn.rag, turn.body, is_task=turn.is_task)
+        plan = await self._plan(self._rag, turn.rag, turn)
         if plan.upstream_body is None:
-            completion = finished_completion(turn.model, plan.answer, _prompt_tokens(turn))
+            completion = finished_completion(turn.model, plan.answer, turn.prompt_tokens)
         else:
             completion = await self._complete_upstream(plan.upstream_body, turn.headers)
             completion["model"] = turn.model
@@ -147,51 +202,56 @@ class ChatService:
             completion["sources"] = [
                 citation(hit, url) for hit, url in zip(plan.hits, urls, strict=True)
             ]
-            _annotate_message(completion, _link_titles(plan.hits, urls))
+            annotate_completion(completion, link_titles(plan.hits, urls))
         return completion
 
-    def stream(self, turn: ChatTurn) -> AsyncGenerator[str, None]:
-        """The `data` payloads of a streamed answer, each relayed the moment it arrives.
+    def stream(self, turn: ChatTurn) -> AsyncGenerator[Chunk, None]:
+        """The chunks of a streamed answer, each relayed the moment it arrives.
 
-        Nothing is yielded before the upstream answered, so errors up to the first payload can
+        Nothing is yielded before the upstream answered, so errors up to the first chunk can
         still become a plain HTTP error. Closing the iterator cancels the upstream request.
         """
         if turn.rag is None or self._rag is None:
             return self._stream_upstream(turn.body, turn.headers, turn.include_usage)
         return self._stream_rag(self._rag, turn.rag, turn)
 
+    async def _plan(self, rag: RagAnswerer, model: RagModel, turn: ChatTurn) -> RagPlan:
+        return await rag.plan(
+            model,
+            turn.body,
+            is_task=turn.is_task,
+            collection=turn.collection,
+            prompt_tokens=turn.prompt_tokens,
+        )
+
     async def _stream_rag(
         self, rag: RagAnswerer, model: RagModel, turn: ChatTurn
-    ) -> AsyncGenerator[str, None]:
+    ) -> AsyncGenerator[Chunk, None]:
         """Source events first, then the answer under the RAG model's id."""
-        plan = await rag.plan(model, turn.body, is_task=turn.is_task)
+        plan = await self._plan(rag, model, turn)
         urls = self._urls(turn, plan.hits)
-        annotator = _StreamAnnotator(_link_titles(plan.hits, urls))
+        annotator = StreamAnnotator(link_titles(plan.hits, urls))
         if plan.upstream_body is None:
-            completion = finished_completion(turn.model, plan.answer, _prompt_tokens(turn))
-            chunks = finished_chunks(completion, include_usage=turn.include_usage)
-            for payload in _source_payloads(plan.hits, urls, chunks[0]):
-                yield payload
-            for piece in chunks:
-                annotator.add(piece)
-                yield json.dumps(piece, ensure_ascii=False)
+            completion = finished_completion(turn.model, plan.answer, turn.prompt_tokens)
+            answer = completion_chunks(completion, include_usage=turn.include_usage, by_word=True)
+            for source in source_chunks(plan.hits, urls, answer[0]):
+                yield source
+            for chunk in answer:
+                annotator.add(chunk)
+                yield chunk
             return
         relay = self._stream_upstream(plan.upstream_body, turn.headers, turn.include_usage)
         hits = plan.hits
-        async with aclosing(relay) as payloads:
-            async for payload in payloads:
-                chunk = _json_object(payload)
-                if chunk is None:
-                    yield payload
-                    continue
+        async with aclosing(relay) as chunks:
+            async for chunk in chunks:
                 if "model" in chunk:
                     chunk["model"] = turn.model
                 if hits:  # once the upstream answered, before its first token
-                    for source in _source_payloads(hits, urls, chunk):
+                    for source in source_chunks(hits, urls, chunk):
                         yield source
                     hits = []
                 annotator.add(chunk)
-                yield json.dumps(chunk, ensure_ascii=False)
+                yield chunk
 
     def _urls(self, turn: ChatTurn, hits: Sequence[SearchHit]) -> list[str]:
         """Each passage's link (empty without the turn's base URL)."""
@@ -218,32 +278,32 @@ class ChatService:
 
     async def _stream_upstream(
         self, body: dict[str, Any], headers: Mapping[str, str], include_usage: bool
-    ) -> AsyncGenerator[str, None]:
+    ) -> AsyncGenerator[Chunk, None]:
         """The upstream's stream for `body`, relayed as it comes (or replayed from the cache)."""
         body = dict(body)
         upstream = await self._upstream_for(body)
         responses = self._response_cache(body)
         completion = await responses.get(body) if responses is not None else None
         if completion is not None:
-            for chunk in completion_to_chunks(completion, include_usage=include_usage):
-                yield json.dumps(chunk, ensure_ascii=False)
+            for chunk in completion_chunks(completion, include_usage=include_usage):
+                yield chunk
             return
         async with upstream.open_stream(body, headers) as reply:
             if reply.completion is not None:
                 reply.completion.setdefault("model", body["model"])
                 if responses is not None:
                     await responses.put(body, reply.completion)
-                for chunk in completion_to_chunks(reply.completion, include_usage=include_usage):
-                    yield json.dumps(chunk, ensure_ascii=False)
+                for chunk in completion_chunks(reply.completion, include_usage=include_usage):
+                    yield chunk
                 return
             if responses is None:
-                async for payload in reply.payloads():
-                    yield payload
+                async for chunk in reply.chunks():
+                    yield chunk
                 return
             assembler = CompletionAssembler()
-            async for payload in reply.payloads():
-                assembler.add(payload)
-                yield payload
+            async for chunk in reply.chunks():
+                assembler.add(chunk)
+                yield chunk
             if (finished := assembler.completion()) is not None:
                 await responses.put(body, finished)
 
@@ -266,79 +326,3 @@ class ChatService:
             )
         body["model"] = await self._upstream.resolve_model(str(body["model"]))
         return self._upstream
-
-
-def _prompt_tokens(turn: ChatTurn) -> int:
-    """Estimated prompt tokens of a turn answered without a model."""
-    return estimate_tokens(prompt_text(turn.body))
-
-
-def _json_object(payload: str) -> dict[str, Any] | None:
-    """A stream payload as a JSON object, or None when it is anything else."""
-    try:
-        value = json.loads(payload)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _link_titles(hits: Sequence[SearchHit], urls: Sequence[str]) -> list[tuple[str, str]]:
-    """`(url, title)` per passage, numbered as in the prompt; none when there are no links."""
-    if not all(urls):
-        return []
-    return [(url, passage_title(hit)) for hit, url in zip(hits, urls, strict=True)]
-
-
-def _annotate_message(completion: dict[str, Any], sources: Sequence[tuple[str, str]]) -> None:
-    """Put `url_citation` annotations on each choice's message of a `chat.completion`."""
-    if not sources:
-        return
-    for choice in completion.get("choices") or ():
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if isinstance(message, dict):
-            text = message.get("content")
-            message["annotations"] = url_annotations(text if isinstance(text, str) else "", sources)
-
-
-class _StreamAnnotator:
-    """Collects a streamed answer's text and puts the `url_citation` annotations for all of it
-    on the delta of the chunk that finishes the first choice (spans need the whole text)."""
-
-    def __init__(self, sources: Sequence[tuple[str, str]]) -> None:
-        self._sources = sources
-        self._text: list[str] = []
-        self._done = not sources
-
-    def add(self, chunk: dict[str, Any]) -> None:
-        if self._done:
-            return
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-            return
-        delta = choice.get("delta")
-        if not isinstance(delta, dict):
-            return
-        if isinstance(content := delta.get("content"), str):
-            self._text.append(content)
-        if choice.get("finish_reason"):
-            delta["annotations"] = url_annotations("".join(self._text), self._sources)
-            self._done = True
-
-
-def _source_payloads(
-    hits: Sequence[SearchHit], urls: Sequence[str], chunk: Mapping[str, Any]
-) -> list[str]:
-    """One Open WebUI source event per passage, each also a valid (choice-less) chunk of the
-    answer that `chunk` belongs to, so strict OpenAI clients parse it too."""
-    head = {
-        "id": chunk.get("id", ""),
-        "object": "chat.completion.chunk",
-        "created": chunk.get("created", int(time.time())),
-        "model": chunk.get("model", ""),
-        "choices": [],
-    }
-    return [
-        json.dumps({**head, **source_event(hit, url)}, ensure_ascii=False)
-        for hit, url in zip(hits, urls, strict=True)
-    ]

@@ -13,13 +13,14 @@ other OpenAI clients read.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
 
-from ragbridge.prompts import source_name
+from ragbridge.prompts import source_event, source_name
 from ragbridge.settings import Settings
 from ragbridge.store.base import SearchHit
 
@@ -84,3 +85,62 @@ def url_citation(url: str, title: str, start: int, end: int) -> dict[str, Any]:
         "type": "url_citation",
         "url_citation": {"url": url, "title": title, "start_index": start, "end_index": end},
     }
+
+
+def link_titles(hits: Sequence[SearchHit], urls: Sequence[str]) -> list[tuple[str, str]]:
+    """`(url, title)` per passage, numbered as in the prompt; none when there are no links."""
+    if not all(urls):
+        return []
+    return [(url, passage_title(hit)) for hit, url in zip(hits, urls, strict=True)]
+
+
+def annotate_completion(completion: dict[str, Any], sources: Sequence[tuple[str, str]]) -> None:
+    """Put `url_citation` annotations on each choice's message of a `chat.completion`."""
+    if not sources:
+        return
+    for choice in completion.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict):
+            text = message.get("content")
+            message["annotations"] = url_annotations(text if isinstance(text, str) else "", sources)
+
+
+class StreamAnnotator:
+    """Collects a streamed answer's text and puts the `url_citation` annotations for all of it
+    on the delta of the chunk that finishes the first choice (spans need the whole text)."""
+
+    def __init__(self, sources: Sequence[tuple[str, str]]) -> None:
+        self._sources = sources
+        self._text: list[str] = []
+        self._done = not sources
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        if self._done:
+            return
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            return
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return
+        if isinstance(content := delta.get("content"), str):
+            self._text.append(content)
+        if choice.get("finish_reason"):
+            delta["annotations"] = url_annotations("".join(self._text), self._sources)
+            self._done = True
+
+
+def source_chunks(
+    hits: Sequence[SearchHit], urls: Sequence[str], chunk: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One Open WebUI source event per passage, each also a valid (choice-less) chunk of the
+    answer that `chunk` belongs to, so strict OpenAI clients parse it too."""
+    head = {
+        "id": chunk.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": chunk.get("created", int(time.time())),
+        "model": chunk.get("model", ""),
+        "choices": [],
+    }
+    return [{**head, **source_event(hit, url)} for hit, url in zip(hits, urls, strict=True)]

@@ -23,7 +23,7 @@ from ragbridge.prompts import Language, detect_language, fit_to_budget, with_con
 from ragbridge.retrieval.base import Retriever
 from ragbridge.retrieval.query import bounded_query, message_text, standalone_query
 from ragbridge.settings import Settings
-from ragbridge.store.base import SearchHit, Store
+from ragbridge.store.base import CollectionInfo, SearchHit, Store
 from ragbridge.text.tokens import estimate_tokens, prompt_text
 
 log = logging.getLogger(__name__)
@@ -101,14 +101,30 @@ class RagAnswerer:
             for info in await self._store.list_collections()
         ]
 
-    async def plan(self, model: RagModel, body: dict[str, Any], *, is_task: bool) -> RagPlan:
+    async def collection(self, model: RagModel) -> CollectionInfo:
+        """The collection `model` answers from (one store read); the model's 404 if none."""
+        info = await self._store.get_collection(model.collection) if model.collection else None
+        if info is None:
+            raise unknown_model(model.id)
+        return info
+
+    async def plan(
+        self,
+        model: RagModel,
+        body: dict[str, Any],
+        *,
+        is_task: bool,
+        collection: CollectionInfo | None = None,
+        prompt_tokens: int | None = None,
+    ) -> RagPlan:
         """Retrieve for the conversation in `body` and build what answers it.
 
-        Open WebUI's `### Task:` requests skip retrieval: upstream as they came (with the
-        upstream model id), or without an upstream the bare JSON the task asks for.
+        `collection` and `prompt_tokens` are the turn's, resolved once at its start (read and
+        estimated here when not given). Open WebUI's `### Task:` requests skip retrieval:
+        upstream as they came (with the upstream model id), or without an upstream the bare
+        JSON the task asks for.
         """
-        if not model.collection or await self._store.get_collection(model.collection) is None:
-            raise unknown_model(model.id)
+        info = collection or await self.collection(model)
         upstream_model = await self._upstream_model(model)
         messages: list[dict[str, Any]] = body["messages"]
         if is_task:
@@ -117,11 +133,12 @@ class RagAnswerer:
             return RagPlan(upstream_body={**body, "model": upstream_model})
         query = self._bounded(standalone_query(messages))
         language = detect_language(self._bounded(_last_user_text(messages)) or query)
-        hits = await self._retrieve(model, query)
+        hits = await self._retrieve(model, info, query)
         if upstream_model is None:  # Kiwi analysis of the passages: off the event loop
             hits, answer = await asyncio.to_thread(_quote, query, hits, language)
             return RagPlan(hits, answer=answer)
-        kept = fit_to_budget(hits, self.passage_budget(body, upstream_model), self._count_tokens)
+        budget = self.passage_budget(body, upstream_model, prompt_tokens=prompt_tokens)
+        kept = fit_to_budget(hits, budget, self._count_tokens)
         if hits and not kept:  # better an upstream "too long" than a false "not covered"
             log.warning(
                 "the conversation leaves no room for passages in RAGBRIDGE_UPSTREAM_CONTEXT_TOKENS"
@@ -134,9 +151,12 @@ class RagAnswerer:
         grounded = with_context(messages, kept, language, self._settings.prompt_template)
         return RagPlan(kept, {**body, "model": upstream_model, "messages": grounded})
 
-    def passage_budget(self, body: Mapping[str, Any], model: str | None = None) -> int:
+    def passage_budget(
+        self, body: Mapping[str, Any], model: str | None = None, *, prompt_tokens: int | None = None
+    ) -> int:
         """Tokens left for passages: the context window (of `model`, if known) less the
-        conversation (never trimmed), its tools, the instructions and the room the answer needs."""
+        conversation (`prompt_tokens`, estimated when not given; never trimmed), its tools, the
+        instructions and the room the answer needs."""
         window = self._context_window(model) if self._context_window and model else None
         context = window or self._settings.upstream_context_tokens
         asked = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -144,7 +164,9 @@ class RagAnswerer:
             reply = asked
         else:
             reply = min(DEFAULT_REPLY_TOKENS, context // 4)
-        conversation = estimate_tokens(prompt_text(body))
+        conversation = prompt_tokens
+        if conversation is None:
+            conversation = estimate_tokens(prompt_text(body))
         if tools := body.get("tools"):
             conversation += estimate_tokens(json.dumps(tools, ensure_ascii=False))
         return context - conversation - reply - INSTRUCTION_TOKENS
@@ -181,13 +203,14 @@ class RagAnswerer:
             )
         return chosen
 
-    async def _retrieve(self, model: RagModel, query: str) -> list[SearchHit]:
+    async def _retrieve(self, model: RagModel, info: CollectionInfo, query: str) -> list[SearchHit]:
         if not query.strip():
             return []
         try:
             return await self._retriever.search(
                 model.collection,
                 query,
+                collection_info=info,
                 top_k=self._settings.top_k,
                 mode=self._settings.retrieval_mode,
                 score_threshold=self._settings.score_threshold,

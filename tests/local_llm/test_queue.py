@@ -3,6 +3,7 @@ stops generation at once."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +45,8 @@ def streaming(server: LocalServer, body: dict[str, Any]) -> Iterator[Iterator[st
 def read_content_chunks(lines: Iterator[str], count: int) -> None:
     seen = 0
     for line in lines:
-        if '"content": "' in line and '"content": ""' not in line:
+        chunk = json.loads(line[6:]) if line.startswith("data: {") else {}
+        if any(choice["delta"].get("content") for choice in chunk.get("choices", [])):
             seen += 1
             if seen >= count:
                 return

@@ -3,7 +3,6 @@ answers as chunks, and cached retrievals that never outlive the documents they p
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,19 @@ import pytest
 
 from ragbridge.cache.memory import MemoryCache
 from ragbridge.cache.retrieval import CachedRetriever
-from ragbridge.llm.cache import CompletionAssembler, ResponseCache, is_deterministic
-from ragbridge.llm.finished import finished_chunks, finished_completion
+from ragbridge.llm.cache import ResponseCache, is_deterministic
+from ragbridge.llm.chunks import CompletionAssembler, completion_chunks, finished_completion
 from ragbridge.retrieval.analyzer import Analyzer
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode
-from ragbridge.store.base import DocumentRecord, MetadataFilter, NewChunk, SearchHit
+from ragbridge.store.base import (
+    CollectionInfo,
+    DocumentRecord,
+    MetadataFilter,
+    NewChunk,
+    SearchHit,
+)
 from ragbridge.store.sqlite import SqliteStore
 
 BODY: dict[str, Any] = {
@@ -66,7 +71,9 @@ async def test_completions_round_trip_and_lookups_are_counted() -> None:
     assert (hits, misses) == (1, 2)
 
 
-def _stream(*deltas: dict[str, Any], finish: str | None = "stop", usage: bool = False) -> list[str]:
+def _stream(
+    *deltas: dict[str, Any], finish: str | None = "stop", usage: bool = False
+) -> list[dict[str, Any]]:
     head = {"id": "c1", "object": "chat.completion.chunk", "created": 7, "model": "m"}
     chunks = [
         {**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
@@ -75,13 +82,13 @@ def _stream(*deltas: dict[str, Any], finish: str | None = "stop", usage: bool = 
         chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     if usage:
         chunks.append({**head, "choices": [], "usage": {"prompt_tokens": 3, "total_tokens": 5}})
-    return [json.dumps(chunk) for chunk in chunks]
+    return chunks
 
 
-def _assemble(payloads: list[str]) -> dict[str, Any] | None:
+def _assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
     assembler = CompletionAssembler()
-    for payload in payloads:
-        assembler.add(payload)
+    for chunk in chunks:
+        assembler.add(chunk)
     return assembler.completion()
 
 
@@ -110,14 +117,14 @@ def test_streams_that_cannot_be_rebuilt_faithfully_are_not() -> None:
     call = {"tool_calls": [{"index": 0, "id": "t", "function": {"name": "f", "arguments": ""}}]}
     assert _assemble(_stream({"content": "a"}, call, finish="tool_calls")) is None
     assert _assemble(_stream({"content": "cut off"}, finish=None)) is None
-    assert _assemble(["not json", *_stream({"content": "a"})]) is None
+    assert _assemble([{"choices": ["not a choice"]}, *_stream({"content": "a"})]) is None
     assert _assemble([]) is None
 
 
 def test_a_finished_answer_streams_a_word_at_a_time() -> None:
     text = "Retrieved:\n\n> 한라산은 제주도에 있습니다. [1]\n> — hallasan.txt"
     completion = finished_completion("rag/docs", text, prompt_tokens=9)
-    chunks = finished_chunks(completion, include_usage=True)
+    chunks = completion_chunks(completion, include_usage=True, by_word=True)
 
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     pieces = [c["choices"][0]["delta"]["content"] for c in chunks[1:-2]]
@@ -127,7 +134,14 @@ def test_a_finished_answer_streams_a_word_at_a_time() -> None:
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == completion["usage"]
     assert {c["id"] for c in chunks} == {completion["id"]}
     assert completion["usage"]["completion_tokens"] > 0
-    assert finished_chunks(completion, include_usage=False)[-1]["choices"][0]["finish_reason"]
+    assert completion_chunks(completion, include_usage=False, by_word=True)[-1]["choices"][0][
+        "finish_reason"
+    ]
+
+    assembler = CompletionAssembler()  # and back: the same answer
+    for chunk in chunks:
+        assembler.add(chunk)
+    assert assembler.completion() == completion
 
 
 class CountingRetriever:
@@ -146,6 +160,7 @@ class CountingRetriever:
         mode: RetrievalMode = "hybrid",
         filters: MetadataFilter | None = None,
         score_threshold: float = 0.0,
+        collection_info: CollectionInfo | None = None,
     ) -> list[SearchHit]:
         self.calls += 1
         return await self.retriever.search(
@@ -155,6 +170,7 @@ class CountingRetriever:
             mode=mode,
             filters=filters,
             score_threshold=score_threshold,
+            collection_info=collection_info,
         )
 
 

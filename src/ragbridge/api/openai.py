@@ -18,12 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from ragbridge.api.deps import get_chat, get_settings
 from ragbridge.api.relay import CLIENT_GONE, ClientGone, RelayStream, until_disconnect
 from ragbridge.api.schemas import ChatCompletion, ChatCompletionRequest, ModelList
-from ragbridge.api.security import (
-    Principal,
-    ensure_model_access,
-    require_principal,
-    visible_models,
-)
+from ragbridge.api.security import Principal, require_principal, visible_models
 from ragbridge.api.usage import metered, record_completion
 from ragbridge.citations import public_base_url
 
@@ -59,15 +54,20 @@ async def chat_completions(request_body: ChatCompletionRequest, request: Request
     pool, a hop per request that costs more than the lookups themselves.
     """
     chat, settings = get_chat(request), get_settings(request)
-    ensure_model_access(request.state.principal, request_body.model)
-    turn = chat.turn(await request.json(), request.headers, public_base_url(request, settings))
+    turn = await chat.turn(
+        await request.json(),
+        request.headers,
+        public_base_url(request, settings),
+        caller=request.state.principal,  # authenticated, limits checked and charged on arrival
+        prompt_tokens=getattr(request.state, "prompt_estimate", None),
+    )
     try:
         if not request_body.stream:
             completion = await until_disconnect(request.receive, chat.complete(turn))
-            await record_completion(request, turn.model, completion)
+            await record_completion(request, turn, completion)
             return JSONResponse(completion)
         stream = RelayStream(
-            metered(request, turn.model, chat.stream(turn)),
+            metered(request, turn, chat.stream(turn)),
             request.receive,
             settings.keepalive_interval,
         )

@@ -14,7 +14,6 @@ client goes away.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable
 from typing import TypeVar
@@ -25,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from ragbridge.api.envelope import error_body
 from ragbridge.errors import RagbridgeError
+from ragbridge.llm.chunks import Chunk
 from ragbridge.llm.prefetch import Prefetch
 from ragbridge.llm.sse import DONE, KEEPALIVE, encode_event
 
@@ -54,11 +54,11 @@ class RelayStream(Response):
     """One streamed answer: its read-ahead, the client watch, and the SSE response itself."""
 
     def __init__(  # no Response.__init__: this response sends its own head and body
-        self, payloads: AsyncGenerator[str, None], receive: Receive, interval: float
+        self, chunks: AsyncGenerator[Chunk, None], receive: Receive, interval: float
     ) -> None:
         self.status_code = 200
         self.background = None
-        self.payloads: Prefetch[str] = Prefetch(payloads)
+        self.payloads: Prefetch[Chunk] = Prefetch(chunks)
         self.interval = interval
         self.gone = asyncio.Event()
         self._watch = asyncio.ensure_future(self._watch_client(receive))
@@ -120,7 +120,8 @@ class RelayStream(Response):
             await self.aclose()
 
     async def _events(self) -> AsyncGenerator[bytes, None]:
-        """SSE bytes: payloads as they come, keep-alives in silences, errors as events, `[DONE]`.
+        """SSE bytes: chunks encoded (once) as they come, keep-alives in silences, errors as
+        events, `[DONE]`.
 
         What has arrived together goes out in one write (fewer syscalls); nothing waits for more.
         """
@@ -140,11 +141,11 @@ class RelayStream(Response):
                     if not self.gone.is_set():
                         log.warning("stream failed after it was committed: %s", exc.message)
                     body = error_body(exc.message, exc.status, type=exc.type, code=exc.code)
-                    out += encode_event(json.dumps(body))
+                    out += encode_event(body)
                     finished = True
                 except Exception:
                     log.exception("stream failed after it was committed")
-                    out += encode_event(json.dumps(error_body("Internal server error.", 500)))
+                    out += encode_event(error_body("Internal server error.", 500))
                     finished = True
             yield bytes(out + DONE) if finished else bytes(out)
 

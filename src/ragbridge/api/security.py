@@ -6,8 +6,9 @@ Routes opt in with dependencies:
 - `Depends(require_admin)` on routes that change things (collections, documents, keys);
 - `Depends(require_collection)` on routes with a `{name}` collection path parameter, and
   `ensure_collection_access(principal, name)` where the collection comes in the body;
-- `visible_models` on the `/v1/models` list and `ensure_model_access` on chat, for the
-  `rag/<collection>[/<model>]` models.
+- `visible_models` on the `/v1/models` list, for the `rag/<collection>[/<model>]` models; a chat
+  turn checks its model against the key's scope once, as `ChatService.turn` resolves it
+  (`ensure_model_access` does it for callers outside a turn).
 
 A key limited to some collections gets 404 for the others, with the same message as a
 collection (or model) that does not exist: a scoped key cannot even learn that they exist.
@@ -133,9 +134,11 @@ def _last_user_text(payload: Mapping[str, Any]) -> str:
 
 
 async def _inspect(request: Request, settings: Settings) -> int:
-    """Note model and (if configured) user text for the log, check input limits.
+    """Note model and (if configured) user text for the log, check input limits (the one
+    place they are checked, before the key is charged).
 
-    Returns the estimated prompt tokens the request asks for.
+    Returns the estimated prompt tokens the request asks for: the one estimate a chat turn
+    uses (`request.state.prompt_estimate`, then `ChatTurn.prompt_tokens`).
     """
     payload = await _json_payload(request)
     if payload is None:

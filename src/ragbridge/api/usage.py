@@ -1,14 +1,13 @@
 """Token accounting for answers: time to first token, tokens by model and key, the key's budget.
 
 The chat route passes its answer through here: `record_completion` for a `chat.completion`,
-`metered` around the payloads of a stream. Usage comes from the upstream's `usage` when it sends
-one; otherwise prompt tokens are the estimate made on arrival and completion tokens are counted
-from the answer (one streamed content chunk is about one token).
+`metered` around the chunks of a stream. Usage comes from the upstream's `usage` when it sends
+one; otherwise prompt tokens are the turn's estimate made on arrival and completion tokens are
+counted from the answer (one streamed content chunk is about one token).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
@@ -17,6 +16,8 @@ import anyio
 from fastapi import Request
 
 from ragbridge.api.deps import get_metrics, get_rate_limiter
+from ragbridge.chat import ChatTurn
+from ragbridge.llm.chunks import Chunk
 from ragbridge.service.api_keys import ANONYMOUS
 from ragbridge.text.tokens import estimate_tokens
 
@@ -47,11 +48,9 @@ def _reported(usage: Any) -> tuple[int, int] | None:
     return None
 
 
-def _estimated_prompt(request: Request) -> int:
-    return int(getattr(request.state, "prompt_estimate", 0))
-
-
-async def record_completion(request: Request, model: str, completion: Mapping[str, Any]) -> None:
+async def record_completion(
+    request: Request, turn: ChatTurn, completion: Mapping[str, Any]
+) -> None:
     """Account for a non-streamed `chat.completion`."""
     usage = _reported(completion.get("usage"))
     if usage is None:
@@ -60,11 +59,12 @@ async def record_completion(request: Request, model: str, completion: Mapping[st
             for choice in completion.get("choices") or ()
             if isinstance(choice, Mapping)
         )
-        usage = (_estimated_prompt(request), estimate_tokens(text))
-    await record_usage(request, model=model, prompt_tokens=usage[0], completion_tokens=usage[1])
+        usage = (turn.prompt_tokens, estimate_tokens(text))
+    prompt, answer = usage
+    await record_usage(request, model=turn.model, prompt_tokens=prompt, completion_tokens=answer)
 
 
-def _has_content(chunk: Mapping[str, Any]) -> bool:
+def _has_content(chunk: Chunk) -> bool:
     choices = chunk.get("choices")
     if not isinstance(choices, list):
         return False
@@ -75,37 +75,32 @@ def _has_content(chunk: Mapping[str, Any]) -> bool:
 
 
 async def metered(
-    request: Request, model: str, payloads: AsyncGenerator[str, None]
-) -> AsyncGenerator[str, None]:
-    """Relay a stream's `data` payloads unchanged, timing the first token and counting usage.
+    request: Request, turn: ChatTurn, chunks: AsyncGenerator[Chunk, None]
+) -> AsyncGenerator[Chunk, None]:
+    """Relay a stream's chunks unchanged, timing the first token and counting usage.
 
-    Closing this generator closes `payloads` (and so cancels the upstream request).
+    Closing this generator closes `chunks` (and so cancels the upstream request).
     """
     started: float = getattr(request.state, "started_at", time.perf_counter())
     first_token = False
     content_chunks = 0
     usage: tuple[int, int] | None = None
     try:
-        async for payload in payloads:
-            try:
-                chunk = json.loads(payload)
-            except ValueError:
-                chunk = None
-            if isinstance(chunk, Mapping):
-                usage = _reported(chunk.get("usage")) or usage
-                if _has_content(chunk):
-                    content_chunks += 1
-                    if not first_token:
-                        first_token = True
-                        elapsed = time.perf_counter() - started
-                        get_metrics(request).observe_ttft(model, elapsed)
-            yield payload
+        async for chunk in chunks:
+            usage = _reported(chunk.get("usage")) or usage
+            if _has_content(chunk):
+                content_chunks += 1
+                if not first_token:
+                    first_token = True
+                    elapsed = time.perf_counter() - started
+                    get_metrics(request).observe_ttft(turn.model, elapsed)
+            yield chunk
     finally:
         with anyio.CancelScope(shield=True):
-            await payloads.aclose()
+            await chunks.aclose()
             if usage is None and content_chunks:
-                usage = (_estimated_prompt(request), content_chunks)
+                usage = (turn.prompt_tokens, content_chunks)
             if usage is not None:  # else nothing was generated (failed or gone before a token)
                 await record_usage(
-                    request, model=model, prompt_tokens=usage[0], completion_tokens=usage[1]
+                    request, model=turn.model, prompt_tokens=usage[0], completion_tokens=usage[1]
                 )

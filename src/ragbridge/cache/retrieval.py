@@ -18,7 +18,7 @@ from ragbridge.errors import NotFound
 from ragbridge.retrieval.base import Retriever
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode
-from ragbridge.store.base import MetadataFilter, SearchHit, Store
+from ragbridge.store.base import CollectionInfo, MetadataFilter, SearchHit, Store
 
 CACHE_NAME = "retrieval"
 
@@ -49,9 +49,10 @@ class CachedRetriever:
         mode: RetrievalMode = "hybrid",
         filters: MetadataFilter | None = None,
         score_threshold: float = 0.0,
+        collection_info: CollectionInfo | None = None,
     ) -> list[SearchHit]:
         """Like `HybridRetriever.search`; a cached result is checked against the store first."""
-        info = await self._store.get_collection(collection)
+        info = collection_info or await self._store.get_collection(collection)
         if info is None:
             raise NotFound(f"collection {collection!r} not found", param="collection")
         key = cache_key(
@@ -78,6 +79,7 @@ class CachedRetriever:
             mode=mode,
             filters=filters,
             score_threshold=score_threshold,
+            collection_info=info,
         )
         ranked = [[hit.chunk.id, hit.score] for hit in hits]
         await self._cache.set(key, json.dumps(ranked).encode(), self._ttl)

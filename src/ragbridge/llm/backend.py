@@ -1,8 +1,8 @@
 """What the chat service needs from whatever generates answers: the seam between chat and LLM.
 
 `UpstreamClient` (an OpenAI-compatible server over HTTP), `LocalModel` (a GGUF model in-process)
-and `ModelRouter` (both, by model id) all fit it. A stream's payloads are OpenAI
-`chat.completion.chunk` JSON strings, whoever makes them.
+and `ModelRouter` (both, by model id) all fit it. A stream is OpenAI `chat.completion.chunk`s,
+parsed (`Chunk`), whoever makes them.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from ragbridge.llm.chunks import Chunk
+
 
 class StreamReply(Protocol):
     """An open answer: its chunks as they come, or (`completion`) the whole answer at once."""
 
     completion: dict[str, Any] | None
 
-    def payloads(self) -> AsyncIterator[str]: ...
+    def chunks(self) -> AsyncIterator[Chunk]: ...
 
 
 class ChatBackend(Protocol):

@@ -29,8 +29,9 @@ from ragbridge.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from ragbridge.llm.chunks import Chunk
 from ragbridge.llm.models import match_model
-from ragbridge.llm.sse import iter_sse_data
+from ragbridge.llm.sse import iter_sse_chunks
 from ragbridge.retry import NOT_SENT, cause, error_message, send
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
@@ -135,13 +136,13 @@ class UpstreamReply:
         self._response = response
         self.completion = completion
 
-    async def payloads(self) -> AsyncIterator[str]:
-        """The `data` payloads of the upstream stream, as they arrive; a broken stream raises."""
-        chunks = self._response.aiter_bytes()
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """The upstream stream's chunks, each parsed once as it arrives; a broken stream raises."""
+        received = self._response.aiter_bytes()
         try:
-            async for payload in iter_sse_data(chunks):
-                yield payload
-            async for _ in chunks:  # read to the end, so the connection goes back to the pool
+            async for chunk in iter_sse_chunks(received):
+                yield chunk
+            async for _ in received:  # read to the end, so the connection goes back to the pool
                 pass
         except httpx.TimeoutException:
             raise UpstreamTimeout("Upstream stopped sending within the read timeout.") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ragbridge.settings import RetrievalMode
-from ragbridge.store.base import MetadataFilter, SearchHit
+from ragbridge.store.base import CollectionInfo, MetadataFilter, SearchHit
 
 
 class Retriever(Protocol):
@@ -20,4 +20,8 @@ class Retriever(Protocol):
         mode: RetrievalMode = "hybrid",
         filters: MetadataFilter | None = None,
         score_threshold: float = 0.0,
-    ) -> list[SearchHit]: ...
+        collection_info: CollectionInfo | None = None,
+    ) -> list[SearchHit]:
+        """`collection_info`: the collection's row when the caller read it already (a chat
+        turn reads it once at its start), so the search need not read it again."""
+        ...

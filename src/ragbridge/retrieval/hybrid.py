@@ -32,7 +32,7 @@ from ragbridge.retrieval.query import DEFAULT_MAX_CHARS, bounded_query
 from ragbridge.retrieval.rerank import Reranker
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalFusion, RetrievalMode, Settings
-from ragbridge.store.base import ChunkRecord, MetadataFilter, SearchHit, Store
+from ragbridge.store.base import ChunkRecord, CollectionInfo, MetadataFilter, SearchHit, Store
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,7 @@ class HybridRetriever:
         filters: MetadataFilter | None = None,
         score_threshold: float = 0.0,
         explain: dict[str, dict[str, float]] | None = None,
+        collection_info: CollectionInfo | None = None,
     ) -> list[SearchHit]:
         """The best `top_k` passages for `query`, best first, each with a score in 0..1.
 
@@ -206,7 +207,7 @@ class HybridRetriever:
         if not query.strip():
             raise InvalidRequest("query must not be empty", param="query")
         query = bounded_query(query, self.config.query_max_chars)
-        info = await self.store.get_collection(collection)
+        info = collection_info or await self.store.get_collection(collection)  # read once a turn
         if info is None:
             raise NotFound(f"collection {collection!r} not found", param="collection")
 

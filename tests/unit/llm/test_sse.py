@@ -4,8 +4,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import pytest
+
 from ragbridge.api.schemas import ChatCompletionChunk
-from ragbridge.llm.sse import completion_to_chunks, encode_event, iter_sse_data
+from ragbridge.errors import UpstreamError
+from ragbridge.llm.chunks import completion_chunks
+from ragbridge.llm.sse import encode_event, iter_sse_chunks, iter_sse_data
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -18,7 +22,7 @@ def _parse(lines: list[str], *, newline: str = "\n") -> list[str]:
     data = newline.join(lines).encode()
 
     async def collect(size: int) -> list[str]:
-        return [payload async for payload in iter_sse_data(_chunks(data, size))]
+        return [payload.decode() async for payload in iter_sse_data(_chunks(data, size))]
 
     whole, bytewise = asyncio.run(collect(len(data) or 1)), asyncio.run(collect(1))
     assert whole == bytewise
@@ -41,10 +45,29 @@ def test_crlf_lines_and_utf8_split_across_chunks() -> None:
 
 
 def test_encode_event_round_trips() -> None:
-    assert encode_event('{"x":"한국어"}') == 'data: {"x":"한국어"}\n\n'.encode()
-    encoded = encode_event("one\ntwo").decode()
-    assert encoded == "data: one\ndata: two\n\n"
-    assert _parse(encoded.split("\n")) == ["one\ntwo"]
+    chunk = {"x": "한국어 답변입니다.\n두 번째 줄", "choices": []}
+    encoded = encode_event(chunk)
+    assert encoded == 'data: {"x":"한국어 답변입니다.\\n두 번째 줄","choices":[]}\n\n'.encode()
+    assert _parse(encoded.decode().split("\n")) == [encoded.decode()[6:-2]]
+    assert json.loads(_parse(encoded.decode().split("\n"))[0]) == chunk
+
+
+def _parse_chunks(data: bytes) -> list[dict[str, object]]:
+    async def collect() -> list[dict[str, object]]:
+        return [chunk async for chunk in iter_sse_chunks(_chunks(data, 7))]
+
+    return asyncio.run(collect())
+
+
+def test_chunks_are_parsed_once_as_objects_and_empty_events_skipped() -> None:
+    data = 'data: {"content":"한라산"}\n\ndata: \n\ndata: {"b":2}\n\ndata: [DONE]\n\n'.encode()
+    assert _parse_chunks(data) == [{"content": "한라산"}, {"b": 2}]
+
+
+@pytest.mark.parametrize("payload", [b"{not json", b"[1, 2]", b'"text"'])
+def test_an_event_that_is_not_a_json_object_breaks_the_stream(payload: bytes) -> None:
+    with pytest.raises(UpstreamError, match="not JSON"):
+        _parse_chunks(b'data: {"a":1}\n\ndata: ' + payload + b"\n\n")
 
 
 COMPLETION = {
@@ -70,7 +93,7 @@ COMPLETION = {
 
 
 def test_completion_becomes_role_content_finish_and_usage_chunks() -> None:
-    chunks = completion_to_chunks(COMPLETION, include_usage=True)
+    chunks = completion_chunks(COMPLETION, include_usage=True)
     for chunk in chunks:
         ChatCompletionChunk.model_validate(chunk)
         assert chunk["id"] == "chatcmpl-1" and chunk["model"] == "stub-alpha"
@@ -86,5 +109,5 @@ def test_completion_becomes_role_content_finish_and_usage_chunks() -> None:
 
 
 def test_usage_chunk_only_when_asked_for() -> None:
-    chunks = completion_to_chunks(COMPLETION, include_usage=False)
+    chunks = completion_chunks(COMPLETION, include_usage=False)
     assert all(chunk["choices"] for chunk in chunks)

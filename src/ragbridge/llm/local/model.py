@@ -11,7 +11,6 @@ same thread and streams each piece of text to the loop as it comes. At most
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -27,6 +26,7 @@ import anyio
 from prometheus_client import Counter, Gauge
 
 from ragbridge.errors import NotFound, RateLimited, ServiceUnavailable
+from ragbridge.llm.chunks import Chunk
 from ragbridge.llm.local import generate
 from ragbridge.llm.local.generate import Job
 from ragbridge.llm.local.options import Generation, parse_generation
@@ -260,7 +260,7 @@ class LocalModel:
 
 
 class LocalReply:
-    """A local model's answer: `payloads()` for a stream, `collect()` for a whole completion.
+    """A local model's answer: `chunks()` for a stream, `collect()` for a whole completion.
 
     `completion` is set when the whole answer was made first (task requests); the chat service
     then replays it as chunks, as it does for an upstream that answered a stream with JSON.
@@ -273,12 +273,12 @@ class LocalReply:
         self._id = f"chatcmpl-{uuid.uuid4().hex}"
         self._created = int(time.time())
         self._model = model
-        head = json.dumps(
-            {"id": self._id, "object": "chat.completion.chunk", "created": self._created},
-            ensure_ascii=False,
-        )[:-1]
-        self._head = f'{head}, "model": {json.dumps(model, ensure_ascii=False)}'
-        self._prefix = f'{self._head}, "choices": [{{"index": 0, "delta": '
+        self._head = {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": model,
+        }
         self._generation: Generation = job.generation
 
     async def first(self) -> None:
@@ -294,17 +294,17 @@ class LocalReply:
         while True:
             yield await self._job.events.get()
 
-    async def payloads(self) -> AsyncIterator[str]:
-        """`chat.completion.chunk` payloads: the role, each piece of text as it comes, the
-        finish reason, then usage when `stream_options.include_usage` asked for it."""
-        yield self._chunk('{"role": "assistant", "content": ""}')
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """`chat.completion.chunk`s: the role, each piece of text as it comes, the finish
+        reason, then usage when `stream_options.include_usage` asked for it."""
+        yield self._chunk({"role": "assistant", "content": ""})
         async for kind, value in self._events():
             if kind == "text":
-                yield self._chunk('{"content": ' + json.dumps(value, ensure_ascii=False) + "}")
+                yield self._chunk({"content": value})
             elif kind == "end":
-                yield self._chunk("{}", json.dumps(value))
+                yield self._chunk({}, value)
                 if self._generation.include_usage:
-                    yield f'{self._head}, "choices": [], "usage": {json.dumps(self.usage())}}}'
+                    yield {**self._head, "choices": [], "usage": self.usage()}
                 return
             else:
                 raise value
@@ -345,8 +345,11 @@ class LocalReply:
             "total_tokens": prompt + completion,
         }
 
-    def _chunk(self, delta: str, finish_reason: str = "null") -> str:
-        return f'{self._prefix}{delta}, "finish_reason": {finish_reason}}}]}}'
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> Chunk:
+        return {
+            **self._head,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
 
 
 def _task_prompt(body: Mapping[str, Any]) -> str | None:

@@ -1,0 +1,151 @@
+"""Stream chunks as parsed dicts, and the one conversion each way between a finished
+`chat.completion` and the `chat.completion.chunk`s a streaming model sends.
+
+A stream carries `Chunk`s from whatever answers (upstream, local model, ragbridge itself) through
+`chat` to `api`: parsed once where they come in (`llm.sse.iter_sse_chunks`), encoded once where
+they go out (`llm.sse.encode_event`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from ragbridge.text.tokens import estimate_tokens
+
+Chunk = dict[str, Any]
+"""One `chat.completion.chunk` (or an Open WebUI source event, or an error object), parsed."""
+
+_WORD = re.compile(r"\s*\S+|\s+")
+
+
+def finished_completion(model: str, text: str, prompt_tokens: int) -> dict[str, Any]:
+    """A `chat.completion` for an answer ragbridge wrote itself (extractive, task JSON)."""
+    completion_tokens = estimate_tokens(text)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def completion_chunks(
+    completion: dict[str, Any], *, include_usage: bool, by_word: bool = False
+) -> list[Chunk]:
+    """A finished `chat.completion` as the `chat.completion.chunk`s a streaming model sends.
+
+    Per choice: a role delta, the content (`by_word`: a word per chunk, so that clients counting
+    one content chunk as one token come close to the estimate) and any other message field
+    (tool calls, refusal, ...), then the finish reason; last, when asked for, the usage.
+    """
+    base: Chunk = {
+        "id": completion.get("id") or f"chatcmpl-{time.time_ns()}",
+        "object": "chat.completion.chunk",
+        "created": completion.get("created") or int(time.time()),
+        "model": completion.get("model", ""),
+    }
+    if fingerprint := completion.get("system_fingerprint"):
+        base["system_fingerprint"] = fingerprint
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> Chunk:
+        return {**base, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+
+    chunks: list[Chunk] = []
+    for position, choice in enumerate(completion.get("choices") or []):
+        index = choice.get("index", position)
+        message = dict(choice.get("message") or {})
+        role = message.pop("role", "assistant")
+        if tool_calls := message.get("tool_calls"):
+            message["tool_calls"] = [
+                {"index": i, **call} for i, call in enumerate(tool_calls) if isinstance(call, dict)
+            ]
+        delta = {key: value for key, value in message.items() if value is not None}
+        chunks.append(chunk(index, {"role": role, "content": ""}))
+        if by_word and isinstance(delta.get("content"), str):
+            chunks += [chunk(index, {"content": word}) for word in _WORD.findall(delta["content"])]
+            del delta["content"]
+        if delta:
+            chunks.append(chunk(index, delta))
+        chunks.append(chunk(index, {}, choice.get("finish_reason") or "stop"))
+        if "logprobs" in choice:
+            chunks[-1]["choices"][0]["logprobs"] = choice["logprobs"]
+    if include_usage and completion.get("usage") is not None:
+        chunks.append({**base, "choices": [], "usage": completion["usage"]})
+    return chunks
+
+
+class CompletionAssembler:
+    """The `chat.completion` a stream of chunks amounts to (`completion_chunks` reversed).
+
+    Only plain text answers are rebuilt: a stream with tool calls, refusals or anything else
+    in its deltas, or one that never said why it finished, yields None (and is not cached).
+    """
+
+    def __init__(self) -> None:
+        self._head: dict[str, Any] = {}
+        self._choices: dict[int, dict[str, Any]] = {}
+        self._usage: Any = None
+        self._plain = True
+
+    def add(self, chunk: Chunk) -> None:
+        """Take one chunk of the stream, in order."""
+        if not self._head:
+            self._head = {
+                key: chunk[key]
+                for key in ("id", "created", "model", "system_fingerprint")
+                if key in chunk
+            }
+        if chunk.get("usage") is not None:
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            self._add_choice(choice)
+
+    def _add_choice(self, choice: Any) -> None:
+        if not isinstance(choice, dict) or not isinstance(choice.get("delta", {}), dict):
+            self._plain = False
+            return
+        index = int(choice.get("index", 0))
+        state = self._choices.setdefault(index, {"role": "assistant", "content": ""})
+        for key, value in (choice.get("delta") or {}).items():
+            if key == "role" and isinstance(value, str):
+                state["role"] = value
+            elif key == "content" and isinstance(value, str | None):
+                state["content"] += value or ""
+            elif value is not None:
+                self._plain = False  # tool calls, refusals, ...: not rebuilt
+        if choice.get("finish_reason"):
+            state["finish_reason"] = choice["finish_reason"]
+
+    def completion(self) -> dict[str, Any] | None:
+        """The whole answer, or None when it cannot be rebuilt faithfully."""
+        if not self._plain or not self._choices:
+            return None
+        if any("finish_reason" not in state for state in self._choices.values()):
+            return None
+        choices = [
+            {
+                "index": index,
+                "message": {"role": state["role"], "content": state["content"]},
+                "finish_reason": state["finish_reason"],
+            }
+            for index, state in sorted(self._choices.items())
+        ]
+        completion: dict[str, Any] = {**self._head, "object": "chat.completion", "choices": choices}
+        if self._usage is not None:
+            completion["usage"] = self._usage
+        return completion
