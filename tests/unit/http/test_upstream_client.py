@@ -5,6 +5,7 @@ real wire (SSE through uvicorn, disconnects, Open WebUI) stays in tests/integrat
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -175,12 +176,12 @@ async def test_a_stream_that_breaks_after_its_first_chunk_is_not_repeated(
     scripted.script = [
         httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
     ]
-    received: list[str] = []
+    received: list[dict[str, Any]] = []
     with pytest.raises(UpstreamError, match="broke off"):
         async with upstream.open_stream({**BODY, "stream": True}, {}) as reply:
-            async for payload in reply.payloads():
-                received.append(payload)
-    assert len(received) == 1 and "해" in received[0]
+            async for chunk in reply.chunks():
+                received.append(chunk)
+    assert [chunk["choices"][0]["delta"]["content"] for chunk in received] == ["해"]
     assert len(scripted.requests) == 1
 
 
