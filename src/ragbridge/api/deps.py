@@ -1,9 +1,11 @@
-"""Typed accessors for the services `create_app` puts on `app.state`, for route dependencies."""
+"""Typed accessors for the services on `app.state`, for route dependencies: the `Ragbridge` that
+`create_app` opens (`app.state.ragbridge`), and what only the server has beside it."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
+from ragbridge.bridge import Ragbridge
 from ragbridge.cache.base import Cache
 from ragbridge.chat import ChatService
 from ragbridge.embeddings.base import Embedder
@@ -16,30 +18,15 @@ from ragbridge.settings import Settings
 from ragbridge.store.base import Store
 
 
+def get_ragbridge(request: Request) -> Ragbridge:
+    """The app's `Ragbridge` (see `ragbridge.open`)."""
+    bridge: Ragbridge = request.app.state.ragbridge
+    return bridge
+
+
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def get_store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-def get_embedder(request: Request) -> Embedder:
-    embedder: Embedder = request.app.state.embedder
-    return embedder
-
-
-def get_upstream(request: Request) -> UpstreamClient | None:
-    """The upstream LLM client, or None when no upstream is configured (extractive mode)."""
-    upstream: UpstreamClient | None = request.app.state.upstream
-    return upstream
-
-
-def get_chat(request: Request) -> ChatService:
-    chat: ChatService = request.app.state.chat
-    return chat
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -52,17 +39,31 @@ def get_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
+def get_store(request: Request) -> Store:
+    return get_ragbridge(request).store
+
+
+def get_embedder(request: Request) -> Embedder:
+    return get_ragbridge(request).embedder
+
+
+def get_upstream(request: Request) -> UpstreamClient | None:
+    """The upstream LLM client, or None when no upstream is configured (extractive mode)."""
+    return get_ragbridge(request).upstream
+
+
+def get_chat(request: Request) -> ChatService:
+    return get_ragbridge(request).chat
+
+
 def get_retriever(request: Request) -> HybridRetriever:
-    retriever: HybridRetriever = request.app.state.retriever
-    return retriever
+    return get_ragbridge(request).retriever
 
 
 def get_pipeline(request: Request) -> IngestPipeline:
-    pipeline: IngestPipeline = request.app.state.pipeline
-    return pipeline
+    return get_ragbridge(request).pipeline
 
 
 def get_cache(request: Request) -> Cache:
     """The shared cache: Redis across replicas when configured, else in-process."""
-    cache: Cache = request.app.state.cache
-    return cache
+    return get_ragbridge(request).cache
