@@ -41,7 +41,14 @@ from ragbridge.service.api_keys import NewKey, create_key
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode, Settings
 from ragbridge.store import open_store
-from ragbridge.store.base import ApiKeyRecord, CollectionInfo, MetadataFilter, SearchHit, Store
+from ragbridge.store.base import (
+    ApiKeyRecord,
+    CollectionInfo,
+    DocumentRecord,
+    MetadataFilter,
+    SearchHit,
+    Store,
+)
 
 __all__ = ["Answer", "Ragbridge", "open"]
 
@@ -92,6 +99,17 @@ class Ragbridge:
     async def delete_collection(self, name: str) -> bool:
         """Delete a collection with all it holds; False when there was none."""
         return await self.store.delete_collection(name)
+
+    async def documents(self, collection: str) -> list[DocumentRecord]:
+        """The documents of `collection` (empty when there is none)."""
+        return await self.store.list_documents(collection)
+
+    async def document(self, collection: str, document_id: str) -> DocumentRecord | None:
+        return await self.store.get_document(collection, document_id)
+
+    async def delete_document(self, collection: str, document_id: str) -> bool:
+        """Delete a document and its chunks; False when there was none."""
+        return await self.store.delete_document(collection, document_id)
 
     # --- ingest and search ---------------------------------------------------------------
     async def ingest(
