@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import Request
 
 from ragbridge.bridge import Ragbridge
@@ -20,23 +22,19 @@ from ragbridge.store.base import Store
 
 def get_ragbridge(request: Request) -> Ragbridge:
     """The app's `Ragbridge` (see `ragbridge.open`)."""
-    bridge: Ragbridge = request.app.state.ragbridge
-    return bridge
+    return cast(Ragbridge, request.app.state.ragbridge)
 
 
 def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return cast(Settings, request.app.state.settings)
 
 
 def get_metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
+    return cast(Metrics, request.app.state.metrics)
 
 
 def get_rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
+    return cast(RateLimiter, request.app.state.rate_limiter)
 
 
 def get_store(request: Request) -> Store:
