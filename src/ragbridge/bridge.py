@@ -6,9 +6,10 @@ console all go through the `Ragbridge` it yields.
         hits = await rb.search("handbook", "연차 휴가는 며칠인가요?")
         answer = await rb.ask("handbook", "연차 휴가는 며칠인가요?")
 
-Nothing heavy happens at open: models load on first use, and the chat side (upstream client, a
-local GGUF model) is built the first time `chat` is read, so `ragbridge keys list` never loads an
-LLM. The server reads `chat` at start-up so that a local model loads while it already serves.
+Nothing heavy happens at open: models load on first use, the ingest pipeline and the chat side
+(upstream client, a local GGUF model) are built, and their modules imported, the first time
+`pipeline` or `chat` is read, so `ragbridge keys list` neither loads an LLM nor imports parsers.
+The server reads `chat` at start-up so that a local model loads while it already serves.
 """
 
 from __future__ import annotations
@@ -16,25 +17,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragbridge.cache import create_cache
 from ragbridge.cache.base import Cache
 from ragbridge.cache.embeddings import SharedQueryEmbeddings
-from ragbridge.cache.retrieval import CachedRetriever
-from ragbridge.chat import ChatService
 from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.remote import RemoteEmbedder
-from ragbridge.ingest.files import discover
-from ragbridge.ingest.pipeline import IngestPipeline, IngestProgress, IngestResult
-from ragbridge.llm.backend import ChatBackend
-from ragbridge.llm.cache import ResponseCache
-from ragbridge.llm.local.model import LocalModel
-from ragbridge.llm.router import ModelRouter
-from ragbridge.llm.upstream import UpstreamClient
-from ragbridge.rag import RAG_PREFIX, RagAnswerer
 from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
 from ragbridge.retrieval.rerank import create_reranker
 from ragbridge.service.api_keys import NewKey, create_key
@@ -49,6 +41,12 @@ from ragbridge.store.base import (
     SearchHit,
     Store,
 )
+
+if TYPE_CHECKING:  # imported where first used: `ragbridge keys list` needs neither side
+    from ragbridge.chat import ChatService
+    from ragbridge.ingest.pipeline import IngestPipeline, IngestProgress, IngestResult
+    from ragbridge.llm.local.model import LocalModel
+    from ragbridge.llm.upstream import UpstreamClient
 
 __all__ = ["Answer", "Ragbridge", "open"]
 
@@ -76,13 +74,19 @@ class Ragbridge:
     embedder: Embedder
     cache: Cache
     retriever: HybridRetriever
-    pipeline: IngestPipeline
     _stack: AsyncExitStack = field(repr=False)
     _chat: ChatService | None = field(default=None, repr=False)
     upstream: UpstreamClient | None = None
     """The upstream LLM client once `chat` is built; None without an upstream (extractive)."""
     local_model: LocalModel | None = None
     """The in-process GGUF model once `chat` is built, when `settings.local_model` names one."""
+
+    @cached_property
+    def pipeline(self) -> IngestPipeline:
+        """Load, split, embed and store: what `ingest` and uploads go through."""
+        from ragbridge.ingest.pipeline import IngestPipeline
+
+        return IngestPipeline(self.store, self.embedder, self.settings, self.metrics)
 
     # --- collections ---------------------------------------------------------------------
     async def collections(self) -> list[CollectionInfo]:
@@ -121,6 +125,8 @@ class Ragbridge:
     ) -> list[IngestResult]:
         """Ingest files and folders (read recursively, known types only) into `collection`,
         created if new; unchanged files are skipped, a failed file gets a `failed` result."""
+        from ragbridge.ingest.files import discover
+
         found = discover(Path(p) for p in paths)
         return await self.pipeline.ingest_files(collection, found.files, progress=progress)
 
@@ -167,6 +173,8 @@ class Ragbridge:
     ) -> Answer:
         """Answer `question` from `collection` (with the upstream `model`, default the
         configured one; extractive without an upstream), after the earlier `history` turns."""
+        from ragbridge.rag import RAG_PREFIX
+
         rag_model = RAG_PREFIX + collection + (f"/{model}" if model else "")
         messages = [*history, {"role": "user", "content": question}]
         chat = self.chat
@@ -195,6 +203,15 @@ class Ragbridge:
         return await self.store.revoke_api_key(name)
 
     def _wire_chat(self) -> ChatService:
+        from ragbridge.cache.retrieval import CachedRetriever
+        from ragbridge.chat import ChatService
+        from ragbridge.llm.backend import ChatBackend
+        from ragbridge.llm.cache import ResponseCache
+        from ragbridge.llm.local.model import LocalModel
+        from ragbridge.llm.router import ModelRouter
+        from ragbridge.llm.upstream import UpstreamClient
+        from ragbridge.rag import RagAnswerer
+
         settings, metrics, stack = self.settings, self.metrics, self._stack
         upstream = UpstreamClient(settings, metrics) if settings.upstream_enabled else None
         if upstream is not None:
@@ -254,5 +271,4 @@ async def open(
         retriever = HybridRetriever(
             store, embedder, reranker=reranker, config=config, metrics=metrics
         )
-        pipeline = IngestPipeline(store, embedder, settings, metrics)
-        yield Ragbridge(settings, metrics, store, embedder, cache, retriever, pipeline, stack)
+        yield Ragbridge(settings, metrics, store, embedder, cache, retriever, stack)
