@@ -101,9 +101,9 @@ async def run(documents: int, count: int) -> None:
         settings = Settings(data_dir=Path(tmp), sample_collection=False, log_level="WARNING")
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            embedder = app.state.embedder
+            embedder, store = app.state.ragbridge.embedder, app.state.ragbridge.store
             started = time.perf_counter()
-            doc_id = await fill(app.state.store, embedder.name, embedder.dimension, documents)
+            doc_id = await fill(store, embedder.name, embedder.dimension, documents)
             print(f"filled {documents} documents in {time.perf_counter() - started:.1f} s\n")
             await embedder.embed_query("warm up")  # a running server has its model loaded
             transport = httpx.ASGITransport(app=app)

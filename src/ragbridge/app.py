@@ -1,4 +1,5 @@
-"""`create_app(settings)`: builds every service once, puts it on `app.state`, mounts the routers.
+"""`create_app(settings)`: opens the Python API (`ragbridge.open`) once, puts the `Ragbridge` on
+`app.state.ragbridge`, mounts the routers.
 
 Each service is created in `lifespan` and closed when the app stops; nothing is global.
 """
@@ -26,28 +27,13 @@ from ragbridge.api.middleware import install_middleware
 from ragbridge.api.secrets_policy import check_secrets, ensure_bootstrap_keys
 from ragbridge.api.security import check_bind_safety
 from ragbridge.api.shutdown import ShutdownGate
-from ragbridge.cache import create_cache
-from ragbridge.cache.embeddings import SharedQueryEmbeddings
-from ragbridge.cache.retrieval import CachedRetriever
-from ragbridge.chat import ChatService
-from ragbridge.embeddings import create_embedder
-from ragbridge.embeddings.base import Embedder
-from ragbridge.embeddings.remote import RemoteEmbedder
-from ragbridge.ingest.pipeline import IngestPipeline
-from ragbridge.llm.backend import ChatBackend
-from ragbridge.llm.cache import ResponseCache
-from ragbridge.llm.local.model import LocalModel, check_local_model
-from ragbridge.llm.router import ModelRouter
-from ragbridge.llm.upstream import UpstreamClient, UpstreamConfig
-from ragbridge.rag import RagAnswerer
-from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
-from ragbridge.retrieval.rerank import create_reranker
+from ragbridge.bridge import open as open_ragbridge
+from ragbridge.llm.local.model import check_local_model
 from ragbridge.sample import sample_in_background
 from ragbridge.service.log_format import configure_logging
 from ragbridge.service.rate_limits_redis import create_rate_limiter
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
-from ragbridge.store import open_store
 from ragbridge.warmup import Warmth, warming
 
 
@@ -93,77 +79,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _start_services(
     state: State, settings: Settings, metrics: Metrics, stack: AsyncExitStack
 ) -> None:
-    """Open the store, models and clients in dependency order; `stack` closes them in reverse."""
+    """Open the Python API's `Ragbridge` and what only a server needs: bootstrap keys, rate
+    limits, the sample collection and the warm start; `stack` closes them in reverse."""
     configure_logging(settings.log_level, settings.log_json)
-    store = await open_store(settings)
-    stack.push_async_callback(store.close)
-    await ensure_bootstrap_keys(store, settings.bootstrap_keys)
-
-    embedder: Embedder = create_embedder(settings)
-    stack.push_async_callback(embedder.close)
-    if isinstance(embedder, RemoteEmbedder):
-        await embedder.discover()  # the dimension; warns if the API is down
-
-    cache = create_cache(settings, metrics)
-    stack.push_async_callback(cache.close)
-    if settings.redis_url:  # replicas share query vectors (each keeps its own LRU too)
-        embedder = SharedQueryEmbeddings(embedder, cache, settings.cache_ttl, metrics)
-
-    reranker = create_reranker(settings)
-    if reranker is not None:
-        stack.push_async_callback(reranker.close)
-    retriever = HybridRetriever(
-        store,
-        embedder,
-        reranker=reranker,
-        config=FusionConfig.from_settings(settings),
-        metrics=metrics,
-    )
-    pipeline = IngestPipeline(store, embedder, settings, metrics)
-
-    upstream = (
-        UpstreamClient(UpstreamConfig.from_settings(settings), metrics)
-        if settings.upstream_enabled
-        else None
-    )
-    if upstream is not None:
-        stack.push_async_callback(upstream.aclose)
-    backend: ChatBackend | None = upstream
-    router: ModelRouter | None = None
-    if settings.local_model is not None:  # served in-process, beside any remote upstream
-        local = LocalModel(settings, metrics)
-        local.start()  # loads on its worker thread; requests wait for it
-        stack.push_async_callback(local.aclose)
-        backend = router = ModelRouter(local, upstream)
-    state.local_model = router.local if router is not None else None
-    cached_retriever = CachedRetriever(retriever, store, cache, settings.cache_ttl, metrics)
-    responses = ResponseCache(cache, settings.cache_ttl, metrics)
-
+    bridge = await stack.enter_async_context(open_ragbridge(settings, metrics=metrics))
+    await ensure_bootstrap_keys(bridge.store, settings.bootstrap_keys)
+    bridge.chat  # noqa: B018  # builds the chat side now: a local model loads while we serve
+    state.ragbridge = bridge
+    state.local_model = bridge.local_model  # for /ready
     rate_limiter = create_rate_limiter(settings, metrics)
     stack.push_async_callback(rate_limiter.close)
-
-    state.store = store
-    state.embedder = embedder
-    state.cache = cache
-    state.retriever = retriever
-    state.pipeline = pipeline
-    state.upstream = upstream
-    state.chat = ChatService(
-        settings,
-        backend,
-        rag=RagAnswerer(
-            settings,
-            store,
-            cached_retriever,
-            backend,
-            context_window=router.context_window if router is not None else None,
-        ),
-        responses=responses if settings.response_cache else None,
-        console_links=settings.console,
-    )
     state.rate_limiter = rate_limiter
     if settings.sample_collection:
-        await stack.enter_async_context(sample_in_background(store, pipeline))
+        await stack.enter_async_context(sample_in_background(bridge.store, bridge.pipeline))
     state.warmth = Warmth() if settings.warm_start else Warmth("skipped", "skipped")
     if settings.warm_start:  # no cold start: model and vectors load while we already serve
-        await stack.enter_async_context(warming(state.warmth, retriever))
+        await stack.enter_async_context(warming(state.warmth, bridge.retriever))

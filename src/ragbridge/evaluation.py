@@ -250,42 +250,29 @@ async def run_evaluation(
 ) -> list[ModeResult]:
     """Every mode (and `reranked` when a reranker is configured) over `data`: on `collection`,
     or on `data.passages` indexed into a throw-away SQLite store."""
-    from ragbridge.embeddings import create_embedder
-    from ragbridge.retrieval.hybrid import FusionConfig
-    from ragbridge.retrieval.rerank import create_reranker
-    from ragbridge.store import open_store
-    from ragbridge.store.sqlite import SqliteStore
+    from ragbridge.bridge import open as open_ragbridge
 
-    embedder = create_embedder(settings)
-    reranker = create_reranker(settings)
     with throwaway_dir() as tmp:
-        store: Store
+        local: dict[str, object] = {
+            "redis_url": None
+        }  # no shared query-vector cache: latencies are this process's
         if collection is None:
-            store = SqliteStore(Path(tmp) / "eval.db")
-            await store.open()
-        else:
-            store = await open_store(settings)
-        try:
+            local |= {"data_dir": Path(tmp), "database_url": None}
+        async with open_ragbridge(settings.model_copy(update=local)) as bridge:
             if collection is None:
                 collection = "eval"
-                await index_passages(store, collection, data.passages, embedder)
-            elif await store.get_collection(collection) is None:
+                await index_passages(bridge.store, collection, data.passages, bridge.embedder)
+            elif await bridge.collection(collection) is None:
                 raise EvalDataError(f"collection {collection!r} not found")
-            config = FusionConfig.from_settings(settings)
-            plain = HybridRetriever(store, embedder, config=config)
+            reranking = bridge.retriever
+            plain = HybridRetriever(bridge.store, bridge.embedder, config=reranking.config)
             runs: list[tuple[str, HybridRetriever, RetrievalMode]] = [
                 (mode, plain, mode) for mode in modes
             ]
-            if reranker is not None:
-                reranking = HybridRetriever(store, embedder, reranker=reranker, config=config)
+            if reranking.reranker is not None:
                 runs.append(("reranked", reranking, "hybrid"))
             results = []
             for label, retriever, mode in runs:
                 step = progress(label, len(data.queries)) if progress else None
                 results.append(await evaluate_mode(retriever, collection, data, mode, step))
             return results
-        finally:
-            await store.close()
-            if reranker is not None:
-                await reranker.close()
-            await embedder.close()

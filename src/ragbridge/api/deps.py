@@ -1,9 +1,13 @@
-"""Typed accessors for the services `create_app` puts on `app.state`, for route dependencies."""
+"""Typed accessors for the services on `app.state`, for route dependencies: the `Ragbridge` that
+`create_app` opens (`app.state.ragbridge`), and what only the server has beside it."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import Request
 
+from ragbridge.bridge import Ragbridge
 from ragbridge.cache.base import Cache
 from ragbridge.chat import ChatService
 from ragbridge.embeddings.base import Embedder
@@ -16,53 +20,48 @@ from ragbridge.settings import Settings
 from ragbridge.store.base import Store
 
 
+def get_ragbridge(request: Request) -> Ragbridge:
+    """The app's `Ragbridge` (see `ragbridge.open`)."""
+    return cast(Ragbridge, request.app.state.ragbridge)
+
+
 def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return cast(Settings, request.app.state.settings)
+
+
+def get_metrics(request: Request) -> Metrics:
+    return cast(Metrics, request.app.state.metrics)
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    return cast(RateLimiter, request.app.state.rate_limiter)
 
 
 def get_store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
+    return get_ragbridge(request).store
 
 
 def get_embedder(request: Request) -> Embedder:
-    embedder: Embedder = request.app.state.embedder
-    return embedder
+    return get_ragbridge(request).embedder
 
 
 def get_upstream(request: Request) -> UpstreamClient | None:
     """The upstream LLM client, or None when no upstream is configured (extractive mode)."""
-    upstream: UpstreamClient | None = request.app.state.upstream
-    return upstream
+    return get_ragbridge(request).upstream
 
 
 def get_chat(request: Request) -> ChatService:
-    chat: ChatService = request.app.state.chat
-    return chat
-
-
-def get_metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-def get_rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
+    return get_ragbridge(request).chat
 
 
 def get_retriever(request: Request) -> HybridRetriever:
-    retriever: HybridRetriever = request.app.state.retriever
-    return retriever
+    return get_ragbridge(request).retriever
 
 
 def get_pipeline(request: Request) -> IngestPipeline:
-    pipeline: IngestPipeline = request.app.state.pipeline
-    return pipeline
+    return get_ragbridge(request).pipeline
 
 
 def get_cache(request: Request) -> Cache:
     """The shared cache: Redis across replicas when configured, else in-process."""
-    cache: Cache = request.app.state.cache
-    return cache
+    return get_ragbridge(request).cache

@@ -13,13 +13,13 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import SecretStr
 
-from ragbridge.api.deps import get_embedder, get_metrics, get_settings, get_store, get_upstream
+from ragbridge.api.deps import get_metrics, get_ragbridge, get_settings
 from ragbridge.api.ops import READY_PROBE_TIMEOUT, _store_check, _upstream_check
 from ragbridge.api.security import require_principal
 from ragbridge.console.i18n import LANG_COOKIE, LANGUAGES
 from ragbridge.console.metrics_view import traffic
 from ragbridge.console.pages import require_admin, visible_collections
-from ragbridge.console.render import context, render
+from ragbridge.console.render import confirm, context, render
 from ragbridge.console.session import (
     COOKIE,
     ConsoleRefused,
@@ -30,7 +30,6 @@ from ragbridge.console.session import (
     set_cookie,
 )
 from ragbridge.errors import RagbridgeError, Unauthorized
-from ragbridge.service.api_keys import create_key
 
 router = APIRouter(include_in_schema=False)
 
@@ -117,9 +116,9 @@ async def keys_page(request: Request) -> Response:
 async def _keys(
     request: Request, ctx: Any, *, created: Any = None, error: str | None = None, status: int = 200
 ) -> Response:
-    store = get_store(request)
-    records = sorted(await store.list_api_keys(), key=lambda r: (r.revoked, -r.created_at))
-    names = [c.name for c in await visible_collections(ctx, store)]
+    bridge = get_ragbridge(request)
+    records = sorted(await bridge.keys(), key=lambda r: (r.revoked, -r.created_at))
+    names = [c.name for c in await visible_collections(ctx, bridge)]
     return render(
         request,
         "keys.html",
@@ -139,8 +138,7 @@ async def create(request: Request) -> Response:
     form = await request.form()
     scopes = [str(v) for v in form.getlist("collections")]
     try:
-        new = await create_key(
-            get_store(request),
+        new = await get_ragbridge(request).create_key(
             str(form.get("name", "")).strip(),
             collections=scopes or None,
             rpm=_int_or_none(form.get("rpm")),
@@ -165,13 +163,13 @@ def _int_or_none(value: Any) -> int | None:
 async def confirm_revoke(request: Request, name: str) -> Response:
     ctx = await context(request)
     require_admin(ctx)
-    return render(
+    action = f"/keys/{name}/revoke"
+    return confirm(
         request,
-        "confirm.html",
-        ctx=ctx,
+        ctx,
         what=name,
-        detail=ctx.t("confirm_key"),
-        action=f"/keys/{name}/revoke",
+        detail_key="confirm_key",
+        action=action,
         back="/keys",
         verb="revoke",
     )
@@ -181,14 +179,14 @@ async def confirm_revoke(request: Request, name: str) -> Response:
 async def revoke(request: Request, name: str) -> Response:
     ctx = await context(request)
     require_admin(ctx)
-    if not await get_store(request).revoke_api_key(name):
+    if not await get_ragbridge(request).revoke_key(name):
         raise ConsoleRefused(404, "not_found")
     return RedirectResponse("/keys", status_code=303)
 
 
 # --- status ----------------------------------------------------------------------------------
 async def _embedder_check(request: Request) -> dict[str, Any]:
-    embedder = get_embedder(request)
+    embedder = get_ragbridge(request).embedder
     started = time.perf_counter()
     try:
         await asyncio.wait_for(embedder.embed_query("ping"), READY_PROBE_TIMEOUT)
@@ -228,11 +226,11 @@ def _masked(name: str, value: Any) -> str:
 @router.get("/status")
 async def status_page(request: Request) -> Response:
     ctx = await context(request)
-    settings = get_settings(request)
+    settings, bridge = get_settings(request), get_ragbridge(request)
     checks = {
-        "store": await _store_check(get_store(request)),
+        "store": await _store_check(bridge.store),
         "embedder": await _embedder_check(request),
-        "upstream": await _upstream_check(get_upstream(request)),
+        "upstream": await _upstream_check(bridge.upstream),
         "redis": _redis_check(request),
     }
     shown = (

@@ -1,7 +1,7 @@
 """Console pages for collections and their documents: list, create, upload, view, delete.
 
 Every change goes through what the `/v1/collections` routes call: `check_collection_name`,
-`IngestPipeline.ensure_collection` / `ingest_bytes`, `read_upload` and the store.
+`read_upload` and the app's `Ragbridge` (the Python API: `create_collection`, `ingest_bytes`...).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ragbridge.api.collections import UPLOAD_FIELD, check_collection_name
-from ragbridge.api.deps import get_pipeline, get_settings, get_store
+from ragbridge.api.deps import get_ragbridge, get_settings
 from ragbridge.api.uploads import read_upload
-from ragbridge.console.render import Ctx, context, render
+from ragbridge.bridge import Ragbridge
+from ragbridge.console.render import Ctx, confirm, context, render
 from ragbridge.console.session import ConsoleRefused
 from ragbridge.errors import RagbridgeError
 from ragbridge.rag import RAG_PREFIX
-from ragbridge.store.base import CollectionInfo, DocumentRecord, Store, chunk_id
+from ragbridge.store.base import CollectionInfo, DocumentRecord, chunk_id
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -30,16 +31,16 @@ def require_admin(ctx: Ctx) -> None:
         raise ConsoleRefused(403, "forbidden")
 
 
-async def visible_collection(ctx: Ctx, store: Store, name: str) -> CollectionInfo:
+async def visible_collection(ctx: Ctx, bridge: Ragbridge, name: str) -> CollectionInfo:
     """The collection, or the console's 404 when it is absent or outside the key's scope."""
-    info = await store.get_collection(name) if ctx.principal.can_access(name) else None
+    info = await bridge.collection(name) if ctx.principal.can_access(name) else None
     if info is None:
         raise ConsoleRefused(404, "not_found")
     return info
 
 
-async def visible_collections(ctx: Ctx, store: Store) -> list[CollectionInfo]:
-    return [c for c in await store.list_collections() if ctx.principal.can_access(c.name)]
+async def visible_collections(ctx: Ctx, bridge: Ragbridge) -> list[CollectionInfo]:
+    return [c for c in await bridge.collections() if ctx.principal.can_access(c.name)]
 
 
 @router.get("/")
@@ -50,10 +51,10 @@ async def home() -> Response:
 @router.get("/collections")
 async def collections(request: Request, error: str | None = None) -> Response:
     ctx = await context(request)
-    store = get_store(request)
+    bridge = get_ragbridge(request)
     rows: list[dict[str, Any]] = []
-    for info in await visible_collections(ctx, store):
-        documents = await store.list_documents(info.name)
+    for info in await visible_collections(ctx, bridge):
+        documents = await bridge.documents(info.name)
         rows.append(
             {
                 "info": info,
@@ -71,8 +72,7 @@ async def create_collection(request: Request) -> Response:
     require_admin(ctx)
     name = str((await request.form()).get("name", "")).strip()
     try:
-        check_collection_name(name)
-        await get_pipeline(request).ensure_collection(name)
+        await get_ragbridge(request).create_collection(check_collection_name(name))
     except RagbridgeError as exc:
         response = await collections(request, error=exc.message)
         response.status_code = exc.status
@@ -84,15 +84,10 @@ async def create_collection(request: Request) -> Response:
 async def confirm_delete_collection(request: Request, name: str) -> Response:
     ctx = await context(request)
     require_admin(ctx)
-    await visible_collection(ctx, get_store(request), name)
-    return render(
-        request,
-        "confirm.html",
-        ctx=ctx,
-        what=name,
-        detail=ctx.t("confirm_collection"),
-        action=f"/collections/{name}/delete",
-        back="/collections",
+    await visible_collection(ctx, get_ragbridge(request), name)
+    action = f"/collections/{name}/delete"
+    return confirm(
+        request, ctx, what=name, detail_key="confirm_collection", action=action, back="/collections"
     )
 
 
@@ -100,18 +95,18 @@ async def confirm_delete_collection(request: Request, name: str) -> Response:
 async def delete_collection(request: Request, name: str) -> Response:
     ctx = await context(request)
     require_admin(ctx)
-    store = get_store(request)
-    await visible_collection(ctx, store, name)
-    await store.delete_collection(name)
+    bridge = get_ragbridge(request)
+    await visible_collection(ctx, bridge, name)
+    await bridge.delete_collection(name)
     return RedirectResponse("/collections", status_code=303)
 
 
 @router.get("/collections/{name}")
 async def documents(request: Request, name: str, page: int = 1) -> Response:
     ctx = await context(request)
-    store = get_store(request)
-    info = await visible_collection(ctx, store, name)
-    records = sorted(await store.list_documents(name), key=lambda d: d.source.lower())
+    bridge = get_ragbridge(request)
+    info = await visible_collection(ctx, bridge, name)
+    records = sorted(await bridge.documents(name), key=lambda d: d.source.lower())
     pages = max(1, math.ceil(len(records) / PAGE_SIZE))
     page = min(max(1, page), pages)
     shown = records[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -135,14 +130,14 @@ async def upload(request: Request, name: str) -> Response:
     steps as `POST /v1/collections/{name}/documents`, answered as JSON for the progress row."""
     ctx = await context(request)
     require_admin(ctx)
-    store = get_store(request)
+    bridge = get_ragbridge(request)
     if not ctx.principal.can_access(name):
         raise ConsoleRefused(404, "not_found")
     try:
-        if await store.get_collection(name) is None:
+        if await bridge.collection(name) is None:
             check_collection_name(name)
         file = await read_upload(request, UPLOAD_FIELD, get_settings(request).max_upload_bytes)
-        result = await get_pipeline(request).ingest_bytes(name, file.filename, file.data)
+        result = await bridge.ingest_bytes(name, file.filename, file.data)
     except RagbridgeError as exc:
         return JSONResponse({"status": "failed", "error": exc.message}, status_code=exc.status)
     body = {
@@ -155,9 +150,11 @@ async def upload(request: Request, name: str) -> Response:
     return JSONResponse(body, status_code=422 if result.status == "failed" else 200)
 
 
-async def visible_document(ctx: Ctx, store: Store, name: str, document_id: str) -> DocumentRecord:
-    await visible_collection(ctx, store, name)
-    record = await store.get_document(name, document_id)
+async def visible_document(
+    ctx: Ctx, bridge: Ragbridge, name: str, document_id: str
+) -> DocumentRecord:
+    await visible_collection(ctx, bridge, name)
+    record = await bridge.document(name, document_id)
     if record is None:
         raise ConsoleRefused(404, "not_found")
     return record
@@ -167,10 +164,10 @@ async def visible_document(ctx: Ctx, store: Store, name: str, document_id: str) 
 async def document(request: Request, name: str, document_id: str) -> Response:
     """A document's chunks in order, each at `#chunk-{position}` (citations link there)."""
     ctx = await context(request)
-    store = get_store(request)
-    record = await visible_document(ctx, store, name, document_id)
+    bridge = get_ragbridge(request)
+    record = await visible_document(ctx, bridge, name, document_id)
     ids = [chunk_id(name, record, index) for index in range(record.chunk_count)]
-    chunks = sorted(await store.get_chunks(name, ids), key=lambda c: c.position)
+    chunks = sorted(await bridge.store.get_chunks(name, ids), key=lambda c: c.position)
     pages = {c.metadata["page"] for c in chunks if isinstance(c.metadata.get("page"), int)}
     return render(
         request,
@@ -187,9 +184,9 @@ async def document(request: Request, name: str, document_id: str) -> Response:
 async def chunk_link(request: Request, name: str, chunk: str) -> Response:
     """Where a citation's chunk id lives: redirects to its place in the document view."""
     ctx = await context(request)
-    store = get_store(request)
-    await visible_collection(ctx, store, name)
-    found = await store.get_chunks(name, [chunk])
+    bridge = get_ragbridge(request)
+    await visible_collection(ctx, bridge, name)
+    found = await bridge.store.get_chunks(name, [chunk])
     if not found:
         raise ConsoleRefused(404, "not_found")
     target = f"/collections/{name}/documents/{found[0].document_id}#chunk-{found[0].position}"
@@ -200,15 +197,11 @@ async def chunk_link(request: Request, name: str, chunk: str) -> Response:
 async def confirm_delete_document(request: Request, name: str, document_id: str) -> Response:
     ctx = await context(request)
     require_admin(ctx)
-    record = await visible_document(ctx, get_store(request), name, document_id)
-    return render(
-        request,
-        "confirm.html",
-        ctx=ctx,
-        what=record.source,
-        detail=ctx.t("confirm_document"),
-        action=f"/collections/{name}/documents/{document_id}/delete",
-        back=f"/collections/{name}",
+    record = await visible_document(ctx, get_ragbridge(request), name, document_id)
+    action = f"/collections/{name}/documents/{document_id}/delete"
+    back = f"/collections/{name}"
+    return confirm(
+        request, ctx, what=record.source, detail_key="confirm_document", action=action, back=back
     )
 
 
@@ -216,7 +209,7 @@ async def confirm_delete_document(request: Request, name: str, document_id: str)
 async def delete_document(request: Request, name: str, document_id: str) -> Response:
     ctx = await context(request)
     require_admin(ctx)
-    store = get_store(request)
-    await visible_document(ctx, store, name, document_id)
-    await store.delete_document(name, document_id)
+    bridge = get_ragbridge(request)
+    await visible_document(ctx, bridge, name, document_id)
+    await bridge.delete_document(name, document_id)
     return RedirectResponse(f"/collections/{name}", status_code=303)

@@ -16,11 +16,11 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from ragbridge.api import openai as openai_api
-from ragbridge.api.deps import get_chat, get_retriever, get_settings, get_store
+from ragbridge.api.deps import get_ragbridge, get_settings
 from ragbridge.api.schemas import ChatCompletionRequest
 from ragbridge.api.security import ensure_model_access, visible_models
 from ragbridge.console.pages import require_admin, visible_collection, visible_collections
-from ragbridge.console.render import context, highlight, render
+from ragbridge.console.render import chosen, context, highlight, render
 from ragbridge.errors import InvalidRequest, RagbridgeError
 from ragbridge.rag import RAG_PREFIX, parse_rag_model
 from ragbridge.retrieval.hybrid import MODES
@@ -32,14 +32,14 @@ router = APIRouter(include_in_schema=False)
 @router.get("/search")
 async def search_page(request: Request, collection: str | None = None) -> Response:
     ctx = await context(request)
-    names = [c.name for c in await visible_collections(ctx, get_store(request))]
+    names = [c.name for c in await visible_collections(ctx, get_ragbridge(request))]
     settings = get_settings(request)
     return render(
         request,
         "search.html",
         ctx=ctx,
         names=names,
-        selected=collection if collection in names else (names[0] if names else None),
+        selected=chosen(collection, names),
         modes=MODES,
         mode=settings.retrieval_mode,
         top_k=settings.top_k,
@@ -69,8 +69,9 @@ async def search_results(
 ) -> Response:
     """The hits as an htmx fragment: text with matched terms marked, scores side by side."""
     ctx = await context(request)
-    await visible_collection(ctx, get_store(request), collection)
-    retriever = get_retriever(request)
+    bridge = get_ragbridge(request)
+    await visible_collection(ctx, bridge, collection)
+    retriever = bridge.retriever
     explain: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     try:
@@ -110,21 +111,22 @@ async def search_results(
 @router.get("/chat")
 async def chat_page(request: Request, model: str | None = None) -> Response:
     ctx = await context(request)
-    chat = get_chat(request)
+    bridge = get_ragbridge(request)
     problem = None
     try:
-        models = [str(m["id"]) for m in visible_models(ctx.principal, await chat.list_models())]
+        models = [
+            str(m["id"]) for m in visible_models(ctx.principal, await bridge.chat.list_models())
+        ]
     except RagbridgeError as exc:  # an unreachable upstream: the RAG models still work
         problem = exc.message
-        names = await visible_collections(ctx, get_store(request))
-        models = [RAG_PREFIX + c.name for c in names]
+        models = [RAG_PREFIX + c.name for c in await visible_collections(ctx, bridge)]
     models.sort(key=lambda m: (not m.startswith(RAG_PREFIX), m))
     return render(
         request,
         "chat.html",
         ctx=ctx,
         models=models,
-        selected=model if model in models else (models[0] if models else None),
+        selected=chosen(model, models),
         problem=problem,
         extractive=get_settings(request).upstream_base_url is None,
     )
@@ -159,7 +161,7 @@ async def chat_inspect(request: Request) -> Response:
     body = await _chat_body(request)
     ensure_model_access(ctx.principal, body["model"])
     rag_model = parse_rag_model(body["model"])
-    rag = get_chat(request).rag
+    rag = get_ragbridge(request).chat.rag
     if rag_model is None or rag is None:
         return render(request, "inspect.html", ctx=ctx, hits=[], prompt=None, rag=False)
     plan = await rag.plan(rag_model, body, is_task=False)

@@ -104,6 +104,29 @@ def render(
     return response
 
 
+def confirm(
+    request: Request,
+    ctx: Ctx,
+    *,
+    what: str,
+    detail_key: str,
+    action: str,
+    back: str,
+    verb: str | None = None,
+) -> HTMLResponse:
+    """The "delete `what`?" page (or `verb`) whose form posts to `action`; cancel goes `back`."""
+    detail = ctx.t(detail_key)
+    return render(
+        request, "confirm.html", ctx=ctx, what=what, detail=detail, action=action, back=back,
+        verb=verb,
+    )  # fmt: skip
+
+
+def chosen(value: str | None, options: list[str]) -> str | None:
+    """`value` if it is one of `options`, else the first option (None when there is none)."""
+    return value if value in options else (options[0] if options else None)
+
+
 def highlight(text: str, terms: frozenset[str], analyzer: Analyzer) -> Markup:
     """`text` escaped, with every word whose analysed terms meet `terms` in `<mark>`.
 

@@ -32,13 +32,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ragbridge.embeddings import create_embedder
+from ragbridge.bridge import open as open_ragbridge
 from ragbridge.errors import RagbridgeError
 from ragbridge.ingest.files import discover
 from ragbridge.ingest.loaders import supported_extensions
-from ragbridge.ingest.pipeline import IngestPipeline, IngestResult
+from ragbridge.ingest.pipeline import IngestResult
 from ragbridge.settings import Settings
-from ragbridge.store import open_store
 
 
 class RatesColumn(ProgressColumn):
@@ -91,45 +90,40 @@ async def run_ingest(
     if not found.files:
         console.print("[red]No files to ingest.[/red]")
         return 1
-    store = await open_store(settings)
-    embedder = create_embedder(settings)
     started = time.perf_counter()
     try:
-        pipeline = IngestPipeline(store, embedder, settings)
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            RatesColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-        )
-        with progress:
-            bar = ProgressBar(progress, total=len(found.files))
-            work = asyncio.ensure_future(
-                pipeline.ingest_files(collection, found.files, progress=bar)
+        async with open_ragbridge(settings) as bridge:
+            progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                RatesColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
             )
-            with _SignalStop(work) as stopped:
-                try:
-                    results = await work
-                except asyncio.CancelledError:
-                    if not stopped:
-                        raise
-        if stopped:
-            name = signal.Signals(stopped[0]).name
-            print_summary(console, collection, bar.done, time.perf_counter() - started)
-            console.print(
-                f"[yellow]Stopped by {name}[/yellow] after {len(bar.done)} of "
-                f"{len(found.files)} files; run the same command again to ingest the rest."
-            )
-            return 128 + stopped[0]
+            with progress:
+                bar = ProgressBar(progress, total=len(found.files))
+                work = asyncio.ensure_future(
+                    bridge.pipeline.ingest_files(collection, found.files, progress=bar)
+                )
+                with _SignalStop(work) as stopped:
+                    try:
+                        results = await work
+                    except asyncio.CancelledError:
+                        if not stopped:
+                            raise
     except RagbridgeError as exc:
         console.print(f"[red]Error:[/red] {escape(exc.message)}")
         return 1
-    finally:
-        await embedder.close()
-        await store.close()
+    if stopped:
+        name = signal.Signals(stopped[0]).name
+        print_summary(console, collection, bar.done, time.perf_counter() - started)
+        console.print(
+            f"[yellow]Stopped by {name}[/yellow] after {len(bar.done)} of "
+            f"{len(found.files)} files; run the same command again to ingest the rest."
+        )
+        return 128 + stopped[0]
     print_summary(console, collection, results, time.perf_counter() - started)
     return 1 if any(result.status == "failed" for result in results) else 0
 
