@@ -8,7 +8,6 @@ from typing import cast
 from fastapi import Request
 
 from ragbridge.bridge import Ragbridge
-from ragbridge.cache.base import Cache
 from ragbridge.chat import ChatService
 from ragbridge.embeddings.base import Embedder
 from ragbridge.ingest.pipeline import IngestPipeline
@@ -60,8 +59,3 @@ def get_retriever(request: Request) -> HybridRetriever:
 
 def get_pipeline(request: Request) -> IngestPipeline:
     return get_ragbridge(request).pipeline
-
-
-def get_cache(request: Request) -> Cache:
-    """The shared cache: Redis across replicas when configured, else in-process."""
-    return get_ragbridge(request).cache

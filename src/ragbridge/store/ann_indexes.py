@@ -129,12 +129,6 @@ class AnnIndexes:
             self._states.pop(seq, None)
         self._files.remove(seq)
 
-    def external_change(self) -> None:
-        """Another connection committed: check every collection against the file again."""
-        with self._lock:
-            for seq, state in list(self._states.items()):
-                self._schedule(seq, state.dimension, state.kind)
-
     # --- search --------------------------------------------------------------------------
     def search(
         self,
