@@ -19,7 +19,7 @@ def create_store(settings: Settings) -> Store:
     if url and url.startswith(("postgresql://", "postgres://")):
         from ragbridge.store.postgres import PostgresStore  # only with the [postgres] extra
 
-        store: Store = PostgresStore(url)
+        store: Store = PostgresStore(url, wait_timeout=settings.database_wait_timeout)
         return store
     if url:
         raise ValueError("RAGBRIDGE_DATABASE_URL must start with postgresql://")
