@@ -6,7 +6,6 @@ of `ragbridge ingest` (every file stored whole or not at all; a re-run completes
 
 from __future__ import annotations
 
-import re
 import signal
 import time
 from collections.abc import Callable
@@ -19,14 +18,7 @@ import psycopg
 import pytest
 
 from ragbridge.settings import Settings
-from tests.faults.test_ingest_faults import (
-    COLLECTION,
-    FILES,
-    finish_again,
-    ingest_env,
-    start_ingest,
-    write_corpus,
-)
+from tests.faults.test_ingest_faults import COLLECTION, interrupt_midway, rerun_completes
 from tests.support.postgres import PostgresForTests
 from tests.support.upstream import ScriptedUpstream, gateway_settings
 
@@ -172,37 +164,16 @@ def test_kill_9_during_ingest_on_postgres(
     tmp_path: Path,
     record_fault: Callable[..., None],
 ) -> None:
-    corpus = write_corpus(tmp_path / "corpus")
-    env = ingest_env(upstream, tmp_path / "data")
-    env["RAGBRIDGE_DATABASE_URL"] = postgres_url
-    upstream.embedding_delay = 0.3  # an ingest that lasts long enough to be interrupted
-    process = start_ingest(env, corpus, tmp_path)
-    try:
-        assert upstream.wait_for(lambda: documents_in(postgres_url) >= 3, timeout=240), (
-            "the ingest never stored a file"
-        )
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    at_kill = len(stored(postgres_url))  # consistent: every document whole, no orphan chunk
-    assert 3 <= at_kill < FILES, "the kill did not land mid-ingest"
-    upstream.embedding_delay = 0.0
-    summary, rerun = finish_again(env, corpus, tmp_path)
-    match = re.search(r"(\d+) added", summary)
-    assert match and int(match.group(1)) == FILES - at_kill, summary
-    assert f"{at_kill} unchanged" in summary
-    documents = len(stored(postgres_url))
-    assert documents == FILES
-    record_fault(
-        "kill -9 during `ragbridge ingest` (postgres)",
-        requests=FILES,
-        failed=0,
-        lost=FILES - documents,
-        recover_s=rerun,
-        note=f"{at_kill}/{FILES} files stored whole at the kill; re-run took {rerun:.1f} s",
+    interrupted = interrupt_midway(
+        upstream,
+        tmp_path,
+        signal.SIGKILL,
+        database_url=postgres_url,
+        committed=lambda: documents_in(postgres_url),
+    )
+    # every document whole (chunks and vectors), no orphan chunk, counters agree
+    rerun_completes(
+        upstream, interrupted, tmp_path, lambda: len(stored(postgres_url)), record_fault, "postgres"
     )
 
 
