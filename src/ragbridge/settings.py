@@ -188,6 +188,11 @@ class Settings(BaseSettings):
         None, description="redis://… shares rate limits and caches across replicas."
     )
 
+    # --- PostgreSQL outages (issue 16) ----------------------------------------------------------
+    database_wait_timeout: float = Field(
+        5.0, gt=0, description="Seconds a request waits for a PostgreSQL connection, then 503."
+    )
+
     # --- hostile input and bounded memory (issue 16) ----------------------------------------
     ingest_max_records: int = Field(
         100_000, description="Most records (JSON items, JSONL lines, CSV rows) one file may hold."

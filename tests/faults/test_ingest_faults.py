@@ -89,16 +89,25 @@ def store_state(data_dir: Path) -> tuple[int, int]:
 
 
 def interrupt_midway(
-    upstream: ScriptedUpstream, tmp_path: Path, signum: int
+    upstream: ScriptedUpstream,
+    tmp_path: Path,
+    signum: int,
+    *,
+    database_url: str | None = None,
+    committed: Callable[[], int] | None = None,
 ) -> tuple[subprocess.Popen[str], float, Path, dict[str, str]]:
-    """Start an ingest, send `signum` once it is embedding; (process, seconds to exit, ...)."""
+    """Start an ingest (into `database_url` when given), send `signum` once `committed()` files
+    are stored (default: the SQLite file's documents); (process, seconds to exit, corpus, env)."""
     corpus = write_corpus(tmp_path / "corpus")
     data_dir = tmp_path / "data"
     env = ingest_env(upstream, data_dir)
+    if database_url:
+        env["RAGBRIDGE_DATABASE_URL"] = database_url
+    count = committed or (lambda: stored_documents(data_dir))
     upstream.embedding_delay = 0.3  # an ingest that lasts long enough to be interrupted
     process = start_ingest(env, corpus, tmp_path)
     try:
-        assert upstream.wait_for(lambda: stored_documents(data_dir) >= 3, timeout=240), (
+        assert upstream.wait_for(lambda: count() >= 3, timeout=240), (
             "the ingest never stored a file"
         )
         sent = time.monotonic()
@@ -152,24 +161,48 @@ def test_sigterm_stops_an_ingest_at_a_safe_point(
     )
 
 
+def rerun_completes(
+    upstream: ScriptedUpstream,
+    interrupted: tuple[subprocess.Popen[str], float, Path, dict[str, str]],
+    cwd: Path,
+    documents: Callable[[], int],
+    record_fault: Callable[..., None],
+    store: str,
+) -> None:
+    """After a kill -9: `documents()` (which checks every file is whole) counts what was kept,
+    a re-run adds exactly the rest, and the row is recorded."""
+    _, _, corpus, env = interrupted
+    stored = documents()
+    assert 0 < stored < FILES, "the kill did not land mid-ingest"
+    upstream.embedding_delay = 0.0
+    summary, rerun = finish_again(env, corpus, cwd)
+    match = re.search(r"(\d+) added", summary)
+    assert match and int(match.group(1)) == FILES - stored, summary
+    assert f"{stored} unchanged" in summary
+    complete = documents()
+    assert complete == FILES
+    record_fault(
+        f"kill -9 during `ragbridge ingest` ({store})",
+        requests=FILES,
+        failed=0,
+        lost=FILES - complete,
+        recover_s=rerun,
+        note=f"{stored}/{FILES} files stored whole at the kill; re-run took {rerun:.1f} s",
+    )
+
+
 def test_kill_9_during_ingest_loses_nothing_stored(
     upstream: ScriptedUpstream, tmp_path: Path, record_fault: Callable[..., None]
 ) -> None:
-    _, _, corpus, env = interrupt_midway(upstream, tmp_path, signal.SIGKILL)
-    stored, _ = store_state(tmp_path / "data")  # readable, consistent, no half documents
-    upstream.embedding_delay = 0.0
-    summary, rerun = finish_again(env, corpus, tmp_path)
-    match = re.search(r"(\d+) added", summary)
-    assert match and int(match.group(1)) == FILES - stored
-    documents, _ = store_state(tmp_path / "data")
-    assert documents == FILES
-    record_fault(
-        "kill -9 during `ragbridge ingest` (sqlite)",
-        requests=FILES,
-        failed=0,
-        lost=FILES - documents,
-        recover_s=rerun,
-        note=f"{stored}/{FILES} files stored whole at the kill; re-run took {rerun:.1f} s",
+    interrupted = interrupt_midway(upstream, tmp_path, signal.SIGKILL)
+    # readable, consistent, no half documents
+    rerun_completes(
+        upstream,
+        interrupted,
+        tmp_path,
+        lambda: store_state(tmp_path / "data")[0],
+        record_fault,
+        "sqlite",
     )
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -20,8 +23,9 @@ from psycopg import sql
 class PostgresForTests:
     """One server for the test session; `fresh_schema()` gives each test its own schema."""
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, server: Any = None) -> None:
         self.admin_url = admin_url
+        self._server = server  # pgserver's handle, when we started the server ourselves
         self._counter = itertools.count()
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -31,6 +35,29 @@ class PostgresForTests:
         separator = "&" if "?" in self.admin_url else "?"
         options = quote(f"-c search_path={schema},public", safe="")
         return f"{self.admin_url}{separator}options={options}"
+
+    @property
+    def restartable(self) -> bool:
+        """Whether `stop()`/`start()` work (only on a server pgserver started for the tests)."""
+        return self._server is not None
+
+    def stop(self) -> None:
+        """Stop the server at once: SIGINT to the postmaster is PostgreSQL's fast shutdown (open
+        sessions are terminated); returns once the postmaster has exited."""
+        pid = self._server.get_pid()
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"PostgreSQL (pid {pid}) did not stop within 30 s")
+
+    def start(self) -> None:
+        """Start it again on the same data dir and socket; returns once it accepts connections."""
+        self._server.ensure_postgres_running()
 
     @contextmanager
     def fresh_schema(self) -> Iterator[str]:
@@ -62,7 +89,7 @@ def running_postgres(url: str | None = None) -> Iterator[PostgresForTests]:
     parent = Path(tempfile.mkdtemp(prefix="ragbridge-pg-"))
     server = pgserver.get_server(parent / "data", cleanup_mode="delete")
     try:
-        yield PostgresForTests(server.get_uri())
+        yield PostgresForTests(server.get_uri(), server)
     finally:
         server.cleanup()
         shutil.rmtree(parent, ignore_errors=True)

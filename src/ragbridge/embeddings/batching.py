@@ -131,7 +131,6 @@ class Coalescer:
             self._cached_bytes -= dropped.nbytes + _KEY_BYTES
 
 
-
 def _key(text: str) -> bytes:
     """The cache key of a text: its hash (a text may be megabytes)."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=32).digest()

@@ -30,7 +30,7 @@ def _postgres(settings: Settings) -> Store:
 
     if not settings.database_url:
         raise ValueError("the PostgreSQL store needs RAGBRIDGE_DATABASE_URL")
-    return PostgresStore(settings.database_url)
+    return PostgresStore(settings.database_url, wait_timeout=settings.database_wait_timeout)
 
 
 SQLITE = StorePlugin(_sqlite)

@@ -17,8 +17,6 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection, sql
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from ragbridge.errors import Conflict, EmbeddingMismatch, InvalidRequest, NotFound
 from ragbridge.store import pg_search, pg_writes
@@ -37,6 +35,7 @@ from ragbridge.store.base import (
     query_vector,
 )
 from ragbridge.store.pg_migrations import migrate
+from ragbridge.store.pg_pool import WAIT_TIMEOUT_S, StorePool
 from ragbridge.store.pg_records import (
     COLLECTION_COLUMNS,
     DOCUMENT_COLUMNS,
@@ -62,15 +61,21 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
 class PostgresStore:
     """`Store` on PostgreSQL with pgvector (HNSW, cosine) and full-text BM25 keyword search."""
 
-    def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        wait_timeout: float = WAIT_TIMEOUT_S,
+    ) -> None:
         self._url = url
-        self._pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
+        self._pool = StorePool(
             url,
             min_size=min_connections,
             max_size=max_connections,
-            open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
             configure=_configure,
+            wait_timeout=wait_timeout,
         )
 
     async def open(self) -> None:

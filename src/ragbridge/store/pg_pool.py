@@ -1,0 +1,64 @@
+"""The PostgreSQL store's connection pool: survives a database restart by itself.
+
+Each connection is checked (an empty query, one round trip) before it is handed out, so sessions
+the server dropped while it restarted are replaced instead of failing a request; the pool
+reconnects in the background. While the database is away a request waits at most
+`wait_timeout` for a connection, and any lost connection or server shutdown reaches the client as
+a 503 in OpenAI's envelope (`ServiceUnavailable`), never a 500 or a hang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from ragbridge.errors import ServiceUnavailable
+
+Connection = AsyncConnection[dict[str, Any]]
+
+WAIT_TIMEOUT_S = 5.0
+"""Longest a request waits for a pooled connection before it is answered 503."""
+
+UNAVAILABLE = "The database is unavailable (restarting or unreachable); try again shortly."
+
+
+class StorePool(AsyncConnectionPool[Connection]):
+    """An autocommit, dict-row pool whose connection failures surface as `ServiceUnavailable`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int,
+        max_size: int,
+        configure: Callable[[Connection], Awaitable[None]],
+        wait_timeout: float = WAIT_TIMEOUT_S,
+    ) -> None:
+        super().__init__(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=configure,
+            check=AsyncConnectionPool.check_connection,
+            timeout=wait_timeout,
+        )
+
+    @asynccontextmanager
+    async def connection(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - the signature it overrides
+    ) -> AsyncIterator[Connection]:
+        """A checked connection; a pool timeout or a lost server raises `ServiceUnavailable`."""
+        try:
+            async with super().connection(timeout) as conn:
+                yield conn
+        except psycopg.OperationalError as exc:  # PoolTimeout, AdminShutdown, connection lost
+            raise ServiceUnavailable(UNAVAILABLE) from exc
