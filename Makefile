@@ -7,7 +7,8 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 # This checkout's code, whichever venv runs it (VENV=... may point at a shared one).
 export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
-# pytest workers: `make test PYTEST_WORKERS=0` runs in one process.
+# pytest workers: `make test PYTEST_WORKERS=0` runs in one process. Each test module (or group of
+# modules sharing a session server) stays on one worker, slowest first: see tests/conftest.py.
 PYTEST_WORKERS ?= auto
 
 .PHONY: install dev run test test-deps lint typecheck bench clean
@@ -50,7 +51,7 @@ test-deps:
 	scripts/install-openwebui
 
 test: test-deps lint typecheck
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 bench: dev
 	$(PY) -m bench
