@@ -4,29 +4,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import documents
+from tests.support.cli import run_ragbridge
 from tests.support.documents import FACTS
+from tests.support.server import ragbridge_env
 
 pytestmark = pytest.mark.slow
 
 
 def ragbridge(*args: str | Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "ragbridge", *map(str, args), "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        check=False,
-    )
+    return run_ragbridge(*args, "--data-dir", data_dir, env=ragbridge_env(COLUMNS="200"))
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import run_ragbridge
 from tests.support.server import ragbridge_env, ragbridge_serve
 from tests.support.upstream import Reply, ScriptedUpstream
 
@@ -21,13 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_refuses_to_serve_an_open_address_without_a_key(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ragbridge", "serve", "--host", "0.0.0.0", "--port", "1"],
-        env=ragbridge_env(tmp_path / "data"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = ragbridge_env(tmp_path / "data")
+    result = run_ragbridge("serve", "--host", "0.0.0.0", "--port", "1", env=env, timeout=120)
     assert result.returncode == 2
     assert "0.0.0.0" in result.stderr and "RAGBRIDGE_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
+from tests.support.cli import run_ragbridge
 from tests.support.server import ragbridge_env
 
 
@@ -15,12 +13,6 @@ def replica_env(**settings: str) -> dict[str, str]:
 
 def ragbridge_cli(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     """Run `python -m ragbridge ARGS...`; its stdout, or an assertion error with its stderr."""
-    done = subprocess.run(
-        [sys.executable, "-m", "ragbridge", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    done = run_ragbridge(*args, env=env, timeout=timeout)
     assert done.returncode == 0, done.stderr
     return done.stdout
