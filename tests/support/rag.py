@@ -83,7 +83,7 @@ def corpus_server(data_dir: Path, **settings: Any) -> Iterator[str]:
         for name in [n for n in os.environ if n.startswith("RAGBRIDGE_")]:
             env.delenv(name)
         config = Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             data_dir=data_dir,
             sample_collection=False,
             **settings,
