@@ -7,8 +7,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 # This checkout's code, whichever venv runs it (VENV=... may point at a shared one).
 export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
-# pytest workers: `make test PYTEST_WORKERS=0` runs in one process. Each test module (or group of
-# modules sharing a session server) stays on one worker, slowest first: see tests/conftest.py.
+# pytest workers: `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= auto
 
 .PHONY: install dev run test test-deps lint typecheck bench clean
@@ -51,7 +50,7 @@ test-deps:
 	scripts/install-openwebui
 
 test: test-deps lint typecheck
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: dev
 	$(PY) -m bench

@@ -21,55 +21,6 @@ from tests.support.redis import RedisForTests, running_redis
 from tests.support.server import serve_in_thread
 from tests.support.upstream import ScriptedUpstream, gateway_settings
 
-# xdist (`make test`: `--dist loadgroup --no-loadscope-reorder`) hands out groups in collection
-# order, so the slowest go first (longest first: none is left to run alone at the end), by the
-# sums of their tests' durations on 2 workers. Tests that share a session-wide server form one
-# group (one local model load, one PostgreSQL per run, not one per worker); every other module
-# is a group of its own, as with `--dist loadfile`.
-SHARED_GROUPS = {"local_server": "local-llm", "postgres_server": "postgres"}
-SLOW_FIRST = (
-    "tests/integration/test_openwebui_real.py",  # skipped without .venv-openwebui
-    "tests/integration/test_ingest_cli.py",
-    "tests/faults/test_ingest_faults.py",
-    "tests/integration/test_eval_cli.py",
-    "local-llm",
-    "postgres",
-    "tests/integration/test_collections_cli.py",
-    "tests/console/test_open_console.py",
-    "tests/integration/test_warm_start.py",
-    "tests/integration/test_retrieval.py",
-    "tests/integration/test_crosslingual_serve.py",
-    "tests/console/test_keyed_console.py",
-    "tests/integration/test_rag_sample.py",
-    "tests/integration/test_openwebui_pipeline.py",
-    "tests/integration/test_config_cli.py",
-    "tests/integration/test_upstream_model_names.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give each test an `xdist_group` (see above) and run the slow groups first."""
-    xdist = config.pluginmanager.hasplugin("xdist")  # the mark is xdist's
-
-    def group(item: pytest.Item) -> str:
-        marker = item.get_closest_marker("xdist_group")
-        if marker is not None:
-            return str(marker.kwargs.get("name") or marker.args[0])
-        names = getattr(item, "fixturenames", ())
-        shared = [name for fixture, name in SHARED_GROUPS.items() if fixture in names]
-        if item.get_closest_marker("postgres"):  # store backends chosen by parameter too
-            shared.append("postgres")
-        name = shared[0] if shared else item.nodeid.split("::")[0]
-        if xdist:
-            item.add_marker(pytest.mark.xdist_group(name))
-        return name
-
-    def rank(name: str) -> int:
-        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
-
-    ranks = {item.nodeid: rank(group(item)) for item in items}
-    items.sort(key=lambda item: ranks[item.nodeid])  # stable: each group keeps its order
-
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
