@@ -55,7 +55,7 @@ class Calibration:
 CALIBRATIONS = {
     base_name(USE_MULTILINGUAL): Calibration(min_similarity=0.15, dense_weight=0.5),
 }
-"""Measured per embedder (`python -m bench.retrieval_quality --calibrate`); others: no floor,
+"""Measured per embedder (`python -m bench.calibration`); others: no floor,
 equal weights."""
 
 
