@@ -209,8 +209,9 @@ class HybridRetriever:
         The score is what the mode ranks by: cosine similarity (dense), BM25 relative to the
         best hit (keyword), the fused score (hybrid; 1.0 = first for every retriever that read
         the query), or the reranker's relevance when one reordered the hits. Hits scoring 0 are
-        dropped, and so are those below `score_threshold`, and passages that only dense search
-        found with a cosine below `min_similarity` (no hits at all for an off-topic question).
+        dropped, and so are those below `score_threshold`; in hybrid mode also the passages only
+        dense search found with a cosine below `min_similarity` (none for an off-topic question;
+        dense mode returns the nearest passages, their cosine as the score).
         A dict passed as `explain` receives each candidate's per-retriever scores by chunk id
         (`dense` cosine, `keyword` relative BM25), for the console's search playground. Raises
         `NotFound` for an unknown collection, `EmbeddingMismatch` when dense search would use
@@ -252,7 +253,7 @@ class HybridRetriever:
             ranked = _relative(keyword)
         else:
             ranked = self._fuse(query, dense, keyword, use_dense, depth)
-        if (unlikely := self._below_floor(dense, keyword)) and mode != "keyword":
+        if mode == "hybrid" and (unlikely := self._below_floor(dense, keyword)):
             ranked = [hit for hit in ranked if hit.chunk.id not in unlikely]
         ranked = await self._rerank(query, ranked, top_k)
         # A score of 0 matched nothing (no keyword, a cosine at or below 0): never a passage.
