@@ -278,6 +278,12 @@ async def bench_dataset(
                 rows.append(row)
             row, _ = await measure(
                 store, collection, dataset, model, "hybrid",
+                config=FusionConfig(dense_weight=1.0, min_similarity=0.0),
+                label="hybrid, equal weights, no floor (uncalibrated)",
+            )  # fmt: skip
+            rows.append(row)
+            row, _ = await measure(
+                store, collection, dataset, model, "hybrid",
                 config=FusionConfig(fusion="rrf"), label="hybrid, RRF k=60",
             )  # fmt: skip
             rows.append(row)

@@ -163,6 +163,18 @@ class Settings(BaseSettings):
     rerank_model: str | None = Field(None, description="Rerank model id, or a local cross-encoder.")
     rerank_api_key: SecretStr | None = Field(None, description="Bearer key for the reranker.")
 
+    # --- relevance floor and fusion weight per embedder (issue 9) ---------------------------
+    retrieval_min_similarity: float | None = Field(
+        None,
+        description="Cosine below which a passage only dense search found is not relevant; "
+        "unset: the embedder's measured floor (0.15 for the default USE, none if unmeasured).",
+    )
+    retrieval_dense_weight: float | None = Field(
+        None,
+        description="Dense weight in hybrid fusion (keyword 1.0); unset: the embedder's measured "
+        "weight (0.5 for the default USE, else 1.0).",
+    )
+
     # --- prompts --------------------------------------------------------------------------
     prompt_template: str | None = Field(
         None, description="RAG system prompt with {context}; default picks English or Korean."

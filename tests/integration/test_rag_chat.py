@@ -189,12 +189,6 @@ def test_task_requests_skip_retrieval(
     assert sent["max_tokens"] == 1000
 
 
-@pytest.mark.xfail(
-    reason="issue 9: with the multilingual default embedder, dense search always returns its "
-    "best passages, and cross-script fusion scores them by dense alone; an off-topic Korean "
-    "question over English documents gets passages. Needs an absolute dense floor, calibrated.",
-    strict=False,
-)
 def test_nothing_relevant_found_says_so(
     base_url: str, client: openai.OpenAI, llm: ScriptedUpstream
 ) -> None:
@@ -238,7 +232,9 @@ def test_passages_are_trimmed_to_the_context_window_never_the_conversation(
 
     roomy_sources = (roomy.model_extra or {})["sources"]
     tight_sources = (tight.model_extra or {})["sources"]
-    assert len(roomy_sources) == 5
+    asked = {"valve.txt", "pump.txt", "lighthouse.txt", "quokka.txt"}
+    assert asked <= {source["source"]["name"] for source in roomy_sources}  # nothing off-topic
+    assert len(roomy_sources) <= 5
     assert 1 <= len(tight_sources) < len(roomy_sources)
     assert tight_sources == roomy_sources[: len(tight_sources)]  # best first, in order
     sent = llm.chat_requests[-1].body
@@ -294,14 +290,14 @@ def test_cached_retrievals_follow_ingest_and_delete(base_url: str, llm: Scripted
             files = {"file": (name, PASSAGES[name].encode(), "text/plain")}
             assert http.post(f"/v1/collections/{collection}/documents", files=files).is_success
 
-        def first_source() -> str:
+        def first_source() -> str | None:
             body = {"model": model, "messages": [{"role": "user", "content": question}]}
-            answer = http.post("/v1/chat/completions", json=body).json()
-            return str(answer["sources"][0]["source"]["name"])
+            sources = http.post("/v1/chat/completions", json=body).json()["sources"]
+            return str(sources[0]["source"]["name"]) if sources else None
 
         before = Scrape(base_url)
-        assert first_source() != "zephyr.txt"
-        assert first_source() != "zephyr.txt"
+        assert first_source() is None  # nothing about the badge yet: no passage at all
+        assert first_source() is None
         after = Scrape(base_url)
         hits = "ragbridge_cache_lookups_total"
         assert (
@@ -319,7 +315,7 @@ def test_cached_retrievals_follow_ingest_and_delete(base_url: str, llm: Scripted
 
         document = uploaded.json()["documents"][0]["id"]
         assert http.delete(f"/v1/collections/{collection}/documents/{document}").is_success
-        assert first_source() != "zephyr.txt"
+        assert first_source() is None
 
 
 def test_without_a_default_model_the_upstreams_first_model_answers(

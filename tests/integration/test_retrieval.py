@@ -109,16 +109,8 @@ async def _reciprocal_ranks(
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 async def test_hybrid_puts_the_right_passage_first_and_beats_each_part(
-    setup: tuple[HybridRetriever, str], lang: str, request: pytest.FixtureRequest
+    setup: tuple[HybridRetriever, str], lang: str
 ) -> None:
-    if lang == "ko" and setup[0].embedder.multilingual:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="issue 9: multilingual USE + cross-script fusion ranks one Korean answer "
-                "third on this 12-passage corpus (keyword alone ranks it first)",
-                strict=False,
-            )
-        )
     await _hybrid_first(setup, lang)
 
 

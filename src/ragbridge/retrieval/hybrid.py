@@ -13,6 +13,12 @@ Keyword search cannot match across languages: a passage written in another scrip
 query (a Korean question, an English passage) is fused on the dense score alone, rather than
 averaged with a keyword score of 0 that would push it below same-language passages that share a
 word or two with the question (see `cross_script`).
+
+Dense search always returns its nearest passages, however far: a passage only dense search found
+counts as relevant from the embedder's measured cosine floor up (`Calibration.min_similarity`,
+0.15 for the default USE), so an off-topic question finds nothing and the answer says so. The same
+table holds the dense weight: USE's cosines rank English worse than BM25 does (SciFact), so its
+vote weighs half of keyword's.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from ragbridge.embeddings.base import Embedder
+from ragbridge.embeddings.names import calibration
 from ragbridge.errors import EmbeddingMismatch, InvalidRequest, NotFound, UpstreamError
 from ragbridge.retrieval.analyzer import Analyzer, default_analyzer
 from ragbridge.retrieval.query import DEFAULT_MAX_CHARS, bounded_query
@@ -133,14 +140,17 @@ def relative_score_fusion(
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """How candidate lists are gathered and fused (defaults: equal weights, untuned)."""
+    """How candidate lists are gathered and fused (unset weight and floor: the embedder's)."""
 
     fusion: RetrievalFusion = "relative"
     candidates: int = 50
     """Passages each retriever contributes before fusion (at least `top_k`)."""
     rrf_k: float = 60.0
-    dense_weight: float = 1.0
+    dense_weight: float | None = None
+    """None: the embedder's measured weight (`ragbridge.embeddings.names.calibration`)."""
     keyword_weight: float = 1.0
+    min_similarity: float | None = None
+    """Cosine below which a passage only dense search found is dropped; None: the embedder's."""
     rerank_depth: int = 30
     """Fused passages the reranker reorders (at least `top_k`)."""
     query_max_chars: int = DEFAULT_MAX_CHARS
@@ -152,6 +162,8 @@ class FusionConfig:
     def from_settings(cls, settings: Settings) -> FusionConfig:
         return cls(
             fusion=settings.retrieval_fusion,
+            dense_weight=settings.retrieval_dense_weight,
+            min_similarity=settings.retrieval_min_similarity,
             query_max_chars=settings.retrieval_query_max_chars,
             query_max_terms=settings.retrieval_query_max_terms,
         )
@@ -176,6 +188,10 @@ class HybridRetriever:
         self.analyzer = analyzer or default_analyzer()
         self.config = config or FusionConfig()
         self.metrics = metrics or Metrics()
+        measured = calibration(embedder.name)
+        weight, floor = self.config.dense_weight, self.config.min_similarity
+        self.dense_weight = measured.dense_weight if weight is None else weight
+        self.min_similarity = measured.min_similarity if floor is None else floor
 
     async def search(
         self,
@@ -194,10 +210,13 @@ class HybridRetriever:
         The score is what the mode ranks by: cosine similarity (dense), BM25 relative to the
         best hit (keyword), the fused score (hybrid; 1.0 = first for every retriever that read
         the query), or the reranker's relevance when one reordered the hits. Hits scoring 0 are
-        dropped, and so are those below `score_threshold`. A dict passed as `explain` receives each
-        candidate's per-retriever scores by chunk id (`dense` cosine, `keyword` relative BM25),
-        for the console's search playground. Raises `NotFound` for an unknown
-        collection, `EmbeddingMismatch` when dense search would use another model's vectors.
+        dropped, and so are those below `score_threshold`; in hybrid mode also the passages only
+        dense search found with a cosine below `min_similarity` (none for an off-topic question;
+        dense mode returns the nearest passages, their cosine as the score).
+        A dict passed as `explain` receives each candidate's per-retriever scores by chunk id
+        (`dense` cosine, `keyword` relative BM25), for the console's search playground. Raises
+        `NotFound` for an unknown collection, `EmbeddingMismatch` when dense search would use
+        another model's vectors.
         """
         started = time.perf_counter()
         if mode not in MODES:
@@ -235,6 +254,8 @@ class HybridRetriever:
             ranked = _relative(keyword)
         else:
             ranked = self._fuse(query, dense, keyword, use_dense, depth)
+        if mode == "hybrid" and (unlikely := self._below_floor(dense, keyword)):
+            ranked = [hit for hit in ranked if hit.chunk.id not in unlikely]
         ranked = await self._rerank(query, ranked, top_k)
         # A score of 0 matched nothing (no keyword, a cosine at or below 0): never a passage.
         hits = [hit for hit in ranked[:top_k] if hit.score > 0.0 and hit.score >= score_threshold]
@@ -257,6 +278,13 @@ class HybridRetriever:
             return []
         return await self.store.keyword_search(collection, terms, depth, filters)
 
+    def _below_floor(self, dense: list[SearchHit], keyword: list[SearchHit]) -> set[str]:
+        """Passages only dense search found, with a cosine under the relevance floor."""
+        if self.min_similarity <= 0:
+            return set()
+        found = {hit.chunk.id for hit in keyword}
+        return {h.chunk.id for h in dense if h.score < self.min_similarity} - found
+
     def _fuse(
         self,
         query: str,
@@ -270,7 +298,7 @@ class HybridRetriever:
         for hit in (*dense, *keyword):
             chunks.setdefault(hit.chunk.id, hit.chunk)
         rankings: list[Ranking] = [
-            ([(h.chunk.id, h.score) for h in dense], config.dense_weight if use_dense else 0.0),
+            ([(h.chunk.id, h.score) for h in dense], self.dense_weight if use_dense else 0.0),
             ([(h.chunk.id, h.score) for h in keyword], config.keyword_weight),
         ]
         # Keyword search cannot see a passage in another script than the query, unless it found
