@@ -214,7 +214,7 @@ def main() -> None:
                     sides[side].add(runs[side]())
         loaded.llama.close()
     load_average = os.getloadavg()
-    report = {side: data.summary() for side, data in sides.items()}
+    report: dict[str, Any] = {side: data.summary() for side, data in sides.items()}
     base, ours = report["direct"], report["ragbridge"]
     report["added"] = {
         "ttft_ms": round(ours["ttft_ms"] - base["ttft_ms"], 1),
