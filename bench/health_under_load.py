@@ -13,9 +13,7 @@ same run, first.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, free_port, ragbridge_env, running
 
 SENTENCE = "서울특별시는 대한민국의 수도이며 한강이 도시를 가로질러 흐른다. "
 
@@ -31,20 +29,6 @@ SENTENCE = "서울특별시는 대한민국의 수도이며 한강이 도시를 
 def korean_text(size: int) -> bytes:
     unit = SENTENCE.encode()
     return (unit * (size // len(unit) + 1))[:size].decode("utf-8", "ignore").encode()
-
-
-def wait_up(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
 
 
 def probe(url: str, stop: threading.Event, seconds: list[float], every: float = 0.02) -> None:
@@ -72,12 +56,10 @@ def main() -> None:
     upstream_port, port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
         upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
-        env.update(
+        env = ragbridge_env(
+            Path(tmp) / "data",
             RAGBRIDGE_PORT=str(port),
-            RAGBRIDGE_DATA_DIR=str(Path(tmp) / "data"),
-            RAGBRIDGE_SAMPLE_COLLECTION="false",
             RAGBRIDGE_UPSTREAM_BASE_URL=upstream_url,
             RAGBRIDGE_UPSTREAM_MODEL="bench-model",
             RAGBRIDGE_EMBEDDING_BASE_URL=upstream_url,
@@ -87,13 +69,14 @@ def main() -> None:
             RAGBRIDGE_LOG_LEVEL="WARNING",
         )
         py = sys.executable
-        upstream = subprocess.Popen(
-            [py, "-m", "tests.support.upstream", "--port", str(upstream_port)], env=env
-        )
-        server = subprocess.Popen([py, "-m", "ragbridge", "serve"], env=env)
-        try:
-            wait_up(f"http://127.0.0.1:{upstream_port}/v1/models", upstream)
-            wait_up(f"{base}/health", server)
+        upstream_cmd = [py, "-m", "tests.support.upstream", "--port", str(upstream_port)]
+        upstream = ServerProcess(upstream_cmd, upstream_url, env, echo=True)
+        server = ServerProcess([py, "-m", "ragbridge", "serve"], base, env, echo=True)
+        startup = 180.0
+        with (
+            running(upstream, probe="/models", startup_timeout=startup, stop_timeout=20),
+            running(server, startup_timeout=startup, stop_timeout=20),
+        ):
             seed = httpx.post(
                 f"{base}/v1/collections/bench/documents",
                 files={"file": ("seed.txt", korean_text(20_000), "text/plain")},
@@ -101,13 +84,6 @@ def main() -> None:
             )
             seed.raise_for_status()
             rows = [measure_baseline(base), *measure_load(base, args)]
-        finally:
-            for process in (server, upstream):
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
     print("| phase | probes | p50 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|")
     for row in rows:

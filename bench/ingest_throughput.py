@@ -28,10 +28,11 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tests.support.embedders import DelegatingEmbedder
 
 from ragbridge.embeddings.local import FORWARD_BATCH, LocalEmbedder, packaged_minilm_path
 from ragbridge.embeddings.threaded import default_threads
@@ -45,42 +46,17 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "scifact" / "
 COLLECTION = "scifact"
 
 
-@dataclass
-class RecordingEmbedder:
+class RecordingEmbedder(DelegatingEmbedder):
     """Delegates to a real embedder and keeps the texts it embeds."""
 
-    inner: LocalEmbedder
-    texts: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    @property
-    def multilingual(self) -> bool:
-        return self.inner.multilingual
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
+    def __init__(self, inner: LocalEmbedder) -> None:
+        super().__init__(inner)
+        self.texts: list[str] = []
 
     async def embed_documents(self, texts: Sequence[str]) -> Vector:
         vectors = await self.inner.embed_documents(texts)
         self.texts.extend(texts)
         return vectors
-
-    async def embed_query(self, text: str) -> Vector:
-        return await self.inner.embed_query(text)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 def read_corpus(path: Path, limit: int) -> list[dict[str, str]]:

@@ -24,14 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psutil
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, free_port, running
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,40 +44,6 @@ class Result:
     ttft: list[float] = field(default_factory=list)
     rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (seconds, MiB)
     cpu_seconds: float = 0.0  # ragbridge's CPU time (user + system) while measured
-
-
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise TimeoutError(url)
-
-
-@contextmanager
-def process(
-    args: list[str], env: dict[str, str], probe: str, log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `args` (stderr to `log`) until the block ends; waits for `probe` to answer first."""
-    with log.open("wb") as err:
-        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        wait_until_up(probe, proc)
-        yield proc
-    except BaseException:
-        print(log.read_text()[-3000:], file=sys.stderr)
-        raise
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def one_stream(
@@ -219,7 +183,8 @@ def main() -> None:
         serve_cmd = [sys.executable, "-m", "ragbridge", "serve", "--port", str(rb_port)]
         upstream_url = f"http://127.0.0.1:{up_port}/v1"
         logs = Path(data_dir)
-        with process(upstream_cmd, env, upstream_url + "/models", logs / "upstream.log"):
+        upstream = ServerProcess(upstream_cmd, upstream_url, env, logs / "upstream.log", cwd=ROOT)
+        with running(upstream, probe="/models"):
             if not args.no_baseline:
                 base = asyncio.run(
                     drive(
@@ -232,8 +197,9 @@ def main() -> None:
                     )
                 )
                 rows.append(report("upstream directly (baseline)", base, args.duration))
-            probe = f"http://127.0.0.1:{rb_port}/health"
-            with process(serve_cmd, env, probe, logs / "ragbridge.log") as served:
+            rb_url = f"http://127.0.0.1:{rb_port}"
+            server = ServerProcess(serve_cmd, rb_url, env, logs / "ragbridge.log", cwd=ROOT)
+            with running(server) as served:
                 through = asyncio.run(
                     drive(
                         f"http://127.0.0.1:{rb_port}/v1/chat/completions",
@@ -241,7 +207,7 @@ def main() -> None:
                         args.concurrency,
                         args.duration,
                         args.warmup,
-                        served.pid,
+                        served.proc.pid,
                     )
                 )
                 rows.append(report("through ragbridge", through, args.duration))

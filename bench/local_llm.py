@@ -23,19 +23,17 @@ import importlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, ragbridge_env, ragbridge_serve
 
 # Read when llama.cpp's OpenMP runtime loads: idle threads sleep instead of spinning, as under
 # `ragbridge serve` (which sets the same default); spinning threads crawl on a busy machine.
@@ -154,42 +152,16 @@ def through_ragbridge(
     return Run(first - started, rate, count, cpu_end - cpu[0], loop_end - cpu[1])
 
 
-@contextmanager
-def ragbridge(model: Path, threads: int, work: Path) -> Iterator[tuple[str, psutil.Process]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(
-        RAGBRIDGE_DATA_DIR=str(work / "data"),
-        RAGBRIDGE_SAMPLE_COLLECTION="false",
+def ragbridge(model: Path, threads: int, work: Path) -> AbstractContextManager[ServerProcess]:
+    env = ragbridge_env(
+        work / "data",
         RAGBRIDGE_LOG_LEVEL="WARNING",
         RAGBRIDGE_LOCAL_THREADS=str(threads),
         RAGBRIDGE_LOCAL_CONTEXT_TOKENS=str(CONTEXT),
     )
-    command = [sys.executable, "-m", "ragbridge", "serve", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--local-model", str(model)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return ragbridge_serve(
+        env, None, "--local-model", str(model), probe="/ready", startup_timeout=180
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("ragbridge serve exited")
-            try:
-                if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("ragbridge did not get ready")
-            time.sleep(0.2)
-        yield url, psutil.Process(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_model(work: Path) -> Path:
@@ -216,9 +188,10 @@ def main() -> None:
         name = path.name.removesuffix(".gguf")
         sides = {"direct": Side(), "ragbridge": Side()}
         with (
-            ragbridge(path, args.threads, work) as (url, server),
-            httpx.Client(base_url=url, timeout=300) as client,
+            ragbridge(path, args.threads, work) as served,
+            httpx.Client(base_url=served.url, timeout=300) as client,
         ):
+            server = psutil.Process(served.proc.pid)
             direct(loaded, 0, 8)  # warm both up
             through_ragbridge(client, server, name, 0, 8)
             for round_no in range(1, args.rounds + 1):

@@ -16,17 +16,15 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, free_port, ragbridge_env, running
 
 CHAT = {"model": "bench-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -35,35 +33,6 @@ CHAT = {"model": "bench-model", "stream": True, "messages": [{"role": "user", "c
 class Samples:
     ttft: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
-
-
-@contextmanager
-def process(
-    args: Sequence[str], env: dict[str, str], health_url: str, *, logs: bool = False
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server process until the block ends; waits for `health_url` to answer."""
-    output = None if logs else subprocess.DEVNULL
-    proc = subprocess.Popen(args, env=env, stdout=output, stderr=output)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{args} exited with {proc.returncode}")
-            try:
-                if httpx.get(health_url, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{args} did not start")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _has_content(payload: str) -> bool:
@@ -180,29 +149,24 @@ def main() -> None:
     upstream_port, ragbridge_port = free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}/v1"
     proxied = f"http://127.0.0.1:{ragbridge_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(OMP_WAIT_POLICY="PASSIVE", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    env = ragbridge_env(TOKENIZERS_PARALLELISM="false")
     upstream_cmd = [sys.executable, "-m", "tests.support.upstream", "--port", str(upstream_port)]
     serve_cmd = [sys.executable, "-m", "ragbridge", "serve", "--port", str(ragbridge_port)]
     with ExitStack() as stack, tempfile.TemporaryDirectory() as data_dir:
         upstream_cmd += ["--tokens", str(args.tokens)]
-        stack.enter_context(process(upstream_cmd, env, f"{upstream}/models", logs=args.server_logs))
-        serve_env = {
-            **env,
-            "RAGBRIDGE_UPSTREAM_BASE_URL": upstream,
-            "RAGBRIDGE_DATA_DIR": data_dir,
-            "RAGBRIDGE_SAMPLE_COLLECTION": "false",
-        }
-        server = stack.enter_context(
-            process(serve_cmd, serve_env, f"{proxied}/health", logs=args.server_logs)
-        )
+        echo = args.server_logs
+        upstream_server = ServerProcess(upstream_cmd, upstream, env, echo=echo)
+        stack.enter_context(running(upstream_server, probe="/models", startup_timeout=60))
+        serve_env = {**env, "RAGBRIDGE_UPSTREAM_BASE_URL": upstream, "RAGBRIDGE_DATA_DIR": data_dir}
+        server = ServerProcess(serve_cmd, proxied, serve_env, echo=echo)
+        stack.enter_context(running(server, startup_timeout=60, stop_timeout=10))
         levels = []
         for concurrency in args.concurrency:
             level = asyncio.run(
                 measure(
                     f"{upstream}/chat/completions",
                     f"{proxied}/v1/chat/completions",
-                    server.pid,
+                    server.proc.pid,
                     args.requests,
                     concurrency,
                     args.blocks,

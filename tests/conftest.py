@@ -19,7 +19,7 @@ from ragbridge.settings import Settings
 from tests.support.postgres import PostgresForTests, running_postgres
 from tests.support.redis import RedisForTests, running_redis
 from tests.support.server import serve_in_thread
-from tests.support.upstream import ScriptedUpstream
+from tests.support.upstream import ScriptedUpstream, gateway_settings
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +29,12 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("RAGBRIDGE_") and name != "RAGBRIDGE_DATABASE_URL":
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """`pytest.mark.anyio` tests run on asyncio (not also on trio)."""
+    return "asyncio"
 
 
 @pytest.fixture
@@ -59,6 +65,16 @@ def serve_app() -> Callable[[Settings], AbstractContextManager[str]]:
 
 
 @pytest.fixture
+def serve(
+    upstream: ScriptedUpstream,
+    make_settings: Callable[..., Settings],
+    serve_app: Callable[[Settings], AbstractContextManager[str]],
+) -> Callable[..., AbstractContextManager[str]]:
+    """`with serve(**overrides) as url:` ragbridge in front of the scripted upstream."""
+    return lambda **overrides: serve_app(make_settings(**gateway_settings(upstream, **overrides)))
+
+
+@pytest.fixture
 def app_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
     """ragbridge with default test settings (no upstream), served on loopback."""
     with serve_in_thread(create_app(make_settings())) as url:
@@ -82,6 +98,13 @@ def postgres_url(postgres_server: PostgresForTests) -> Iterator[str]:
 @pytest.fixture
 def upstream() -> Iterator[ScriptedUpstream]:
     """A scripted OpenAI-compatible LLM on loopback: `.url` (…/v1), `.requests`, `.script(...)`."""
+    with ScriptedUpstream().serve() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[ScriptedUpstream]:
+    """The scripted upstream shared by a module's tests (for module-scoped ragbridge servers)."""
     with ScriptedUpstream().serve() as server:
         yield server
 

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support.server import free_port
+from tests.support.server import ServerProcess as Server  # the tests' annotations
+from tests.support.server import ragbridge_env, ragbridge_serve
 from tests.support.upstream import ScriptedUpstream
 
 CHROMIUM = os.environ.get("RAGBRIDGE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -42,50 +39,7 @@ except ImportError:  # pragma: no cover - reported as a skip
 
 
 def server_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(
-        RAGBRIDGE_DATA_DIR=str(data_dir),
-        RAGBRIDGE_SAMPLE_COLLECTION="false",
-        OMP_WAIT_POLICY="PASSIVE",
-        OMP_NUM_THREADS="1",
-        HF_HUB_OFFLINE="1",
-        **settings,
-    )
-    return env
-
-
-class Server:
-    """`python -m ragbridge serve` on a free loopback port."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        with log.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ragbridge", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        deadline = time.monotonic() + 120
-        while True:
-            assert self.proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "ragbridge did not start"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+    return ragbridge_env(data_dir, OMP_NUM_THREADS="1", **settings)
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +58,10 @@ def browser() -> Iterator[Browser]:
 def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Auth off (loopback), no upstream: extractive answers."""
     workdir = tmp_path_factory.mktemp("console-open")
-    server = Server(server_env(workdir / "data"), workdir / "serve.log")
-    yield server
-    server.stop()
+    with ragbridge_serve(
+        server_env(workdir / "data"), workdir / "serve.log", stop_timeout=20
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +84,8 @@ def keyed_server(
         RAGBRIDGE_UPSTREAM_MODEL="stub-alpha",
         RAGBRIDGE_UPSTREAM_RETRY_BASE_DELAY="0.01",
     )
-    server = Server(env, workdir / "serve.log")
-    yield server
-    server.stop()
+    with ragbridge_serve(env, workdir / "serve.log", stop_timeout=20) as server:
+        yield server
 
 
 def new_page(browser: Browser, locale: str = "en-US") -> Any:

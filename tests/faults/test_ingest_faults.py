@@ -9,7 +9,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ragbridge.store import SQLITE_FILENAME
+from tests.support.cli import ragbridge_command, run_ragbridge
 from tests.support.upstream import ScriptedUpstream
 
 FILES = 20
@@ -48,7 +48,7 @@ def ingest_env(upstream: ScriptedUpstream, data_dir: Path) -> dict[str, str]:
 
 def start_ingest(env: dict[str, str], corpus: Path, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ragbridge", "ingest", str(corpus), "-c", COLLECTION],
+        ragbridge_command("ingest", corpus, "-c", COLLECTION),
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -123,14 +123,7 @@ def interrupt_midway(
 
 def finish_again(env: dict[str, str], corpus: Path, cwd: Path) -> tuple[str, float]:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "ragbridge", "ingest", str(corpus), "-c", COLLECTION],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_ragbridge("ingest", corpus, "-c", COLLECTION, env=env, cwd=cwd, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout, time.monotonic() - started
 

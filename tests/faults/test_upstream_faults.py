@@ -12,7 +12,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import httpx
-import pytest
 
 from ragbridge.settings import Settings
 from tests.support.redis import RedisForTests
@@ -53,15 +52,6 @@ def stream_chat(url: str, headers: dict[str, str] | None = None) -> Outcome:
     errored = any(e != "[DONE]" and "error" in json.loads(e) for e in events)
     done = bool(events) and events[-1] == "[DONE]"
     return Outcome(done and not errored, errored, time.monotonic())
-
-
-@pytest.fixture
-def serve(
-    upstream: ScriptedUpstream,
-    make_settings: Callable[..., Settings],
-    serve_app: Callable[[Settings], AbstractContextManager[str]],
-) -> Serve:
-    return lambda **overrides: serve_app(make_settings(**gateway_settings(upstream, **overrides)))
 
 
 def run_fault(

@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support import documents
-from tests.support.cli import ragbridge
+from tests.support.cli import run_ragbridge
 from tests.support.documents import FACTS
+from tests.support.server import ragbridge_env
 
 pytestmark = pytest.mark.slow
+
+
+def ragbridge(*args: str | Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return run_ragbridge(*args, "--data-dir", data_dir, env=ragbridge_env(COLUMNS="200"))
 
 
 @pytest.fixture(scope="module")

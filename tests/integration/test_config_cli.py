@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_ragbridge
 
 KOREAN_PROMPT = '발췌만 보고 답하세요 "정확히":\n{context}'
 
 
 def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "ragbridge", *args],
-        cwd=cwd,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_ragbridge(*args, env={**clean, **env}, cwd=cwd, timeout=120)
 
 
 def test_config_output_loads_back_as_dot_env(tmp_path: Path) -> None:

@@ -5,16 +5,12 @@ documents uploaded through the API."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.server import free_port
+from tests.support.server import ragbridge_env, ragbridge_serve
 
 pytestmark = pytest.mark.slow
 
@@ -52,49 +48,16 @@ CROSS = [
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m ragbridge serve` with no RAGBRIDGE_EMBEDDING_* settings at all."""
     tmp = tmp_path_factory.mktemp("crosslingual")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(
-        RAGBRIDGE_DATA_DIR=str(tmp / "data"),
-        RAGBRIDGE_SAMPLE_COLLECTION="false",
-        OMP_WAIT_POLICY="PASSIVE",
-        HF_HUB_OFFLINE="1",
-    )
-    port = free_port()
-    log = tmp / "serve.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ragbridge", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "ragbridge did not start"
-            time.sleep(0.2)
-        with httpx.Client(base_url=url, timeout=120) as client:
+    env = ragbridge_env(tmp / "data")
+    with ragbridge_serve(env, tmp / "serve.log") as served:
+        with httpx.Client(base_url=served.url, timeout=120) as client:
             for name, text in {**ENGLISH, **KOREAN}.items():
                 response = client.post(
                     "/v1/collections/mixed/documents",
                     files={"file": (name, text.encode(), "text/markdown")},
                 )
                 assert response.status_code == 201, response.text
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        yield served.url
 
 
 def search(url: str, query: str, mode: str, top_k: int = 3) -> list[str]:

@@ -4,9 +4,6 @@ ready / not ready."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -17,7 +14,8 @@ import yaml
 
 from ragbridge.api.secrets_policy import WeakSecretError, check_secrets
 from ragbridge.settings import Settings
-from tests.support.server import free_port
+from tests.support.cli import run_ragbridge
+from tests.support.server import free_port, ragbridge_env
 
 Serve = Callable[[Settings], AbstractContextManager[str]]
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,21 +60,13 @@ def test_strong_keys_and_loopback_test_keys_pass(make_settings: Callable[..., Se
 def test_the_shipped_kubernetes_placeholder_does_not_start(tmp_path: Path) -> None:
     """`ragbridge serve` with the example secret exits at once with one clear line."""
     secret = yaml.safe_load((ROOT / "deploy/k8s/secret.yaml").read_text(encoding="utf-8"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(
+    env = ragbridge_env(
+        tmp_path / "data",
         RAGBRIDGE_API_KEY=secret["stringData"]["RAGBRIDGE_API_KEY"],
         RAGBRIDGE_HOST="0.0.0.0",
         RAGBRIDGE_PORT=str(free_port()),
-        RAGBRIDGE_DATA_DIR=str(tmp_path / "data"),
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "ragbridge", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=tmp_path,
-    )
+    done = run_ragbridge("serve", env=env, cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Refusing to start: RAGBRIDGE_API_KEY")

@@ -4,14 +4,14 @@ collection, and on bad files (the error names the file and the line)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ragbridge.evaluation import mrr_at, ndcg_at, recall_at
+from tests.support.cli import run_ragbridge
+from tests.support.server import ragbridge_env
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +48,7 @@ def write_beir(folder: Path) -> Path:
 
 
 def ragbridge(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(RAGBRIDGE_DATA_DIR=str(data_dir), OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
-    return subprocess.run(
-        [sys.executable, "-m", "ragbridge", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        check=False,
-    )
+    return run_ragbridge(*args, env=ragbridge_env(data_dir))
 
 
 def test_metrics_follow_the_beir_definitions() -> None:

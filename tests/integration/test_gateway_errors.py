@@ -12,21 +12,11 @@ import pytest
 
 from ragbridge.settings import Settings
 from tests.support.server import free_port
-from tests.support.upstream import Reply, ScriptedUpstream, gateway_settings
+from tests.support.upstream import Reply, ScriptedUpstream
 
 Serve = Callable[..., AbstractContextManager[str]]
 CHAT = {"model": "stub-alpha", "messages": [{"role": "user", "content": "hi"}]}
 STREAMED = {**CHAT, "stream": True}
-
-
-@pytest.fixture
-def serve(
-    upstream: ScriptedUpstream,
-    make_settings: Callable[..., Settings],
-    serve_app: Callable[[Settings], AbstractContextManager[str]],
-) -> Serve:
-    """`with serve(**overrides) as url:` ragbridge in front of the scripted upstream."""
-    return lambda **overrides: serve_app(make_settings(**gateway_settings(upstream, **overrides)))
 
 
 def error_of(response: httpx.Response, status: int) -> dict[str, Any]:

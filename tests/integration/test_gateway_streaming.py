@@ -8,24 +8,12 @@ from typing import Any
 
 import httpx
 import openai
-import pytest
 
 from ragbridge.api.schemas import ChatCompletionChunk
-from ragbridge.settings import Settings
-from tests.support.upstream import Reply, ScriptedUpstream, gateway_settings
+from tests.support.upstream import Reply, ScriptedUpstream
 
 Serve = Callable[..., AbstractContextManager[str]]
 CHAT = {"model": "stub-alpha", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-
-
-@pytest.fixture
-def serve(
-    upstream: ScriptedUpstream,
-    make_settings: Callable[..., Settings],
-    serve_app: Callable[[Settings], AbstractContextManager[str]],
-) -> Serve:
-    """`with serve(**overrides) as url:` ragbridge in front of the scripted upstream."""
-    return lambda **overrides: serve_app(make_settings(**gateway_settings(upstream, **overrides)))
 
 
 def sse_lines(response: httpx.Response) -> Iterator[tuple[float, str]]:

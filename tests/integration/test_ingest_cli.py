@@ -4,11 +4,9 @@ failure's reason, the exit code, and a second run that finds everything unchange
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,27 +15,22 @@ import pytest
 
 from ragbridge.store.sqlite import SqliteStore
 from tests.support import documents as generated
+from tests.support.cli import ragbridge_command, run_ragbridge
+from tests.support.server import ragbridge_env
 
 pytestmark = pytest.mark.slow
 
 
 def command(*args: str | Path, data_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "ragbridge", *map(str, args), "--data-dir", str(data_dir)]
+    return ragbridge_command(*args, "--data-dir", data_dir)
 
 
-ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+ENV = ragbridge_env(COLUMNS="200")
 
 
 def ragbridge(*args: str | Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
     """Run the CLI in a fresh interpreter, as a user would."""
-    return subprocess.run(
-        command(*args, data_dir=data_dir),
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=240,
-        check=False,
-    )
+    return run_ragbridge(*args, "--data-dir", data_dir, env=ENV)
 
 
 def test_folder_ingest_reports_each_failure_and_is_idempotent(tmp_path: Path) -> None:

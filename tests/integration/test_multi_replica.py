@@ -19,7 +19,8 @@ import pytest
 from tests.support.metrics import Scrape
 from tests.support.postgres import PostgresForTests
 from tests.support.redis import RedisForTests, running_redis
-from tests.support.replica import Replica, ragbridge_cli, replica_env
+from tests.support.replica import ragbridge_cli, replica_env
+from tests.support.server import ServerProcess
 from tests.support.upstream import Reply, ScriptedUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -45,8 +46,8 @@ DOCUMENTS = {
 
 @dataclass
 class Cluster:
-    a: Replica
-    b: Replica
+    a: ServerProcess
+    b: ServerProcess
     env: dict[str, str]
     upstream: ScriptedUpstream
     redis: RedisForTests
@@ -69,15 +70,15 @@ def cluster(
             RAGBRIDGE_API_KEY=ADMIN_KEY,
             RAGBRIDGE_DATA_DIR=str(tmp / "data"),  # unused with PostgreSQL; never shared state
         )
-        replicas = [Replica(env, tmp / f"{name}.log") for name in ("a", "b")]
+        replicas = [ServerProcess.ragbridge(env, tmp / f"{name}.log") for name in ("a", "b")]
         for replica in replicas:
             stack.callback(replica.kill)
         for replica in replicas:
-            replica.wait_healthy()
+            replica.wait_ready()
         yield Cluster(replicas[0], replicas[1], env, upstream, redis)
 
 
-def upload(replica: Replica, name: str) -> dict[str, Any]:
+def upload(replica: ServerProcess, name: str) -> dict[str, Any]:
     response = httpx.post(
         f"{replica.url}/v1/collections/{COLLECTION}/documents",
         files={"file": (name, DOCUMENTS[name].encode(), "text/plain")},
@@ -89,7 +90,7 @@ def upload(replica: Replica, name: str) -> dict[str, Any]:
     return result
 
 
-def search(replica: Replica, query: str) -> list[dict[str, Any]]:
+def search(replica: ServerProcess, query: str) -> list[dict[str, Any]]:
     body = {"collection": COLLECTION, "query": query, "top_k": 3}
     response = httpx.post(f"{replica.url}/v1/search", json=body, headers=ADMIN, timeout=120)
     assert response.status_code == 200, response.text
@@ -97,7 +98,7 @@ def search(replica: Replica, query: str) -> list[dict[str, Any]]:
     return hits
 
 
-def stored(replica: Replica) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def stored(replica: ServerProcess) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The collection (with its counts) and its documents, as `replica` reads them."""
     info = httpx.get(f"{replica.url}/v1/collections/{COLLECTION}", headers=ADMIN, timeout=30)
     docs = httpx.get(f"{replica.url}/v1/collections/{COLLECTION}/documents", headers=ADMIN)
@@ -127,7 +128,7 @@ def test_a_keys_rate_limit_is_shared_across_replicas(cluster: Cluster) -> None:
     created = ragbridge_cli(cluster.env, "keys", "create", "--name", "shared-team", "--rpm", "5")
     auth = {"Authorization": f"Bearer {created.strip().splitlines()[-1]}"}
 
-    def status(replica: Replica) -> int:
+    def status(replica: ServerProcess) -> int:
         return httpx.get(f"{replica.url}/v1/collections", headers=auth, timeout=30).status_code
 
     assert [status(r) for r in (cluster.a, cluster.b, cluster.a, cluster.b, cluster.a)] == [200] * 5

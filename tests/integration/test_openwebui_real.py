@@ -44,12 +44,6 @@ DIRECT_DRIVER = ROOT / "tests" / "support" / "openwebui_direct_driver.py"
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[ScriptedUpstream]:
-    with ScriptedUpstream().serve() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def ragbridge(
     llm: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ToolsServer]:

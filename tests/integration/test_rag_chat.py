@@ -6,7 +6,6 @@ send it back first as an Open WebUI source event (or in `sources`)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -15,7 +14,6 @@ import httpx
 import openai
 import pytest
 
-from ragbridge.app import create_app
 from ragbridge.prompts import NO_CONTEXT_TEMPLATES
 from ragbridge.settings import Settings
 from tests.support.metrics import Scrape
@@ -27,13 +25,13 @@ from tests.support.rag import (
     KO_QUESTION,
     PASSAGES,
     UNRELATED_KO_QUESTION,
+    corpus_server,
     first_content_index,
-    ingest_corpus,
     source_events,
     sse_payloads,
+    streamed_text,
     task_prompt,
 )
-from tests.support.server import serve_in_thread
 from tests.support.upstream import Reply, ScriptedUpstream, gateway_settings
 
 pytestmark = pytest.mark.slow
@@ -43,28 +41,13 @@ ANSWER = "".join(Reply().tokens)
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[ScriptedUpstream]:
-    with ScriptedUpstream().serve() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def base_url(llm: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One ragbridge (response cache on) with the corpus ingested, for the whole module."""
-    with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("RAGBRIDGE_")]:
-            env.delenv(name)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            data_dir=tmp_path_factory.mktemp("rag") / "data",
-            sample_collection=False,
-            upstream_model="stub-alpha",
-            response_cache=True,
-            **gateway_settings(llm),
-        )
-        with serve_in_thread(create_app(settings)) as url:
-            ingest_corpus(url)
-            yield url
+    data_dir = tmp_path_factory.mktemp("rag") / "data"
+    with corpus_server(
+        data_dir, upstream_model="stub-alpha", response_cache=True, **gateway_settings(llm)
+    ) as url:
+        yield url
 
 
 @pytest.fixture
@@ -282,14 +265,7 @@ def test_identical_temperature_zero_requests_reach_the_upstream_once(
         first, second = (list(sse_payloads(base_url, body)) for _ in range(2))
         assert source_events(first) == source_events(second) != []
         assert source_events(second)[0]["source"]["name"] == "quokka.txt"
-        texts = [
-            "".join(
-                p["choices"][0]["delta"].get("content") or ""
-                for p in payloads
-                if isinstance(p, dict) and p.get("choices")
-            )
-            for payloads in (first, second)
-        ]
+        texts = [streamed_text(payloads) for payloads in (first, second)]
         assert texts == [ANSWER, ANSWER]
         assert second[-1] == "[DONE]"
     else:

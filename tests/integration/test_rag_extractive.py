@@ -4,29 +4,26 @@ labelled, in the question's language, streamed or not; Open WebUI's task request
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
-from ragbridge.app import create_app
 from ragbridge.llm.extractive import HEADERS, NOTHING_FOUND
-from ragbridge.settings import Settings
 from tests.support.rag import (
     COLLECTION,
     EN_QUESTION,
     KO_FOLLOW_UP,
     KO_QUESTION,
     UNRELATED_KO_QUESTION,
+    corpus_server,
     first_content_index,
-    ingest_corpus,
     source_events,
     sse_payloads,
+    streamed_text,
     task_prompt,
 )
-from tests.support.server import serve_in_thread
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +33,8 @@ MODEL = f"rag/{COLLECTION}"
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One ragbridge with no upstream and the corpus ingested, for the whole module."""
-    with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("RAGBRIDGE_")]:
-            env.delenv(name)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            data_dir=tmp_path_factory.mktemp("extractive") / "data",
-            sample_collection=False,
-        )
-        with serve_in_thread(create_app(settings)) as url:
-            ingest_corpus(url)
-            yield url
+    with corpus_server(tmp_path_factory.mktemp("extractive") / "data") as url:
+        yield url
 
 
 @pytest.fixture
@@ -126,11 +114,7 @@ def test_task_requests_get_the_json_open_webui_parses(base_url: str, stream: boo
         if stream:
             payloads = list(sse_payloads(base_url, body))
             assert source_events(payloads) == []
-            answers[kind] = "".join(
-                p["choices"][0]["delta"].get("content") or ""
-                for p in payloads
-                if isinstance(p, dict) and p.get("choices")
-            )
+            answers[kind] = streamed_text(payloads)
         else:
             response = httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=30)
             assert response.status_code == 200, response.text

@@ -24,11 +24,6 @@ from tests.support.upstream import ScriptedUpstream
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_round_trip_and_ttl(redis_server: RedisForTests) -> None:
     cache = RedisCache(open_redis(redis_server.url))
     key = cache_key("retrieval", "handbook", "연차 휴가는 며칠인가요?")

@@ -26,11 +26,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 WINDOW = 0.6
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=["in-process", "redis"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     if request.param == "in-process":

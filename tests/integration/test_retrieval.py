@@ -61,11 +61,6 @@ MODES: tuple[RetrievalMode, ...] = ("dense", "keyword", "hybrid")
 USE = "universal-sentence-encoder-multilingual"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _indexed(store: SqliteStore, embedder: Embedder) -> str:
     name = f"corpus-{embedder.name}"
     await store.create_collection(name, embedder.name, embedder.dimension)

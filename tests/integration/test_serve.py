@@ -3,76 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import free_port
+from tests.support.cli import run_ragbridge
+from tests.support.server import ragbridge_env, ragbridge_serve
 from tests.support.upstream import Reply, ScriptedUpstream
 
 ADMIN_KEY = "serve-admin-key-do-not-log"
 pytestmark = pytest.mark.slow
 
 
-def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(
-        RAGBRIDGE_DATA_DIR=str(tmp_path / "data"),
-        RAGBRIDGE_SAMPLE_COLLECTION="false",
-        OMP_WAIT_POLICY="PASSIVE",
-        HF_HUB_OFFLINE="1",
-        **extra,
-    )
-    return env
-
-
-@contextmanager
-def serving(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`python -m ragbridge serve` on a free port, stderr to `log`; killed if still running."""
-    port = free_port()
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ragbridge", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "ragbridge did not start"
-            time.sleep(0.1)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def test_refuses_to_serve_an_open_address_without_a_key(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ragbridge", "serve", "--host", "0.0.0.0", "--port", "1"],
-        env=base_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = ragbridge_env(tmp_path / "data")
+    result = run_ragbridge("serve", "--host", "0.0.0.0", "--port", "1", env=env, timeout=120)
     assert result.returncode == 2
     assert "0.0.0.0" in result.stderr and "RAGBRIDGE_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
@@ -81,8 +30,8 @@ def test_refuses_to_serve_an_open_address_without_a_key(tmp_path: Path) -> None:
 def test_sigterm_drains_streams_refuses_new_requests_and_logs_no_key(
     tmp_path: Path, upstream: ScriptedUpstream
 ) -> None:
-    env = base_env(
-        tmp_path,
+    env = ragbridge_env(
+        tmp_path / "data",
         RAGBRIDGE_API_KEY=ADMIN_KEY,
         RAGBRIDGE_UPSTREAM_BASE_URL=upstream.url,
         RAGBRIDGE_LOG_JSON="true",
@@ -91,7 +40,8 @@ def test_sigterm_drains_streams_refuses_new_requests_and_logs_no_key(
     auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
     log = tmp_path / "serve.log"
     tokens = [f" t{i}" for i in range(12)]
-    with serving(env, log) as (proc, url):
+    with ragbridge_serve(env, log, stop_timeout=0) as server:
+        proc, url = server.proc, server.url
         upstream.script(Reply(tokens=tokens, token_delay=0.25))  # a 3-second answer
         received: list[str] = []
 

@@ -21,7 +21,7 @@ import pytest
 
 from ragbridge.settings import Settings
 from tests.support.server import free_port
-from tests.support.upstream import RecordedRequest, Reply, ScriptedUpstream, gateway_settings
+from tests.support.upstream import RecordedRequest, Reply, ScriptedUpstream
 
 Serve = Callable[..., AbstractContextManager[str]]
 KOREAN = "서울의 인구는 얼마인가요? 자세히 설명해 주세요."
@@ -34,15 +34,6 @@ def chat(stream: bool = True) -> dict[str, Any]:
         "messages": [{"role": "user", "content": KOREAN}],
         "stream": stream,
     }
-
-
-@pytest.fixture
-def serve(
-    upstream: ScriptedUpstream,
-    make_settings: Callable[..., Settings],
-    serve_app: Callable[[Settings], AbstractContextManager[str]],
-) -> Serve:
-    return lambda **overrides: serve_app(make_settings(**gateway_settings(upstream, **overrides)))
 
 
 def open_request(url: str, body: dict[str, Any]) -> socket.socket:

@@ -28,12 +28,6 @@ TOOLS = {"list_collections", "search", "get_document"}
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[ScriptedUpstream]:
-    with ScriptedUpstream().serve() as upstream:
-        yield upstream
-
-
-@pytest.fixture(scope="module")
 def server(
     llm: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ToolsServer]:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_serve import base_env, serving
+from tests.support.server import ragbridge_env, ragbridge_serve
 
 ADMIN_KEY = "warm-start-admin-key"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -43,8 +43,9 @@ def warm_part(url: str, timeout: float = 600.0) -> dict[str, Any]:
 
 
 def test_first_query_after_serve_finds_everything_loaded(tmp_path: Path) -> None:
-    env = base_env(tmp_path, RAGBRIDGE_API_KEY=ADMIN_KEY)
-    with serving(env, tmp_path / "ingest.log") as (_, url):
+    env = ragbridge_env(tmp_path / "data", RAGBRIDGE_API_KEY=ADMIN_KEY)
+    with ragbridge_serve(env, tmp_path / "ingest.log", stop_timeout=0) as server:
+        url = server.url
         upload = httpx.post(
             url + "/v1/collections/weather/documents",
             files={"file": ("weather.txt", NOTES.encode())},
@@ -53,7 +54,8 @@ def test_first_query_after_serve_finds_everything_loaded(tmp_path: Path) -> None
         )
         assert upload.status_code in (200, 201), upload.text
 
-    with serving(env, tmp_path / "serve.log") as (_, url):
+    with ragbridge_serve(env, tmp_path / "serve.log", stop_timeout=0) as server:
+        url = server.url
         early = httpx.get(url + "/ready", headers=AUTH, timeout=30).json()["checks"]["warm"]
         warm = warm_part(url)
         # the model was loaded (and one query encoded) before any query was sent: the first

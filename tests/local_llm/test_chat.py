@@ -20,6 +20,7 @@ from tests.support.rag import (
     first_content_index,
     source_events,
     sse_payloads,
+    streamed_text,
     task_prompt,
 )
 
@@ -170,11 +171,7 @@ def test_open_webui_tasks_get_the_json_they_ask_for(
         if stream:
             payloads = list(sse_payloads(local_server.url, body))
             assert source_events(payloads) == []
-            text = "".join(
-                p["choices"][0]["delta"].get("content") or ""
-                for p in payloads
-                if isinstance(p, dict) and p.get("choices")
-            )
+            text = streamed_text(payloads)
         else:
             response = httpx.post(f"{local_server.url}/v1/chat/completions", json=body, timeout=60)
             assert response.status_code == 200, response.text

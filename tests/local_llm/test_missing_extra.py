@@ -7,9 +7,10 @@ machine without the `local-llm` extra.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.cli import run_ragbridge
+from tests.support.server import ragbridge_env
 
 BLOCKER = """
 import importlib.abc, sys
@@ -30,17 +31,10 @@ def test_serve_without_the_extra_says_so_in_one_line(tmp_path: Path) -> None:
     (blocker / "sitecustomize.py").write_text(BLOCKER)
     model = tmp_path / "tiny.gguf"
     model.write_bytes(b"GGUF" + bytes(60))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
+    env = ragbridge_env(tmp_path / "data")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(blocker), env.get("PYTHONPATH")]))
-    env.update(RAGBRIDGE_DATA_DIR=str(tmp_path / "data"), RAGBRIDGE_SAMPLE_COLLECTION="false")
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ragbridge", "serve", "--port", "1", "--local-model", str(model)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_ragbridge("serve", "--port", "1", "--local-model", model, env=env, timeout=120)
 
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr
@@ -52,16 +46,9 @@ def test_serve_without_the_extra_says_so_in_one_line(tmp_path: Path) -> None:
 def test_serve_with_a_file_that_is_not_gguf_says_so(tmp_path: Path) -> None:
     model = tmp_path / "notes.gguf"
     model.write_text("not a model")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGBRIDGE_")}
-    env.update(RAGBRIDGE_DATA_DIR=str(tmp_path / "data"), RAGBRIDGE_LOCAL_MODEL=str(model))
+    env = ragbridge_env(tmp_path / "data", RAGBRIDGE_LOCAL_MODEL=str(model))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "ragbridge", "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_ragbridge("serve", "--port", "1", env=env, timeout=120)
 
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

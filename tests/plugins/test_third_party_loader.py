@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.hwpx_files import write_hwpx
-from tests.support.cli import ragbridge
+from tests.support.cli import run_ragbridge
+from tests.support.server import ragbridge_env
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +54,9 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(*args: str | Path, site: Path | None, data_dir: Path) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh interpreter, with `site` (the plugin's install folder) on its path."""
     path = os.pathsep.join([*([str(site)] if site else []), os.environ.get("PYTHONPATH", "")])
-    return ragbridge(*args, data_dir=data_dir, env={"PYTHONPATH": path})
+    return run_ragbridge(
+        *args, "--data-dir", data_dir, env=ragbridge_env(PYTHONPATH=path, COLUMNS="200")
+    )
 
 
 def test_an_installed_loader_plugin_makes_hwpx_searchable(

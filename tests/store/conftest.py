@@ -7,65 +7,44 @@ yields an opened, empty store, and add one line to `BACKENDS` (and its mark to `
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 
 from ragbridge.store.base import Store
 from ragbridge.store.sqlite import SqliteStore
+from tests.support.stores import opened
 
 StoreFactory = Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextManager[Store]]
 
 
-@asynccontextmanager
-async def sqlite_store(_: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    store = SqliteStore(tmp_path / "store" / "ragbridge.db")
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
+def sqlite_backend(_: pytest.FixtureRequest, tmp_path: Path) -> AbstractAsyncContextManager[Store]:
+    return opened(SqliteStore(tmp_path / "store" / "ragbridge.db"))
 
 
-@asynccontextmanager
-async def sqlite_ann_store(_: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+def sqlite_ann_backend(
+    _: pytest.FixtureRequest, tmp_path: Path
+) -> AbstractAsyncContextManager[Store]:
     """The embedded store with its approximate index on from the first chunk."""
     from ragbridge.store.ann_index import AnnConfig
 
-    store = SqliteStore(
-        tmp_path / "store" / "ragbridge.db", ann=AnnConfig(min_chunks=1, merge_min=8)
-    )
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
+    ann = AnnConfig(min_chunks=1, merge_min=8)
+    return opened(SqliteStore(tmp_path / "store" / "ragbridge.db", ann=ann))
 
 
-@asynccontextmanager
-async def postgres_store(request: pytest.FixtureRequest, _: Path) -> AsyncIterator[Store]:
+def postgres_backend(request: pytest.FixtureRequest, _: Path) -> AbstractAsyncContextManager[Store]:
     from ragbridge.store.postgres import PostgresStore
 
-    store = PostgresStore(request.getfixturevalue("postgres_url"))
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
+    return opened(PostgresStore(request.getfixturevalue("postgres_url")))
 
 
 BACKENDS: dict[str, StoreFactory] = {
-    "sqlite": sqlite_store,
-    "sqlite-ann": sqlite_ann_store,
-    "postgres": postgres_store,
+    "sqlite": sqlite_backend,
+    "sqlite-ann": sqlite_ann_backend,
+    "postgres": postgres_backend,
 }
 BACKEND_MARKS: dict[str, pytest.MarkDecorator] = {"postgres": pytest.mark.postgres}
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(params=[pytest.param(name, marks=BACKEND_MARKS.get(name, ())) for name in BACKENDS])

@@ -21,11 +21,6 @@ ANN = AnnConfig(min_chunks=500, merge_min=200, exact_filter_limit=100)
 EXACT = AnnConfig(enabled=False)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def clustered(rng: np.random.Generator, count: int) -> np.ndarray:
     centres = rng.standard_normal((8, DIM)).astype(np.float32)
     rows = centres[rng.integers(0, 8, count)] + 0.3 * rng.standard_normal((count, DIM))

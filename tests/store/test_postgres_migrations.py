@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from typing import Any
 
 import psycopg
@@ -13,6 +12,7 @@ import pytest
 
 from ragbridge.store.pg_migrations import MIGRATIONS, Migration, applied_versions, migrate
 from ragbridge.store.postgres import PostgresStore
+from tests.support.cli import ragbridge_command
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -89,7 +89,7 @@ async def test_store_open_migrates_and_reopens(postgres_url: str) -> None:
 
 def test_cli_migrate_from_two_processes_at_once(postgres_url: str) -> None:
     env = {**os.environ, "RAGBRIDGE_DATABASE_URL": postgres_url}
-    command = [sys.executable, "-m", "ragbridge", "migrate"]
+    command = ragbridge_command("migrate")
     processes = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for _ in range(2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from ragbridge.store.transfer import (
     copy_collection,
     copy_stores,
 )
+from tests.support.cli import run_ragbridge
 
 pytestmark = [pytest.mark.postgres]
 
@@ -72,13 +72,7 @@ def make_embedded(data_dir: Path) -> None:
 
 def ragbridge(*args: str, data_dir: Path, url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RAGBRIDGE_DATA_DIR": str(data_dir), "RAGBRIDGE_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "ragbridge", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_ragbridge(*args, env=env, timeout=120)
 
 
 def collection_rows(infos: list[CollectionInfo]) -> list[tuple[object, ...]]:

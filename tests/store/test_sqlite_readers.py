@@ -19,11 +19,6 @@ pytestmark = pytest.mark.anyio
 DIM = 64
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def rows(count: int, seed: int) -> np.ndarray:
     matrix = np.random.default_rng(seed).normal(size=(count, DIM)).astype(np.float32)
     unit: np.ndarray = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)

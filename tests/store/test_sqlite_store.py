@@ -14,6 +14,7 @@ from ragbridge.settings import Settings
 from ragbridge.store import open_store
 from ragbridge.store.base import DocumentRecord, NewChunk, SearchHit
 from ragbridge.store.sqlite import SqliteStore
+from tests.support.stores import opened
 
 pytestmark = pytest.mark.anyio
 
@@ -35,17 +36,10 @@ def doc(doc_id: str, version: str = "v1") -> DocumentRecord:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "ragbridge.db")
-    await opened.open()
-    await opened.create_collection("docs", "m", DIM)
-    yield opened
-    await opened.close()
+    async with opened(SqliteStore(tmp_path / "ragbridge.db")) as store:
+        await store.create_collection("docs", "m", DIM)
+        yield store
 
 
 async def test_open_store_uses_one_wal_file_in_data_dir(

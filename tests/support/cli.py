@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 
-def ragbridge(
-    *args: str | Path, data_dir: Path, env: Mapping[str, str] | None = None
+def ragbridge_command(*args: str | Path) -> list[str]:
+    """`python -m ragbridge ARGS...` with this interpreter."""
+    return [sys.executable, "-m", "ragbridge", *map(str, args)]
+
+
+def run_ragbridge(
+    *args: str | Path, env: Mapping[str, str], cwd: Path | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m ragbridge ARGS --data-dir DATA_DIR` with this process's env, `env` on top."""
-    full_env = {
-        **os.environ,
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "HF_HUB_OFFLINE": "1",
-        "COLUMNS": "200",
-        **(env or {}),
-    }
+    """Run the CLI to its end; its exit code, stdout and stderr (text) are the caller's to check."""
     return subprocess.run(
-        [sys.executable, "-m", "ragbridge", *map(str, args), "--data-dir", str(data_dir)],
+        ragbridge_command(*args),
+        env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
-        env=full_env,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )

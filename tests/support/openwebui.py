@@ -8,8 +8,6 @@ venv); set RAGBRIDGE_OPENWEBUI_VENV to use another. Without it the tests skip, s
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, free_port, running
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 600.0  # about 20 s on an idle machine, minutes on a loaded one
@@ -94,46 +92,17 @@ def running_openwebui(work: Path, **env: str) -> Iterator[OpenWebUI]:
     """`open-webui serve` on a free loopback port, its first user signed up as admin."""
     python = openwebui_python()
     port = free_port()
+    command = ["nice", "-n", "10", str(python.parent / "open-webui"), "serve"]
     log = work / "openwebui.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                *("nice", "-n", "10", str(python.parent / "open-webui"), "serve"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=openwebui_env(work / "data", **env),
-            cwd=work,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log)
-        yield OpenWebUI(url, _sign_up_admin(url), log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"open-webui exited: {log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"open-webui did not start: {log.read_text(errors='replace')[-3000:]}")
+    server = ServerProcess(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}",
+        openwebui_env(work / "data", **env),
+        log,
+        cwd=work,
+    )
+    with running(server, startup_timeout=STARTUP_SECONDS, stop_timeout=20):
+        yield OpenWebUI(server.url, _sign_up_admin(server.url), log)
 
 
 def _sign_up_admin(url: str) -> str:

@@ -4,12 +4,19 @@ that ask for each, follow-ups that refer back, and Open WebUI-style task prompts
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from ragbridge.app import create_app
+from ragbridge.settings import Settings
 from tests.support.documents import FACTS
+from tests.support.server import serve_in_thread
 
 COLLECTION = "docs"
 
@@ -68,6 +75,24 @@ def ingest_corpus(base_url: str, collection: str = COLLECTION) -> None:
             assert response.status_code in (200, 201), response.text
 
 
+@contextmanager
+def corpus_server(data_dir: Path, **settings: Any) -> Iterator[str]:
+    """ragbridge on loopback with the corpus ingested, for a module: only `settings` count (no
+    RAGBRIDGE_* variable, no `.env`); yields the base URL."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("RAGBRIDGE_")]:
+            env.delenv(name)
+        config = Settings(
+            _env_file=None,
+            data_dir=data_dir,
+            sample_collection=False,
+            **settings,
+        )
+        with serve_in_thread(create_app(config)) as url:
+            ingest_corpus(url)
+            yield url
+
+
 def sse_payloads(base_url: str, body: dict[str, Any]) -> Iterator[dict[str, Any] | str]:
     """The `data` payloads of a streamed chat answer, raw off the wire (JSON parsed)."""
     with (
@@ -99,3 +124,12 @@ def first_content_index(payloads: list[dict[str, Any] | str]) -> int:
         ):
             return index
     raise AssertionError("no content in the stream")
+
+
+def streamed_text(payloads: list[dict[str, Any] | str]) -> str:
+    """The content deltas of a stream's payloads, joined."""
+    return "".join(
+        p["choices"][0]["delta"].get("content") or ""
+        for p in payloads
+        if isinstance(p, dict) and p.get("choices")
+    )

@@ -10,21 +10,15 @@ import pytest
 from ragbridge.errors import Conflict, InvalidRequest
 from ragbridge.service.api_keys import KEY_PREFIX, create_key, generate_key, hash_key
 from ragbridge.store.sqlite import SqliteStore
+from tests.support.stores import opened
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "ragbridge.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+    async with opened(SqliteStore(tmp_path / "ragbridge.db")) as store:
+        yield store
 
 
 def test_generated_keys_are_long_random_and_prefixed() -> None:

@@ -24,11 +24,6 @@ def embedder() -> Iterator[Embedder]:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     """An opened, empty embedded store in a temporary directory."""
     opened = SqliteStore(tmp_path / "store" / "ragbridge.db")

@@ -15,40 +15,22 @@ from ragbridge.ingest.pipeline import IngestPipeline
 from ragbridge.settings import Settings
 from ragbridge.store.base import Vector
 from ragbridge.store.sqlite import SqliteStore
+from tests.support.embedders import DelegatingEmbedder
 
 pytestmark = pytest.mark.anyio
 
 
-class PoisonedEmbedder:
+class PoisonedEmbedder(DelegatingEmbedder):
     """The real embedder, except that a text containing `POISON` fails to embed (as a remote
     embedding API refusing one input would)."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.inner = embedder
-        self.name = embedder.name
-        self.multilingual = embedder.multilingual
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
 
     async def embed_documents(self, texts: Sequence[str]) -> Vector:
         if any("POISON" in text for text in texts):
             raise UpstreamError("the embedding API refused an input")
         return await self.inner.embed_documents(texts)
 
-    async def embed_query(self, text: str) -> Vector:
-        return await self.inner.embed_query(text)
-
     async def close(self) -> None:
-        pass
+        pass  # the test's embedder is closed by its fixture
 
 
 def records(version: str, poison_at: int | None = None) -> str:

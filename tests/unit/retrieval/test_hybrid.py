@@ -29,11 +29,6 @@ def relative(rankings: Sequence[Ranking]) -> list[tuple[str, float]]:
     return relative_score_fusion(rankings, depth=50)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def ranked(*ids: str) -> list[tuple[str, float]]:
     """Ids with made-up descending scores (RRF looks only at the order)."""
     return [(item, 10.0 - i) for i, item in enumerate(ids)]

@@ -32,11 +32,6 @@ from tests.support.server import free_port
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _overlap(query: str, document: str) -> float:
     """The scripted model: the share of the query's words found in the document."""
     words = set(re.findall(r"\w+", query.lower()))
