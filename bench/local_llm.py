@@ -131,6 +131,7 @@ def through_ragbridge(
         "max_tokens": tokens,
         "temperature": 0,
         "stream": True,
+        "stream_options": {"include_usage": True},
     }
     cpu = _cpu(server)
     started = time.perf_counter()
@@ -141,11 +142,12 @@ def through_ragbridge(
         for line in response.iter_lines():
             if not line.startswith("data: {"):
                 continue
-            choices = json.loads(line[6:]).get("choices") or [{}]
-            if choices[0].get("delta", {}).get("content"):
-                count += 1
-                if not first:
-                    first = time.perf_counter()
+            chunk = json.loads(line[6:])
+            choices = chunk.get("choices") or [{}]
+            if not first and choices[0].get("delta", {}).get("content"):
+                first = time.perf_counter()
+            if usage := chunk.get("usage"):  # pieces that came together share a chunk
+                count = usage["completion_tokens"]
     ended = time.perf_counter()
     (cpu_end, loop_end) = _cpu(server)
     rate = (count - 1) / (ended - first)
