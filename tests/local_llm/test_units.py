@@ -3,15 +3,18 @@ context window RAG trims to. They run without llama-cpp-python."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ragbridge.errors import InvalidRequest
-from ragbridge.llm.local.model import LocalModel, model_id
-from ragbridge.llm.local.options import parse_generation
+from ragbridge.llm.local.generate import Job
+from ragbridge.llm.local.model import LocalModel, LocalReply, model_id
+from ragbridge.llm.local.options import Generation, parse_generation
 from ragbridge.llm.local.tasks import task_reply, task_shape
 from ragbridge.llm.router import ModelRouter
 from ragbridge.rag import RagAnswerer
@@ -118,6 +121,52 @@ async def test_router_sends_the_local_id_to_the_local_model_and_nothing_else(
     with pytest.raises(Exception, match="does not exist") as raised:
         router.open_stream({"model": "gpt-x", "messages": MESSAGES}, {})
     assert getattr(raised.value, "status", None) == 404
+
+
+@pytest.mark.anyio
+async def test_pieces_posted_while_the_loop_was_busy_come_in_one_wake_up_and_one_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    job = Job(Generation(messages=MESSAGES), loop)
+    scheduled: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any) -> Any:
+        if getattr(callback, "__self__", None) is job:
+            scheduled.append(callback)
+        return real(callback, *args)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    pieces = ["한라산", "은 ", "제주도", "에 ", "있다", "."]
+
+    def worker() -> None:
+        for piece in pieces:
+            job.post("text", piece)
+        job.post("end", "length")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()  # the loop is blocked meanwhile, as a busy loop would be
+    chunks = [chunk async for chunk in LocalReply("tiny", job, {}).chunks()]
+
+    assert len(scheduled) == 1  # one wake-up for seven posts
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
+    assert deltas == [{"role": "assistant", "content": ""}, {"content": "".join(pieces)}, {}]
+    assert deltas[1]["content"] == "한라산은 제주도에 있다."
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.anyio
+async def test_a_piece_posted_while_the_reader_waits_wakes_it() -> None:
+    job = Job(Generation(messages=MESSAGES), asyncio.get_running_loop())
+    job.post("text", "첫")
+    assert await job.take() == [("text", "첫")]
+
+    waiting = asyncio.ensure_future(job.take())
+    await asyncio.sleep(0)  # the reader now waits on an empty deque
+    threading.Thread(target=job.post, args=("text", "둘")).start()
+    assert await asyncio.wait_for(waiting, 5) == [("text", "둘")]
 
 
 def test_rag_trims_passages_to_the_local_context_window(tmp_path: Path) -> None:

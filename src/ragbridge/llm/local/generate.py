@@ -2,14 +2,18 @@
 
 The worker formats the conversation with the model's chat template, checks it fits the context
 window, then streams `Llama.create_completion`: each piece of text is posted to the loop the
-moment llama.cpp releases it. A stopping criterion, called by llama.cpp after every sampled
-token, counts tokens and ends generation at once when the request is cancelled (client gone).
+moment llama.cpp releases it. Posting is cheap on the worker (on the token's critical path): the
+piece goes on a deque, and the loop is woken only when no wake-up is already pending, so a loop
+that falls behind takes every piece posted meanwhile in one wake-up. A stopping criterion,
+called by llama.cpp after every sampled token, counts tokens and ends generation at once when
+the request is cancelled (client gone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,24 +28,48 @@ Event = tuple[str, Any]
 
 @dataclass
 class Job:
-    """One request's generation: its inputs, cancel flag, token counts and event queue."""
+    """One request's generation: its inputs, cancel flag, token counts and posted events."""
 
     generation: Generation
     loop: asyncio.AbstractEventLoop
     grammar: Any = None
     on_token: Callable[[], None] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
-    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     tokens_after_cancel: int = 0
+    _posted: deque[Event] = field(default_factory=deque)
+    _wake_pending: bool = False
+    _waiter: asyncio.Future[None] | None = None
 
     def post(self, kind: str, value: Any) -> None:
-        """Hand one event to the loop (from the worker thread)."""
+        """Hand one event to the loop (from the worker thread; no lock, at most one wake-up
+        in flight)."""
+        self._posted.append((kind, value))
+        if self._wake_pending:  # the loop has yet to run the last wake-up: it will see this too
+            return
+        self._wake_pending = True
         try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
+            self.loop.call_soon_threadsafe(self._wake)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self.cancel.set()
+
+    def _wake(self) -> None:
+        """On the loop: let the reader take what was posted."""
+        self._wake_pending = False  # before the reader drains: a later post wakes it again
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def take(self) -> list[Event]:
+        """Every event posted since the last call, in order (waits for at least one)."""
+        while not self._posted:
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        posted = self._posted
+        return [posted.popleft() for _ in range(len(posted))]
 
     def count(self, input_ids: Any, _logits: Any) -> bool:
         """llama.cpp's stopping criterion: called once per sampled token; True stops."""

@@ -269,7 +269,7 @@ class LocalReply:
     def __init__(self, model: str, job: Job, body: Mapping[str, Any]) -> None:
         self.completion: dict[str, Any] | None = None
         self._job = job
-        self._held: generate.Event | None = None
+        self._held: list[generate.Event] | None = None
         self._id = f"chatcmpl-{uuid.uuid4().hex}"
         self._created = int(time.time())
         self._model = model
@@ -282,31 +282,40 @@ class LocalReply:
         self._generation: Generation = job.generation
 
     async def first(self) -> None:
-        """Wait for the first event; an error before any text is raised here."""
-        self._held = await self._job.events.get()
-        if self._held[0] == "error":
-            raise self._held[1]
+        """Wait for the first events; an error before any text is raised here."""
+        self._held = await self._job.take()
+        if self._held[0][0] == "error":
+            raise self._held[0][1]
 
-    async def _events(self) -> AsyncIterator[generate.Event]:
+    async def _batches(self) -> AsyncIterator[list[generate.Event]]:
+        """The events, in the batches the worker's posts arrived in."""
         if self._held is not None:
             held, self._held = self._held, None
             yield held
         while True:
-            yield await self._job.events.get()
+            yield await self._job.take()
+
+    async def _events(self) -> AsyncIterator[generate.Event]:
+        async for batch in self._batches():
+            for event in batch:
+                yield event
 
     async def chunks(self) -> AsyncIterator[Chunk]:
-        """`chat.completion.chunk`s: the role, each piece of text as it comes, the finish
-        reason, then usage when `stream_options.include_usage` asked for it."""
+        """`chat.completion.chunk`s: the role, the text as it comes (the pieces that arrived
+        together in one chunk), the finish reason, then usage when
+        `stream_options.include_usage` asked for it."""
         yield self._chunk({"role": "assistant", "content": ""})
-        async for kind, value in self._events():
-            if kind == "text":
-                yield self._chunk({"content": value})
-            elif kind == "end":
+        async for batch in self._batches():
+            texts = [value for kind, value in batch if kind == "text"]
+            if texts:
+                yield self._chunk({"content": "".join(texts)})
+            kind, value = batch[-1]
+            if kind == "end":
                 yield self._chunk({}, value)
                 if self._generation.include_usage:
                     yield {**self._head, "choices": [], "usage": self.usage()}
                 return
-            else:
+            if kind == "error":
                 raise value
 
     async def collect(self) -> dict[str, Any]:
