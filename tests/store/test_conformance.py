@@ -220,8 +220,9 @@ async def test_get_chunks_keeps_requested_order_and_skips_missing(docs: Store) -
 
 # --- dense search ----------------------------------------------------------------------------
 async def test_dense_search_ranks_by_cosine_best_first(docs: Store) -> None:
-    vectors = np.stack([onehot(0), onehot(0, 1), onehot(1), onehot(2)])
-    await put(docs, "a", ["exact", "half", "orthogonal", "other"], vectors=vectors)
+    # "opposite" (cosine -1) ranks last for sure: an HNSW graph breaks ties in any order.
+    vectors = np.stack([onehot(0), onehot(0, 1), onehot(1), -onehot(0)])
+    await put(docs, "a", ["exact", "half", "orthogonal", "opposite"], vectors=vectors)
     hits = await docs.dense_search("docs", onehot(0) * 3.0, 3)  # length does not matter
     assert [h.chunk.text for h in hits] == ["exact", "half", "orthogonal"]
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
