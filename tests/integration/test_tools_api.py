@@ -298,7 +298,8 @@ def test_a_non_streamed_answer_carries_annotations_aligned_with_sources(
         view = http.get(url.partition("#")[0]).json()
         position = int(url.rpartition("#chunk-")[2])
     assert view["chunks"][position]["text"] == sources[0]["document"][0]
-    assert FACTS["pdf_page_1"] in sources[0]["document"][0]
+    # The PDF page and valve.txt carry the fact and score alike; a PDF wraps its lines.
+    assert FACTS["pdf_page_1"] in " ".join(sources[0]["document"][0].split())
 
 
 def test_a_streamed_korean_answer_ends_with_annotations_after_its_source_events(

@@ -23,7 +23,7 @@ from ragbridge.errors import NotFound
 from ragbridge.llm.sse import encode_event
 from ragbridge.rag import RagAnswerer
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.hybrid import HybridRetriever
+from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
 from ragbridge.service.rate_limits import Limits
 from ragbridge.settings import Settings
 from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk
@@ -64,7 +64,9 @@ async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
 
 def _chat(store: CountingStore, tmp_path: Path) -> ChatService:
     settings = Settings(data_dir=tmp_path, database_url=None, retrieval_mode="keyword")
-    retriever = HybridRetriever(store, embedder=None)  # type: ignore[arg-type]  # keyword only
+    retriever = HybridRetriever(
+        store, embedder=None, config=FusionConfig(dense_weight=1, min_similarity=0)
+    )  # type: ignore[arg-type]  # keyword only
     cached = CachedRetriever(retriever, store, MemoryCache(16), ttl=60)
     return ChatService(settings, None, rag=RagAnswerer(settings, store, cached, None))
 

@@ -15,7 +15,7 @@ from ragbridge.cache.retrieval import CachedRetriever
 from ragbridge.llm.cache import ResponseCache, is_deterministic
 from ragbridge.llm.chunks import CompletionAssembler, completion_chunks, finished_completion
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.hybrid import HybridRetriever
+from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode
 from ragbridge.store.base import (
@@ -195,7 +195,9 @@ async def _put(store: SqliteStore, doc_id: str, text: str) -> None:
 async def test_cached_retrievals_are_checked_against_the_store(store: SqliteStore) -> None:
     await _put(store, "valve", "The Aurora valve is inspected every 90 days.")
     await _put(store, "pump", "The Borealis pump is mounted above the floor.")
-    counting = CountingRetriever(HybridRetriever(store, embedder=None))  # type: ignore[arg-type]
+    counting = CountingRetriever(
+        HybridRetriever(store, embedder=None, config=FusionConfig(dense_weight=1, min_similarity=0))
+    )  # type: ignore[arg-type]
     metrics = Metrics()
     cached = CachedRetriever(counting, store, MemoryCache(64), ttl=60, metrics=metrics)
 

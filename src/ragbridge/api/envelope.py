@@ -64,6 +64,13 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def ragbridge_error_response(exc: RagbridgeError) -> JSONResponse:
+    """The envelope for one of our own errors, with its status, type, code and headers."""
+    return error_response(
+        exc.message, exc.status, type=exc.type, param=exc.param, code=exc.code, headers=exc.headers
+    )
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     errors = exc.errors()
     if not errors:
@@ -82,14 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RagbridgeError)
     async def _ragbridge_error(_: Request, exc: RagbridgeError) -> JSONResponse:
-        return error_response(
-            exc.message,
-            exc.status,
-            type=exc.type,
-            param=exc.param,
-            code=exc.code,
-            headers=exc.headers,
-        )
+        return ragbridge_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

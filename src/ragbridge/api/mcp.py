@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from ragbridge import __version__
-from ragbridge.api.envelope import error_response
+from ragbridge.api.envelope import ragbridge_error_response
 from ragbridge.api.security import Principal, authorize_bearer
 from ragbridge.api.tools import toolbox_for
 from ragbridge.errors import RagbridgeError, Unauthorized
@@ -142,14 +142,6 @@ class McpEndpoint:
         try:
             await authorize_bearer(request)
         except RagbridgeError as exc:
-            response = error_response(
-                exc.message,
-                exc.status,
-                type=exc.type,
-                param=exc.param,
-                code=exc.code,
-                headers=exc.headers,
-            )
-            await response(scope, receive, send)
+            await ragbridge_error_response(exc)(scope, receive, send)
             return
         await self.server.session_manager.handle_request(scope, receive, send)

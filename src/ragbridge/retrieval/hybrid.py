@@ -188,10 +188,13 @@ class HybridRetriever:
         self.analyzer = analyzer or default_analyzer()
         self.config = config or FusionConfig()
         self.metrics = metrics or Metrics()
-        measured = calibration(embedder.name)
         weight, floor = self.config.dense_weight, self.config.min_similarity
-        self.dense_weight = measured.dense_weight if weight is None else weight
-        self.min_similarity = measured.min_similarity if floor is None else floor
+        if weight is None or floor is None:  # what was not set is the embedder's, as measured
+            measured = calibration(embedder.name)
+            weight = measured.dense_weight if weight is None else weight
+            floor = measured.min_similarity if floor is None else floor
+        self.dense_weight: float = weight
+        self.min_similarity: float = floor
 
     async def search(
         self,

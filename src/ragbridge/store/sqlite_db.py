@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragbridge.errors import Conflict, EmbeddingMismatch, NotFound
+from ragbridge.errors import Conflict, EmbeddingMismatch
 from ragbridge.store.ann_index import AnnConfig
 from ragbridge.store.ann_indexes import AnnIndexes
 from ragbridge.store.base import (
@@ -29,6 +29,7 @@ from ragbridge.store.sqlite_schema import (
     COLLECTION_COLUMNS,
     collection_info,
     connect,
+    require_collection,
 )
 from ragbridge.store.vector_index import IdArray
 
@@ -102,7 +103,7 @@ class SqliteDatabase:
         changes: list[Change] = []
         stored: list[DocumentRecord] = []
         with self._write():
-            seq, dimension = self._require_collection(collection)
+            seq, dimension = require_collection(self.conn, collection)
             before = vector_stamp(self.conn, seq)
             for document, metadata, rows, keywords, vectors in upserts:
                 record, old_seqs, new_seqs = self._upsert(
@@ -252,15 +253,6 @@ class SqliteDatabase:
     def _collection_seq(self, name: str) -> int | None:
         row = self.conn.execute("SELECT seq FROM collections WHERE name = ?", (name,)).fetchone()
         return None if row is None else int(row[0])
-
-    def _require_collection(self, name: str) -> tuple[int, int]:
-        """The collection's (seq, dimension); `NotFound` if there is none."""
-        row = self.conn.execute(
-            "SELECT seq, dimension FROM collections WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"collection {name!r} does not exist", code="collection_not_found")
-        return int(row[0]), int(row[1])
 
     def _chunk_seqs(self, collection_seq: int, document_id: str) -> IdArray:
         cursor = self.conn.execute(

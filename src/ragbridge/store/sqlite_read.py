@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ragbridge.errors import EmbeddingMismatch, NotFound
+from ragbridge.errors import EmbeddingMismatch
 from ragbridge.store.ann_indexes import AnnIndexes
 from ragbridge.store.base import (
     ApiKeyRecord,
@@ -40,6 +40,7 @@ from ragbridge.store.sqlite_schema import (
     chunk_record,
     collection_info,
     document_record,
+    require_collection,
 )
 from ragbridge.store.vector_index import IdArray, VectorIndex
 
@@ -212,7 +213,7 @@ class SqliteReader:
         """Best `top_k` chunks by cosine; `where` is extra SQL over chunks `c` (filters)."""
         self.conn.execute("BEGIN")  # one snapshot for the stamp, the filter and the chunks
         try:
-            seq, dimension = self._require_collection(collection)
+            seq, dimension = require_collection(self.conn, collection)
             if query.shape[0] != dimension:
                 raise EmbeddingMismatch(
                     f"collection {collection!r} holds {dimension}-dim vectors, "
@@ -253,7 +254,7 @@ class SqliteReader:
         self, collection: str, match: str, top_k: int, where: str, params: Sequence[Any]
     ) -> list[SearchHit]:
         """Best `top_k` chunks for the FTS5 query `match`, by BM25 (negated: higher is better)."""
-        seq, _ = self._require_collection(collection)
+        seq, _ = require_collection(self.conn, collection)
         if not match or top_k <= 0:
             return []
         rows = self.conn.execute(
@@ -291,15 +292,6 @@ class SqliteReader:
         return [api_key_record(row) for row in rows.fetchall()]
 
     # --- helpers -------------------------------------------------------------------------
-    def _require_collection(self, name: str) -> tuple[int, int]:
-        """The collection's (seq, dimension); `NotFound` if there is none."""
-        row = self.conn.execute(
-            "SELECT seq, dimension FROM collections WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"collection {name!r} does not exist", code="collection_not_found")
-        return int(row[0]), int(row[1])
-
     def _matching(
         self, collection_seq: int, stamp: int, where: str, params: tuple[Any, ...]
     ) -> IdArray:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragbridge.errors import InvalidRequest
+from ragbridge.errors import InvalidRequest, NotFound
 from ragbridge.store.base import ApiKeyRecord, ChunkRecord, CollectionInfo, DocumentRecord
 
 SCHEMA_VERSION = 1
@@ -186,3 +186,11 @@ def api_key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
     name, key_hash, collections, rpm, tpm, created_at, revoked = row
     scope = None if collections is None else tuple(json.loads(collections))
     return ApiKeyRecord(name, key_hash, scope, rpm, tpm, float(created_at), bool(revoked))
+
+
+def require_collection(conn: sqlite3.Connection, name: str) -> tuple[int, int]:
+    """The collection's (seq, dimension); `NotFound` if there is none."""
+    row = conn.execute("SELECT seq, dimension FROM collections WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"collection {name!r} does not exist", code="collection_not_found")
+    return int(row[0]), int(row[1])
