@@ -105,7 +105,8 @@ def test_the_pipe_loads_through_open_webui_and_answers_with_citations(
         sources = [e["data"] for e in chat["events"] if e["type"] == "source"]
         assert sources, chat["events"]
         first = sources[0]
-        assert any(fact in text for text in first["document"]), first
+        # Whitespace-blind: a PDF wraps its lines (its page and valve.txt score alike).
+        assert any(fact in " ".join(text.split()) for text in first["document"]), first
         assert first["source"]["url"].startswith(f"{ragbridge.url}/v1/collections/docs/documents/")
         assert first["metadata"][0]["source"] == first["source"]["url"]
     sent = llm.chat_requests[-2:]
