@@ -3,6 +3,7 @@ seen at once, a restart that opens the saved graph, and repair after changes it 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -208,3 +209,48 @@ async def test_small_collections_and_deleted_ones_leave_no_files(tmp_path: Path)
         assert not list((tmp_path / "ragbridge.db.ann").glob("c1-*"))
     finally:
         await store.close()
+
+
+async def test_a_rebuild_that_finishes_during_a_search_loses_no_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search reads the graph, then the delta beside it; a rebuild that finishes in between
+    swaps both (its new graph holds what the old delta held), so the search must keep the pair
+    it started with, or a row in neither comes back missing."""
+    store = await opened(tmp_path / "ragbridge.db", AnnConfig(min_chunks=1, merge_min=8))
+    await store.create_collection("c", "test-model", DIM)
+    first, second = np.eye(DIM, dtype=np.float32)[:2]
+    await put(store, "a", first[None, :])
+    ready(store)
+    await put(store, "b", ((first + second) / np.sqrt(2))[None, :])  # into the delta
+    indexes = store._db.ann
+    [state] = indexes._states.values()
+    old_graph, sync = state.graph, indexes._sync
+    release = threading.Event()
+
+    def held_sync(seq: int, dimension: int) -> object:
+        release.wait(30)  # the rebuild that deleting "a" starts waits for the search
+        return sync(seq, dimension)
+
+    class Overtaken:
+        """The old graph's index: lets the rebuild finish before it answers."""
+
+        def __init__(self, index: object) -> None:
+            self.index = index
+
+        def search(self, *args: object, **kwargs: object) -> object:
+            release.set()
+            deadline = time.monotonic() + 30
+            while state.graph is old_graph and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return self.index.search(*args, **kwargs)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(indexes, "_sync", held_sync)
+    monkeypatch.setattr(old_graph, "index", Overtaken(old_graph.index))
+    assert await store.delete_document("c", "a")
+
+    hits = await store.dense_search("c", first, 10)
+
+    assert state.graph is not old_graph  # the rebuild did finish during the search
+    assert [hit.chunk.document_id for hit in hits] == ["b"]
+    await store.close()

@@ -163,15 +163,15 @@ class AnnIndexes:
                 return None
         if among is not None and len(among) <= self.config.exact_filter_limit:
             return exact_among(conn, query, top_k, among) if state.kind == "ready" else None
-        with self._lock:
+        with self._lock:  # a graph and the delta beside it, taken together: a finished job
             if state.kind != "ready" or state.graph is None or state.delta is None:
-                return None
-            graph = state.graph
+                return None  # swaps both, and the new delta lacks what the new graph holds
+            graph, delta = state.graph, state.delta
             params = self._params(state, among)
         distances, labels = graph.index.search(query.reshape(1, -1), top_k, params=params[0])
         hits = [(int(i), float(d)) for d, i in zip(distances[0], labels[0], strict=True) if i >= 0]
-        with self._lock:
-            hits += state.delta.search(query, top_k, among)
+        with self._lock:  # writers change a delta in place
+            hits += delta.search(query, top_k, among)
         hits.sort(key=lambda hit: (-hit[1], hit[0]))
         return hits[:top_k]
 
