@@ -9,7 +9,6 @@ the start, so it is cancelled whenever the client leaves.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -21,8 +20,6 @@ from ragbridge.api.schemas import ChatCompletion, ChatCompletionRequest, ModelLi
 from ragbridge.api.security import Principal, require_principal, visible_models
 from ragbridge.api.usage import metered, record_completion
 from ragbridge.citations import public_base_url
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["openai"], dependencies=[Depends(require_principal)])
 

@@ -9,7 +9,6 @@ latter when the server asks for `texts`.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from ragbridge.endpoint import Endpoint, endpoint_fields
 from ragbridge.errors import UpstreamError, UpstreamTimeout
 from ragbridge.retry import error_message, send
 from ragbridge.settings import Settings
-
-log = logging.getLogger(__name__)
 
 RerankScores = list[tuple[int, float]]
 """(index into the documents given, relevance score), best first."""
