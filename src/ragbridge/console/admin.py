@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import SecretStr
 
-from ragbridge.api.deps import get_metrics, get_ragbridge, get_settings
+from ragbridge.api.deps import get_metrics, get_settings
 from ragbridge.api.ops import READY_PROBE_TIMEOUT, _store_check, _upstream_check
-from ragbridge.api.security import require_principal
 from ragbridge.console.i18n import LANG_COOKIE, LANGUAGES
 from ragbridge.console.metrics_view import traffic
-from ragbridge.console.pages import require_admin, visible_collections
-from ragbridge.console.render import confirm, context, render
+from ragbridge.console.pages import visible_collections
+from ragbridge.console.render import Ctx, context, render
 from ragbridge.console.session import (
     COOKIE,
     ConsoleRefused,
     auth_on,
+    authenticate,
+    check_csrf,
     check_host,
     check_same_origin,
     sessions_of,
     set_cookie,
 )
+from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import RagbridgeError, Unauthorized
+from ragbridge.service.api_keys import NewKey
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,16 +78,14 @@ async def login(request: Request) -> Response:
     check_same_origin(request)
     sessions = sessions_of(request)
     pending = sessions.get(request.cookies.get(COOKIE))
-    form = await request.form()
-    sent = str(form.get("csrf", ""))
-    if pending is None or not secrets.compare_digest(sent.encode(), pending.csrf.encode()):
+    if pending is None:
         raise ConsoleRefused(403, "csrf")
+    await check_csrf(request, pending)
+    form = await request.form()
     key = str(form.get("key", "")).strip()
     target = _local_path(str(form.get("next", "/")))
     try:
-        await require_principal(
-            request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
-        )
+        await authenticate(request, key)
     except Unauthorized:
         return RedirectResponse(f"/login?failed=1&next={quote(target)}", status_code=303)
     sessions.drop(pending.id)
@@ -108,45 +107,34 @@ async def logout(request: Request) -> Response:
 # --- keys ------------------------------------------------------------------------------------
 @router.get("/keys")
 async def keys_page(request: Request) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
-    return await _keys(request, ctx)
+    return await _keys(await context(request, admin=True))
 
 
 async def _keys(
-    request: Request, ctx: Any, *, created: Any = None, error: str | None = None, status: int = 200
+    ctx: Ctx, *, created: NewKey | None = None, error: str | None = None, status: int = 200
 ) -> Response:
-    bridge = get_ragbridge(request)
-    records = sorted(await bridge.keys(), key=lambda r: (r.revoked, -r.created_at))
-    names = [c.name for c in await visible_collections(ctx, bridge)]
-    return render(
-        request,
-        "keys.html",
-        ctx=ctx,
-        records=records,
-        names=names,
-        created=created,
-        error=error,
-        status=status,
+    records = sorted(await ctx.bridge.keys(), key=lambda r: (r.revoked, -r.created_at))
+    names = [c.name for c in await visible_collections(ctx)]
+    return ctx.render(
+        "keys.html", status=status, records=records, names=names, created=created, error=error
     )
 
 
 @router.post("/keys")
 async def create(request: Request) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
+    ctx = await context(request, admin=True)
     form = await request.form()
     scopes = [str(v) for v in form.getlist("collections")]
     try:
-        new = await get_ragbridge(request).create_key(
+        new = await ctx.bridge.create_key(
             str(form.get("name", "")).strip(),
             collections=scopes or None,
             rpm=_int_or_none(form.get("rpm")),
             tpm=_int_or_none(form.get("tpm")),
         )
     except RagbridgeError as exc:
-        return await _keys(request, ctx, error=exc.message, status=exc.status)
-    return await _keys(request, ctx, created=new, status=201)
+        return await _keys(ctx, error=exc.message, status=exc.status)
+    return await _keys(ctx, created=new, status=201)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -161,32 +149,22 @@ def _int_or_none(value: Any) -> int | None:
 
 @router.get("/keys/{name}/revoke")
 async def confirm_revoke(request: Request, name: str) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
-    action = f"/keys/{name}/revoke"
-    return confirm(
-        request,
-        ctx,
-        what=name,
-        detail_key="confirm_key",
-        action=action,
-        back="/keys",
-        verb="revoke",
+    ctx = await context(request, admin=True)
+    return ctx.render(
+        "confirm.html", what=name, detail_key="confirm_key", back="/keys", verb="revoke"
     )
 
 
 @router.post("/keys/{name}/revoke")
 async def revoke(request: Request, name: str) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
-    if not await get_ragbridge(request).revoke_key(name):
+    ctx = await context(request, admin=True)
+    if not await ctx.bridge.revoke_key(name):
         raise ConsoleRefused(404, "not_found")
     return RedirectResponse("/keys", status_code=303)
 
 
 # --- status ----------------------------------------------------------------------------------
-async def _embedder_check(request: Request) -> dict[str, Any]:
-    embedder = get_ragbridge(request).embedder
+async def _embedder_check(embedder: Embedder) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         await asyncio.wait_for(embedder.embed_query("ping"), READY_PROBE_TIMEOUT)
@@ -226,23 +204,14 @@ def _masked(name: str, value: Any) -> str:
 @router.get("/status")
 async def status_page(request: Request) -> Response:
     ctx = await context(request)
-    settings, bridge = get_settings(request), get_ragbridge(request)
+    bridge, settings = ctx.bridge, get_settings(request)
     checks = {
         "store": await _store_check(bridge.store),
-        "embedder": await _embedder_check(request),
+        "embedder": await _embedder_check(bridge.embedder),
         "upstream": await _upstream_check(bridge.upstream),
         "redis": _redis_check(request),
     }
-    shown = (
-        {name: _masked(name, getattr(settings, name)) for name in type(settings).model_fields}
-        if ctx.is_admin
-        else {}
-    )
-    return render(
-        request,
-        "status.html",
-        ctx=ctx,
-        checks=checks,
-        traffic=traffic(get_metrics(request)),
-        settings=shown,
-    )
+    names = type(settings).model_fields if ctx.is_admin else {}  # settings for the admin only
+    shown = {name: _masked(name, getattr(settings, name)) for name in names}
+    traffic_now = traffic(get_metrics(request))
+    return ctx.render("status.html", checks=checks, traffic=traffic_now, settings=shown)

@@ -61,7 +61,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "cancel": ("Cancel", "취소"),
     "created": ("Created", "생성됨"),
-    "deleted": ("Deleted {what}.", "{what}을(를) 삭제했습니다."),
     # documents
     "upload": ("Upload documents", "문서 업로드"),
     "drop_here": (

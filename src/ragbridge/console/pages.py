@@ -13,10 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ragbridge.api.collections import UPLOAD_FIELD, check_collection_name
-from ragbridge.api.deps import get_ragbridge, get_settings
+from ragbridge.api.deps import get_settings
 from ragbridge.api.uploads import read_upload
-from ragbridge.bridge import Ragbridge
-from ragbridge.console.render import Ctx, confirm, context, render
+from ragbridge.console.render import Ctx, context
 from ragbridge.console.session import ConsoleRefused
 from ragbridge.errors import RagbridgeError
 from ragbridge.rag import RAG_PREFIX
@@ -26,21 +25,16 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 
 
-def require_admin(ctx: Ctx) -> None:
-    if not ctx.is_admin:
-        raise ConsoleRefused(403, "forbidden")
-
-
-async def visible_collection(ctx: Ctx, bridge: Ragbridge, name: str) -> CollectionInfo:
+async def visible_collection(ctx: Ctx, name: str) -> CollectionInfo:
     """The collection, or the console's 404 when it is absent or outside the key's scope."""
-    info = await bridge.collection(name) if ctx.principal.can_access(name) else None
+    info = await ctx.bridge.collection(name) if ctx.principal.can_access(name) else None
     if info is None:
         raise ConsoleRefused(404, "not_found")
     return info
 
 
-async def visible_collections(ctx: Ctx, bridge: Ragbridge) -> list[CollectionInfo]:
-    return [c for c in await bridge.collections() if ctx.principal.can_access(c.name)]
+async def visible_collections(ctx: Ctx) -> list[CollectionInfo]:
+    return [c for c in await ctx.bridge.collections() if ctx.principal.can_access(c.name)]
 
 
 @router.get("/")
@@ -51,10 +45,9 @@ async def home() -> Response:
 @router.get("/collections")
 async def collections(request: Request, error: str | None = None) -> Response:
     ctx = await context(request)
-    bridge = get_ragbridge(request)
     rows: list[dict[str, Any]] = []
-    for info in await visible_collections(ctx, bridge):
-        documents = await bridge.documents(info.name)
+    for info in await visible_collections(ctx):
+        documents = await ctx.bridge.documents(info.name)
         rows.append(
             {
                 "info": info,
@@ -63,16 +56,15 @@ async def collections(request: Request, error: str | None = None) -> Response:
                 "updated": max((d.updated_at for d in documents), default=info.created_at),
             }
         )
-    return render(request, "collections.html", ctx=ctx, rows=rows, error=error)
+    return ctx.render("collections.html", rows=rows, error=error)
 
 
 @router.post("/collections")
 async def create_collection(request: Request) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
+    ctx = await context(request, admin=True)
     name = str((await request.form()).get("name", "")).strip()
     try:
-        await get_ragbridge(request).create_collection(check_collection_name(name))
+        await ctx.bridge.create_collection(check_collection_name(name))
     except RagbridgeError as exc:
         response = await collections(request, error=exc.message)
         response.status_code = exc.status
@@ -82,39 +74,32 @@ async def create_collection(request: Request) -> Response:
 
 @router.get("/collections/{name}/delete")
 async def confirm_delete_collection(request: Request, name: str) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
-    await visible_collection(ctx, get_ragbridge(request), name)
-    action = f"/collections/{name}/delete"
-    return confirm(
-        request, ctx, what=name, detail_key="confirm_collection", action=action, back="/collections"
+    ctx = await context(request, admin=True)
+    await visible_collection(ctx, name)
+    return ctx.render(
+        "confirm.html", what=name, detail_key="confirm_collection", back="/collections"
     )
 
 
 @router.post("/collections/{name}/delete")
 async def delete_collection(request: Request, name: str) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
-    bridge = get_ragbridge(request)
-    await visible_collection(ctx, bridge, name)
-    await bridge.delete_collection(name)
+    ctx = await context(request, admin=True)
+    await visible_collection(ctx, name)
+    await ctx.bridge.delete_collection(name)
     return RedirectResponse("/collections", status_code=303)
 
 
 @router.get("/collections/{name}")
 async def documents(request: Request, name: str, page: int = 1) -> Response:
     ctx = await context(request)
-    bridge = get_ragbridge(request)
-    info = await visible_collection(ctx, bridge, name)
-    records = sorted(await bridge.documents(name), key=lambda d: d.source.lower())
+    info = await visible_collection(ctx, name)
+    records = sorted(await ctx.bridge.documents(name), key=lambda d: d.source.lower())
     pages = max(1, math.ceil(len(records) / PAGE_SIZE))
     page = min(max(1, page), pages)
     shown = records[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     template = "documents_table.html" if request.headers.get("hx-request") else "documents.html"
-    return render(
-        request,
+    return ctx.render(
         template,
-        ctx=ctx,
         info=info,
         model_id=RAG_PREFIX + name,
         documents=shown,
@@ -128,16 +113,14 @@ async def documents(request: Request, name: str, page: int = 1) -> Response:
 async def upload(request: Request, name: str) -> Response:
     """One file from the drop zone (the script sends each file in its own request): the same
     steps as `POST /v1/collections/{name}/documents`, answered as JSON for the progress row."""
-    ctx = await context(request)
-    require_admin(ctx)
-    bridge = get_ragbridge(request)
+    ctx = await context(request, admin=True)
     if not ctx.principal.can_access(name):
         raise ConsoleRefused(404, "not_found")
     try:
-        if await bridge.collection(name) is None:
+        if await ctx.bridge.collection(name) is None:
             check_collection_name(name)
         file = await read_upload(request, UPLOAD_FIELD, get_settings(request).max_upload_bytes)
-        result = await bridge.ingest_bytes(name, file.filename, file.data)
+        result = await ctx.bridge.ingest_bytes(name, file.filename, file.data)
     except RagbridgeError as exc:
         return JSONResponse({"status": "failed", "error": exc.message}, status_code=exc.status)
     body = {
@@ -150,11 +133,9 @@ async def upload(request: Request, name: str) -> Response:
     return JSONResponse(body, status_code=422 if result.status == "failed" else 200)
 
 
-async def visible_document(
-    ctx: Ctx, bridge: Ragbridge, name: str, document_id: str
-) -> DocumentRecord:
-    await visible_collection(ctx, bridge, name)
-    record = await bridge.document(name, document_id)
+async def visible_document(ctx: Ctx, name: str, document_id: str) -> DocumentRecord:
+    await visible_collection(ctx, name)
+    record = await ctx.bridge.document(name, document_id)
     if record is None:
         raise ConsoleRefused(404, "not_found")
     return record
@@ -164,19 +145,12 @@ async def visible_document(
 async def document(request: Request, name: str, document_id: str) -> Response:
     """A document's chunks in order, each at `#chunk-{position}` (citations link there)."""
     ctx = await context(request)
-    bridge = get_ragbridge(request)
-    record = await visible_document(ctx, bridge, name, document_id)
+    record = await visible_document(ctx, name, document_id)
     ids = [chunk_id(name, record, index) for index in range(record.chunk_count)]
-    chunks = sorted(await bridge.store.get_chunks(name, ids), key=lambda c: c.position)
+    chunks = sorted(await ctx.bridge.store.get_chunks(name, ids), key=lambda c: c.position)
     pages = {c.metadata["page"] for c in chunks if isinstance(c.metadata.get("page"), int)}
-    return render(
-        request,
-        "document.html",
-        ctx=ctx,
-        collection=name,
-        doc=record,
-        chunks=chunks,
-        page_count=len(pages),
+    return ctx.render(
+        "document.html", collection=name, doc=record, chunks=chunks, page_count=len(pages)
     )
 
 
@@ -184,9 +158,8 @@ async def document(request: Request, name: str, document_id: str) -> Response:
 async def chunk_link(request: Request, name: str, chunk: str) -> Response:
     """Where a citation's chunk id lives: redirects to its place in the document view."""
     ctx = await context(request)
-    bridge = get_ragbridge(request)
-    await visible_collection(ctx, bridge, name)
-    found = await bridge.store.get_chunks(name, [chunk])
+    await visible_collection(ctx, name)
+    found = await ctx.bridge.store.get_chunks(name, [chunk])
     if not found:
         raise ConsoleRefused(404, "not_found")
     target = f"/collections/{name}/documents/{found[0].document_id}#chunk-{found[0].position}"
@@ -195,21 +168,15 @@ async def chunk_link(request: Request, name: str, chunk: str) -> Response:
 
 @router.get("/collections/{name}/documents/{document_id}/delete")
 async def confirm_delete_document(request: Request, name: str, document_id: str) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
-    record = await visible_document(ctx, get_ragbridge(request), name, document_id)
-    action = f"/collections/{name}/documents/{document_id}/delete"
+    ctx = await context(request, admin=True)
+    record = await visible_document(ctx, name, document_id)
     back = f"/collections/{name}"
-    return confirm(
-        request, ctx, what=record.source, detail_key="confirm_document", action=action, back=back
-    )
+    return ctx.render("confirm.html", what=record.source, detail_key="confirm_document", back=back)
 
 
 @router.post("/collections/{name}/documents/{document_id}/delete")
 async def delete_document(request: Request, name: str, document_id: str) -> Response:
-    ctx = await context(request)
-    require_admin(ctx)
-    bridge = get_ragbridge(request)
-    await visible_document(ctx, bridge, name, document_id)
-    await bridge.delete_document(name, document_id)
+    ctx = await context(request, admin=True)
+    await visible_document(ctx, name, document_id)
+    await ctx.bridge.delete_document(name, document_id)
     return RedirectResponse(f"/collections/{name}", status_code=303)

@@ -16,11 +16,11 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from ragbridge.api import openai as openai_api
-from ragbridge.api.deps import get_ragbridge, get_settings
+from ragbridge.api.deps import get_settings
 from ragbridge.api.schemas import ChatCompletionRequest
 from ragbridge.api.security import ensure_model_access, visible_models
-from ragbridge.console.pages import require_admin, visible_collection, visible_collections
-from ragbridge.console.render import chosen, context, highlight, render
+from ragbridge.console.pages import visible_collection, visible_collections
+from ragbridge.console.render import chosen, context, highlight
 from ragbridge.errors import InvalidRequest, RagbridgeError
 from ragbridge.rag import RAG_PREFIX, parse_rag_model
 from ragbridge.retrieval.hybrid import MODES
@@ -32,12 +32,10 @@ router = APIRouter(include_in_schema=False)
 @router.get("/search")
 async def search_page(request: Request, collection: str | None = None) -> Response:
     ctx = await context(request)
-    names = [c.name for c in await visible_collections(ctx, get_ragbridge(request))]
+    names = [c.name for c in await visible_collections(ctx)]
     settings = get_settings(request)
-    return render(
-        request,
+    return ctx.render(
         "search.html",
-        ctx=ctx,
         names=names,
         selected=chosen(collection, names),
         modes=MODES,
@@ -69,9 +67,8 @@ async def search_results(
 ) -> Response:
     """The hits as an htmx fragment: text with matched terms marked, scores side by side."""
     ctx = await context(request)
-    bridge = get_ragbridge(request)
-    await visible_collection(ctx, bridge, collection)
-    retriever = bridge.retriever
+    await visible_collection(ctx, collection)
+    retriever = ctx.bridge.retriever
     explain: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     try:
@@ -84,8 +81,8 @@ async def search_results(
             explain=explain,
         )
     except RagbridgeError as exc:
-        return render(request, "search_results.html", ctx=ctx, error=exc.message, hits=[])
-    took = (time.perf_counter() - started) * 1000
+        return ctx.render("search_results.html", error=exc.message)
+    took = round((time.perf_counter() - started) * 1000, 1)
     terms = frozenset(retriever.analyzer.analyze(query)) if mode != "dense" else frozenset()
     rows = [
         {
@@ -95,36 +92,23 @@ async def search_results(
         }
         for hit in hits
     ]
-    return render(
-        request,
-        "search_results.html",
-        ctx=ctx,
-        collection=collection,
-        rows=rows,
-        hits=hits,
-        took=round(took, 1),
-        mode=mode,
-        error=None,
-    )
+    return ctx.render("search_results.html", collection=collection, rows=rows, took=took)
 
 
 @router.get("/chat")
 async def chat_page(request: Request, model: str | None = None) -> Response:
     ctx = await context(request)
-    bridge = get_ragbridge(request)
     problem = None
     try:
         models = [
-            str(m["id"]) for m in visible_models(ctx.principal, await bridge.chat.list_models())
+            str(m["id"]) for m in visible_models(ctx.principal, await ctx.bridge.chat.list_models())
         ]
     except RagbridgeError as exc:  # an unreachable upstream: the RAG models still work
         problem = exc.message
-        models = [RAG_PREFIX + c.name for c in await visible_collections(ctx, bridge)]
+        models = [RAG_PREFIX + c.name for c in await visible_collections(ctx)]
     models.sort(key=lambda m: (not m.startswith(RAG_PREFIX), m))
-    return render(
-        request,
+    return ctx.render(
         "chat.html",
-        ctx=ctx,
         models=models,
         selected=chosen(model, models),
         problem=problem,
@@ -136,44 +120,32 @@ async def chat_page(request: Request, model: str | None = None) -> Response:
 async def chat_completions(request: Request) -> Response:
     """`POST /v1/chat/completions` for the console's script, authenticated by the session."""
     await context(request)  # session, CSRF, the key's scope and rate limits
-    body = await _chat_body(request)
-    return await openai_api.chat_completions(ChatCompletionRequest.model_validate(body), request)
+    return await openai_api.chat_completions(await _chat_request(request), request)
 
 
-async def _chat_body(request: Request) -> dict[str, Any]:
+async def _chat_request(request: Request) -> ChatCompletionRequest:
     """The JSON chat request, checked against the API's schema (400 when it does not fit)."""
     try:
-        body = await request.json()
-        ChatCompletionRequest.model_validate(body)
+        return ChatCompletionRequest.model_validate(await request.json())
     except (ValueError, ValidationError) as exc:
         raise InvalidRequest(f"Invalid chat request: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("Invalid chat request: expected a JSON object.")
-    return body
 
 
 @router.post("/chat/inspect")
 async def chat_inspect(request: Request) -> Response:
     """Admin only: the passages a RAG turn retrieves and the messages it sends upstream,
     from the same `RagAnswerer.plan` the answer came from (retrievals are cached)."""
-    ctx = await context(request)
-    require_admin(ctx)
-    body = await _chat_body(request)
-    ensure_model_access(ctx.principal, body["model"])
-    rag_model = parse_rag_model(body["model"])
-    rag = get_ragbridge(request).chat.rag
+    ctx = await context(request, admin=True)
+    model = (await _chat_request(request)).model
+    ensure_model_access(ctx.principal, model)
+    rag_model = parse_rag_model(model)
+    rag = ctx.bridge.chat.rag
     if rag_model is None or rag is None:
-        return render(request, "inspect.html", ctx=ctx, hits=[], prompt=None, rag=False)
-    plan = await rag.plan(rag_model, body, is_task=False)
+        return ctx.render("inspect.html", rag=False)
+    plan = await rag.plan(rag_model, await request.json(), is_task=False)
     prompt = None
     if plan.upstream_body is not None:
         prompt = json.dumps(plan.upstream_body.get("messages"), ensure_ascii=False, indent=2)
-    return render(
-        request,
-        "inspect.html",
-        ctx=ctx,
-        hits=plan.hits,
-        prompt=prompt,
-        rag=True,
-        collection=rag_model.collection,
+    return ctx.render(
+        "inspect.html", hits=plan.hits, prompt=prompt, rag=True, collection=rag_model.collection
     )

@@ -15,13 +15,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from ragbridge import __version__
+from ragbridge.api.deps import get_ragbridge
 from ragbridge.api.security import Principal
+from ragbridge.bridge import Ragbridge
 from ragbridge.console.i18n import Translator, pick_language
-from ragbridge.console.session import Session, auth_on, resolve, set_cookie
+from ragbridge.console.session import ConsoleRefused, Session, auth_on, resolve, set_cookie
 from ragbridge.retrieval.analyzer import Analyzer
 
 TEMPLATES = Path(__file__).parent / "templates"
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"(\w+)")
 
 
 def _when(timestamp: float | None) -> str:
@@ -65,10 +67,21 @@ class Ctx:
     def is_admin(self) -> bool:
         return self.principal.is_admin
 
+    @property
+    def bridge(self) -> Ragbridge:
+        """The app's Python API, which every page goes through."""
+        return get_ragbridge(self.request)
 
-async def context(request: Request) -> Ctx:
-    """Resolve the session and principal (raising `LoginRequired` / `ConsoleRefused`)."""
+    def render(self, template: str, *, status: int = 200, **values: Any) -> HTMLResponse:
+        return render(self.request, template, ctx=self, status=status, **values)
+
+
+async def context(request: Request, *, admin: bool = False) -> Ctx:
+    """Resolve the session and principal (raising `LoginRequired` / `ConsoleRefused`, which
+    is a 403 for a page that takes the `admin` key)."""
     session, principal = await resolve(request)
+    if admin and not principal.is_admin:
+        raise ConsoleRefused(403, "forbidden")
     return Ctx(request, session, principal, Translator(pick_language(request)))
 
 
@@ -104,24 +117,6 @@ def render(
     return response
 
 
-def confirm(
-    request: Request,
-    ctx: Ctx,
-    *,
-    what: str,
-    detail_key: str,
-    action: str,
-    back: str,
-    verb: str | None = None,
-) -> HTMLResponse:
-    """The "delete `what`?" page (or `verb`) whose form posts to `action`; cancel goes `back`."""
-    detail = ctx.t(detail_key)
-    return render(
-        request, "confirm.html", ctx=ctx, what=what, detail=detail, action=action, back=back,
-        verb=verb,
-    )  # fmt: skip
-
-
 def chosen(value: str | None, options: list[str]) -> str | None:
     """`value` if it is one of `options`, else the first option (None when there is none)."""
     return value if value in options else (options[0] if options else None)
@@ -136,20 +131,12 @@ def highlight(text: str, terms: frozenset[str], analyzer: Analyzer) -> Markup:
     if not terms:
         return escape(text)
     out: list[str] = []
-    last = 0
-    for match in _WORD.finditer(text):
-        if terms.intersection(_terms_of(analyzer, match.group())):
-            out.append(str(escape(text[last : match.start()])))
-            out.append(f"<mark>{escape(match.group())}</mark>")
-            last = match.end()
-    out.append(str(escape(text[last:])))
+    for index, part in enumerate(_WORD.split(text)):  # the words are at the odd indexes
+        marked = index % 2 and terms.intersection(_terms_of(analyzer, part))
+        out.append(f"<mark>{escape(part)}</mark>" if marked else str(escape(part)))
     return Markup("".join(out))
 
 
 @functools.lru_cache(maxsize=65536)
-def _cached_terms(analyzer: Analyzer, word: str) -> tuple[str, ...]:
-    return tuple(analyzer.analyze(word))
-
-
 def _terms_of(analyzer: Analyzer, word: str) -> tuple[str, ...]:
-    return _cached_terms(analyzer, word)
+    return tuple(analyzer.analyze(word))

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
@@ -47,8 +48,7 @@ class ConsoleRefused(Exception):
 
 @dataclass
 class Session:
-    """One browser's login: the key it authenticates with (None with auth off) and its CSRF
-    token."""
+    """One browser's login: its key (None with auth off) and its CSRF token."""
 
     id: str
     token: str | None
@@ -59,15 +59,13 @@ class Session:
 class Sessions:
     """Sessions in memory, least recently used dropped first; idle ones expire."""
 
-    def __init__(self, idle: float = SESSION_IDLE_SECONDS, cap: int = MAX_SESSIONS) -> None:
-        self._idle = idle
-        self._cap = cap
+    def __init__(self) -> None:
         self._by_id: OrderedDict[str, Session] = OrderedDict()
 
     def new(self, token: str | None) -> Session:
         session = Session(secrets.token_urlsafe(32), token)
         self._by_id[session.id] = session
-        while len(self._by_id) > self._cap:
+        while len(self._by_id) > MAX_SESSIONS:
             self._by_id.popitem(last=False)
         return session
 
@@ -76,7 +74,7 @@ class Sessions:
         if session is None:
             return None
         now = time.monotonic()
-        if now - session.seen > self._idle:
+        if now - session.seen > SESSION_IDLE_SECONDS:
             self.drop(session.id)
             return None
         session.seen = now
@@ -88,8 +86,7 @@ class Sessions:
 
 
 def sessions_of(request: Request) -> Sessions:
-    sessions: Sessions = request.app.state.console_sessions
-    return sessions
+    return cast(Sessions, request.app.state.console_sessions)
 
 
 def auth_on(request: Request) -> bool:
@@ -141,6 +138,12 @@ def set_cookie(request: Request, response: Response, session: Session) -> None:
     )
 
 
+async def authenticate(request: Request, key: str | None) -> Principal:
+    """`key`'s principal, found as the API's `require_principal` finds a `Bearer` key's."""
+    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=key) if key else None
+    return await require_principal(request, credentials)
+
+
 async def resolve(request: Request) -> tuple[Session, Principal]:
     """The request's session and principal; checks host, origin and CSRF for changes.
 
@@ -154,17 +157,11 @@ async def resolve(request: Request) -> tuple[Session, Principal]:
             raise LoginRequired
         session = sessions.new(None)
         request.state.console_new_session = session
-    unsafe = request.method not in _SAFE_METHODS
-    if unsafe:
+    if request.method not in _SAFE_METHODS:
         check_same_origin(request)
         await check_csrf(request, session)
-    credentials = (
-        HTTPAuthorizationCredentials(scheme="Bearer", credentials=session.token)
-        if session.token
-        else None
-    )
     try:
-        principal = await require_principal(request, credentials)
+        principal = await authenticate(request, session.token)
     except Unauthorized as exc:  # revoked since login
         sessions.drop(session.id)
         raise LoginRequired from exc
