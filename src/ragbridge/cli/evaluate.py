@@ -63,9 +63,7 @@ def evaluate(
             results = asyncio.run(
                 evaluation.run_evaluation(settings, data, collection, chosen, track)  # type: ignore[arg-type]
             )
-    except evaluation.EvalDataError as exc:
-        raise fail(str(exc)) from None
-    except (RagbridgeError, ValueError) as exc:
+    except (RagbridgeError, ValueError) as exc:  # ValueError: also a bad evaluation file
         raise fail(str(getattr(exc, "message", exc))) from None
     if as_json:
         rows = [dataclasses.asdict(r) for r in results]

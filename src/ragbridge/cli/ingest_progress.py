@@ -14,7 +14,8 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from ragbridge.ingest.files import discover
 from ragbridge.ingest.loaders import supported_extensions
 from ragbridge.ingest.pipeline import IngestResult
 from ragbridge.settings import Settings
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class RatesColumn(ProgressColumn):
@@ -93,7 +96,7 @@ async def run_ingest(
     started = time.perf_counter()
     try:
         async with open_ragbridge(settings) as bridge:
-            progress = Progress(
+            with Progress(
                 SpinnerColumn(),
                 TextColumn("[progress.description]{task.description}"),
                 BarColumn(),
@@ -101,30 +104,28 @@ async def run_ingest(
                 RatesColumn(),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
-            )
-            with progress:
+            ) as progress:
                 bar = ProgressBar(progress, total=len(found.files))
                 work = asyncio.ensure_future(
                     bridge.pipeline.ingest_files(collection, found.files, progress=bar)
                 )
-                with _SignalStop(work) as stopped:
+                with _stop_on_signals(work) as stopped:
                     try:
                         results = await work
                     except asyncio.CancelledError:
                         if not stopped:
                             raise
+                        results = bar.done
     except RagbridgeError as exc:
         console.print(f"[red]Error:[/red] {escape(exc.message)}")
         return 1
+    print_summary(console, collection, results, time.perf_counter() - started)
     if stopped:
-        name = signal.Signals(stopped[0]).name
-        print_summary(console, collection, bar.done, time.perf_counter() - started)
         console.print(
-            f"[yellow]Stopped by {name}[/yellow] after {len(bar.done)} of "
-            f"{len(found.files)} files; run the same command again to ingest the rest."
+            f"[yellow]Stopped by {signal.Signals(stopped[0]).name}[/yellow] after {len(results)} "
+            f"of {len(found.files)} files; run the same command again to ingest the rest."
         )
         return 128 + stopped[0]
-    print_summary(console, collection, results, time.perf_counter() - started)
     return 1 if any(result.status == "failed" for result in results) else 0
 
 
@@ -143,29 +144,24 @@ def print_skipped(console: Console, skipped: Sequence[Path]) -> None:
         )
 
 
-class _SignalStop:
+@contextmanager
+def _stop_on_signals(work: asyncio.Future[Any]) -> Iterator[list[int]]:
     """While active, SIGTERM and SIGINT cancel `work`; the list holds the signal that did."""
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
 
-    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    def stop(signum: int) -> None:
+        if not received:
+            received.append(signum)
+            work.cancel()
 
-    def __init__(self, work: asyncio.Future[Any]) -> None:
-        self.work = work
-        self.received: list[int] = []
-        self.loop = asyncio.get_running_loop()
-
-    def _stop(self, signum: int) -> None:
-        if not self.received:
-            self.received.append(signum)
-            self.work.cancel()
-
-    def __enter__(self) -> list[int]:
-        for signum in self._SIGNALS:
-            self.loop.add_signal_handler(signum, self._stop, signum)
-        return self.received
-
-    def __exit__(self, *exc: object) -> None:
-        for signum in self._SIGNALS:
-            self.loop.remove_signal_handler(signum)
+    for signum in _SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        yield received
+    finally:
+        for signum in _SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 def print_summary(
