@@ -75,7 +75,6 @@ class Ragbridge:
     cache: Cache
     retriever: HybridRetriever
     _stack: AsyncExitStack = field(repr=False)
-    _chat: ChatService | None = field(default=None, repr=False)
     upstream: UpstreamClient | None = None
     """The upstream LLM client once `chat` is built; None without an upstream (extractive)."""
     local_model: LocalModel | None = None
@@ -155,13 +154,49 @@ class Ragbridge:
         )
 
     # --- chat ----------------------------------------------------------------------------
-    @property
+    @cached_property
     def chat(self) -> ChatService:
         """The chat service behind `/v1/chat/completions`, built (and a local model started)
         on first read."""
-        if self._chat is None:
-            self._chat = self._wire_chat()
-        return self._chat
+        from ragbridge.cache.retrieval import CachedRetriever
+        from ragbridge.chat import ChatService
+        from ragbridge.llm.backend import ChatBackend
+        from ragbridge.llm.cache import ResponseCache
+        from ragbridge.llm.local.model import LocalModel
+        from ragbridge.llm.router import ModelRouter
+        from ragbridge.llm.upstream import UpstreamClient, UpstreamConfig
+        from ragbridge.rag import RagAnswerer
+
+        settings, metrics, stack = self.settings, self.metrics, self._stack
+        if settings.upstream_enabled:
+            self.upstream = UpstreamClient(UpstreamConfig.from_settings(settings), metrics)
+            stack.push_async_callback(self.upstream.aclose)
+        backend: ChatBackend | None = self.upstream
+        router: ModelRouter | None = None
+        if settings.local_model is not None:  # served in-process, beside any remote upstream
+            local = LocalModel(settings, metrics)
+            local.start()  # loads on its worker thread; requests wait for it
+            stack.push_async_callback(local.aclose)
+            backend = router = ModelRouter(local, self.upstream)
+            self.local_model = router.local
+        cached = CachedRetriever(
+            self.retriever, self.store, self.cache, settings.cache_ttl, metrics
+        )
+        rag = RagAnswerer(
+            settings,
+            self.store,
+            cached,
+            backend,
+            context_window=router.context_window if router is not None else None,
+        )
+        responses = ResponseCache(self.cache, settings.cache_ttl, metrics)
+        return ChatService(
+            settings,
+            backend,
+            rag=rag,
+            responses=responses if settings.response_cache else None,
+            console_links=settings.console,
+        )
 
     async def ask(
         self,
@@ -202,52 +237,6 @@ class Ragbridge:
     async def revoke_key(self, name: str) -> bool:
         """Revoke a live key; False when there is none by that name."""
         return await self.store.revoke_api_key(name)
-
-    def _wire_chat(self) -> ChatService:
-        from ragbridge.cache.retrieval import CachedRetriever
-        from ragbridge.chat import ChatService
-        from ragbridge.llm.backend import ChatBackend
-        from ragbridge.llm.cache import ResponseCache
-        from ragbridge.llm.local.model import LocalModel
-        from ragbridge.llm.router import ModelRouter
-        from ragbridge.llm.upstream import UpstreamClient, UpstreamConfig
-        from ragbridge.rag import RagAnswerer
-
-        settings, metrics, stack = self.settings, self.metrics, self._stack
-        upstream = (
-            UpstreamClient(UpstreamConfig.from_settings(settings), metrics)
-            if settings.upstream_enabled
-            else None
-        )
-        if upstream is not None:
-            stack.push_async_callback(upstream.aclose)
-        backend: ChatBackend | None = upstream
-        router: ModelRouter | None = None
-        if settings.local_model is not None:  # served in-process, beside any remote upstream
-            local = LocalModel(settings, metrics)
-            local.start()  # loads on its worker thread; requests wait for it
-            stack.push_async_callback(local.aclose)
-            backend = router = ModelRouter(local, upstream)
-            self.local_model = router.local
-        self.upstream = upstream
-        cached = CachedRetriever(
-            self.retriever, self.store, self.cache, settings.cache_ttl, metrics
-        )
-        rag = RagAnswerer(
-            settings,
-            self.store,
-            cached,
-            backend,
-            context_window=router.context_window if router is not None else None,
-        )
-        responses = ResponseCache(self.cache, settings.cache_ttl, metrics)
-        return ChatService(
-            settings,
-            backend,
-            rag=rag,
-            responses=responses if settings.response_cache else None,
-            console_links=settings.console,
-        )
 
 
 @asynccontextmanager
