@@ -64,39 +64,23 @@ def _env_value(value: Any) -> str:
 
 def settings_error(exc: ValidationError | SettingsError, env_file: str | Path = ".env") -> str:
     """One line naming the bad variable, its value, where it came from and what is expected."""
+    others: list[str] = []
     if isinstance(exc, SettingsError):
         found = re.search(r'field "(\w+)"', str(exc))
-        name = found.group(1) if found else "?"
-        return _line(name, "valid JSON", env_file, [])
-    problems = exc.errors()
-    first = problems[0]
-    name = str(first["loc"][0]) if first["loc"] else "?"
-    expected = _EXPECTED.get(first["type"]) or _plain_message(first["msg"])
-    others = [f"RAGBRIDGE_{str(p['loc'][0]).upper()}" for p in problems[1:] if p["loc"]]
-    return _line(name, expected, env_file, others)
-
-
-def _line(name: str, expected: str, env_file: str | Path, others: list[str]) -> str:
-    variable = f"RAGBRIDGE_{name.upper()}"
-    value, source = _find(variable, env_file)
+        name, expected = found.group(1) if found else "?", "valid JSON"
+    else:
+        first, *rest = exc.errors()
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        # pydantic's "Input should be 'a' or 'b'" as "'a' or 'b'"
+        plain = first["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+        expected = _EXPECTED.get(first["type"]) or plain
+        others = [f"RAGBRIDGE_{str(p['loc'][0]).upper()}" for p in rest if p["loc"]]
+    variable, path = f"RAGBRIDGE_{name.upper()}", Path(env_file)
+    value: str | None = None
+    source = "a command-line option"
+    if variable in os.environ:
+        value, source = os.environ[variable], "from the environment"
+    elif path.is_file() and variable in (values := dotenv_values(path)):
+        value, source = values[variable], f"from {path}"
     more = f" (also bad: {', '.join(others)})" if others else ""
     return f"bad setting {variable}={value!r} ({source}): expected {expected}{more}"
-
-
-def _find(variable: str, env_file: str | Path) -> tuple[str | None, str]:
-    if variable in os.environ:
-        return os.environ[variable], "from the environment"
-    path = Path(env_file)
-    if path.is_file():
-        values = dotenv_values(path)
-        if variable in values:
-            return values[variable], f"from {path}"
-    return None, "a command-line option"
-
-
-def _plain_message(message: str) -> str:
-    """pydantic's "Input should be 'a' or 'b'" as "'a' or 'b'"."""
-    for prefix in ("Input should be ", "Value error, "):
-        if message.startswith(prefix):
-            return message[len(prefix) :]
-    return message
