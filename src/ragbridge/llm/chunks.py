@@ -21,9 +21,26 @@ Chunk = dict[str, Any]
 _WORD = re.compile(r"\s*\S+|\s+")
 
 
-def finished_completion(model: str, text: str, prompt_tokens: int) -> dict[str, Any]:
-    """A `chat.completion` for an answer ragbridge wrote itself (extractive, task JSON)."""
-    completion_tokens = estimate_tokens(text)
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """OpenAI's `usage` object."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def finished_completion(
+    model: str,
+    text: str,
+    prompt_tokens: int,
+    completion_tokens: int | None = None,
+    finish_reason: str = "stop",
+) -> dict[str, Any]:
+    """A `chat.completion` for a whole answer: the local model's, or one ragbridge wrote itself
+    (extractive, task JSON; its tokens estimated when not given)."""
+    if completion_tokens is None:
+        completion_tokens = estimate_tokens(text)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -33,14 +50,10 @@ def finished_completion(model: str, text: str, prompt_tokens: int) -> dict[str, 
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage(prompt_tokens, completion_tokens),
     }
 
 

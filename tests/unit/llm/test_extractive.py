@@ -1,12 +1,7 @@
 import json
 
-from ragbridge.llm.extractive import (
-    NOTHING_FOUND,
-    best_excerpt,
-    extractive_answer,
-    relevant_hits,
-    task_answer,
-)
+from ragbridge.llm.extractive import NOTHING_FOUND, best_excerpt, extractive_answer, relevant_hits
+from ragbridge.llm.tasks import task_answer
 from ragbridge.store.base import ChunkRecord, SearchHit
 from tests.support.paths import OPENWEBUI_FIXTURES as FIXTURES
 
