@@ -20,9 +20,9 @@ from urllib.parse import quote
 
 from fastapi import Request
 
-from ragbridge.prompts import source_event, source_name
+from ragbridge.prompts import source_event, source_label
 from ragbridge.settings import Settings
-from ragbridge.store.base import SearchHit
+from ragbridge.store.base import ChunkRecord, SearchHit
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 
@@ -37,9 +37,8 @@ def passage_url(
     return f"{base_url.rstrip('/')}/{prefix}{path}#chunk-{position}"
 
 
-def hit_url(base_url: str, hit: SearchHit, *, console: bool = False) -> str:
-    """`passage_url` for a search hit."""
-    chunk = hit.chunk
+def chunk_url(base_url: str, chunk: ChunkRecord, *, console: bool = False) -> str:
+    """`passage_url` for a stored chunk."""
     return passage_url(
         base_url, chunk.collection, chunk.document_id, chunk.position, console=console
     )
@@ -51,13 +50,6 @@ def public_base_url(request: Request, settings: Settings) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     return str(request.base_url).rstrip("/")
-
-
-def passage_title(hit: SearchHit) -> str:
-    """A passage's title in annotations: its document's name, and page when it has one."""
-    page = hit.chunk.metadata.get("page")
-    name = source_name(hit)
-    return f"{name}, page {page + 1}" if isinstance(page, int) else name
 
 
 def url_annotations(text: str, sources: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -72,26 +64,19 @@ def url_annotations(text: str, sources: Sequence[tuple[str, str]]) -> list[dict[
     first: dict[int, tuple[int, int]] = {}
     for match in _MARKER.finditer(text):
         first.setdefault(int(match.group(1)), (match.start(), match.end()))
-    end_of_text = (len(text), len(text))
-    return [
-        url_citation(url, title, *first.get(number, end_of_text))
-        for number, (url, title) in enumerate(sources, start=1)
-    ]
-
-
-def url_citation(url: str, title: str, start: int, end: int) -> dict[str, Any]:
-    """OpenAI's `url_citation` annotation."""
-    return {
-        "type": "url_citation",
-        "url_citation": {"url": url, "title": title, "start_index": start, "end_index": end},
-    }
+    annotations = []
+    for number, (url, title) in enumerate(sources, start=1):
+        start, end = first.get(number, (len(text), len(text)))
+        cite = {"url": url, "title": title, "start_index": start, "end_index": end}
+        annotations.append({"type": "url_citation", "url_citation": cite})
+    return annotations
 
 
 def link_titles(hits: Sequence[SearchHit], urls: Sequence[str]) -> list[tuple[str, str]]:
     """`(url, title)` per passage, numbered as in the prompt; none when there are no links."""
     if not all(urls):
         return []
-    return [(url, passage_title(hit)) for hit, url in zip(hits, urls, strict=True)]
+    return [(url, source_label(hit)) for hit, url in zip(hits, urls, strict=True)]
 
 
 def annotate_completion(completion: dict[str, Any], sources: Sequence[tuple[str, str]]) -> None:
