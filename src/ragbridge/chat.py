@@ -182,11 +182,9 @@ class ChatService:
         return completion
 
     def stream(self, turn: ChatTurn) -> AsyncGenerator[Chunk, None]:
-        """The chunks of a streamed answer, each relayed the moment it arrives.
-
-        Nothing is yielded before the upstream answered, so errors up to the first chunk can
-        still become a plain HTTP error. Closing the iterator cancels the upstream request.
-        """
+        """The chunks of a streamed answer, each relayed the moment it arrives; nothing before
+        the upstream answered (errors up to then can still be plain HTTP errors). Closing the
+        iterator cancels the upstream request."""
         if turn.rag is None or self._rag is None:
             return self._stream_upstream(turn.body, turn.headers, turn.include_usage)
         return self._stream_rag(self._rag, turn.rag, turn)
@@ -290,7 +288,7 @@ class ChatService:
                 param="model",
                 code="model_not_found",
             )
-        body["model"] = await self._upstream.resolve_model(str(body["model"]))
+        body["model"] = await self._upstream.resolve_model(model)
         return self._upstream
 
 

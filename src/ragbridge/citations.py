@@ -1,13 +1,10 @@
 """Where a cited passage can be opened, and OpenAI-style `url_citation` annotations for answers.
 
-Every passage ragbridge cites gets a stable URL: the web console's document page (when the
-console is served, the default), or the JSON view of the document,
-`/v1/collections/{collection}/documents/{document_id}` (`RAGBRIDGE_CONSOLE=false`); both point
-at the passage with
-`#chunk-{position}`. Answers carry the same passages, numbered `[n]` as in the prompt, three
-ways: Open WebUI `source` events (streams), a top-level `sources` list (non-streamed) and
-OpenAI's `url_citation` annotations (both), which Open WebUI renders on direct connections and
-other OpenAI clients read.
+Every cited passage gets a stable URL: the web console's document page (when the console is
+served, the default), or the JSON view `/v1/collections/{collection}/documents/{document_id}`
+(`RAGBRIDGE_CONSOLE=false`), with `#chunk-{position}`. Answers carry the passages, numbered `[n]`
+as in the prompt, as Open WebUI `source` events (streams), a `sources` list (non-streamed) and
+OpenAI's `url_citation` annotations (both), which Open WebUI renders on direct connections.
 """
 
 from __future__ import annotations
@@ -54,13 +51,9 @@ def public_base_url(request: Request, settings: Settings) -> str:
 
 def url_annotations(text: str, sources: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """`url_citation` annotations for an answer citing `sources` (`(url, title)`, numbered
-    from 1 as in the prompt), in source order so that annotation order matches `[n]`.
-
-    Each source gets exactly one annotation, spanning its first `[n]` marker in `text` (an
-    empty span at the end of the text when the answer never marks it), so that clients that
-    number annotations as they come (Open WebUI, which lists one source per annotation) keep
-    `[n]` pointing at source n even when the answer cites a passage twice.
-    """
+    from 1 as in the prompt): exactly one per source, in source order, spanning its first `[n]`
+    in `text` (an empty span at the end when never marked), so that clients numbering them as
+    they come (Open WebUI) keep `[n]` pointing at source n even when a passage is cited twice."""
     first: dict[int, tuple[int, int]] = {}
     for match in _MARKER.finditer(text):
         first.setdefault(int(match.group(1)), (match.start(), match.end()))

@@ -38,11 +38,8 @@ def term_coverage(question_terms: set[str], text: str) -> float:
 def relevant_hits(
     question: str, hits: Sequence[SearchHit], threshold: float = RELEVANCE_THRESHOLD
 ) -> list[SearchHit]:
-    """The hits worth quoting: none when even the best passage shares too few of the
-    question's terms (an off-topic question), else those above the threshold.
-
-    A question with no searchable terms (all stopwords) keeps its hits: there is nothing to judge.
-    """
+    """The hits sharing at least `threshold` of the question's terms (none for an off-topic
+    question); all of them for a question with no searchable terms (nothing to judge)."""
     terms = set(analyze(question))
     if not terms:
         return list(hits)

@@ -67,10 +67,8 @@ class UpstreamConfig(Endpoint):
 
 
 def resolve_headers(templates: Mapping[str, str], incoming: Mapping[str, str]) -> dict[str, str]:
-    """`RAGBRIDGE_UPSTREAM_HEADERS` for one request, `{request.header.X}` filled from `incoming`.
-
-    A header whose referenced incoming header is missing is left out rather than sent empty.
-    """
+    """`RAGBRIDGE_UPSTREAM_HEADERS` for one request, `{request.header.X}` filled from `incoming`;
+    a header that refers to a missing incoming header is left out rather than sent empty."""
     resolved: dict[str, str] = {}
     for name, template in templates.items():
         if all(incoming.get(ref) is not None for ref in _HEADER_REF.findall(template)):
