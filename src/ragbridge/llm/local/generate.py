@@ -99,7 +99,7 @@ class LocalReply:
         self.completion: dict[str, Any] | None = None
         self._model = model
         self._job = job
-        self._held: list[Event] | None = None
+        self._held: list[Event] = []
         self._head = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
@@ -115,10 +115,8 @@ class LocalReply:
 
     async def _take(self) -> list[Event]:
         """The next events, in the batch the worker's posts arrived in."""
-        if self._held is not None:
-            held, self._held = self._held, None
-            return held
-        return await self._job.take()
+        held, self._held = self._held, []
+        return held or await self._job.take()
 
     async def chunks(self) -> AsyncIterator[Chunk]:
         """`chat.completion.chunk`s: the role, the text as it comes (the pieces that arrived
