@@ -233,9 +233,7 @@ class ChatService:
     ) -> dict[str, Any]:
         """The upstream's `chat.completion` for `body`, or the cached one (opt-in)."""
         body = dict(body)
-        upstream = await self._upstream_for(body)
-        responses = self._response_cache(body)
-        completion = await responses.get(body) if responses is not None else None
+        upstream, responses, completion = await self._prepare(body)
         if completion is None:
             completion = await upstream.complete(body, headers)
             if responses is not None:
@@ -250,9 +248,7 @@ class ChatService:
     ) -> AsyncGenerator[Chunk, None]:
         """The upstream's stream for `body`, relayed as it comes (or replayed from the cache)."""
         body = dict(body)
-        upstream = await self._upstream_for(body)
-        responses = self._response_cache(body)
-        completion = await responses.get(body) if responses is not None else None
+        upstream, responses, completion = await self._prepare(body)
         if completion is None:
             async with upstream.open_stream(body, headers) as reply:
                 if reply.completion is None:  # a stream: relayed, assembled for the cache
@@ -271,15 +267,11 @@ class ChatService:
         async for chunk in _replay(completion, include_usage):
             yield chunk
 
-    def _response_cache(self, body: dict[str, Any]) -> ResponseCache | None:
-        """The response cache, when it is on and may hold answers to `body`."""
-        if self._responses is None or not is_deterministic(body):
-            return None
-        return self._responses
-
-    async def _upstream_for(self, body: dict[str, Any]) -> ChatBackend:
-        """The upstream client, once `body["model"]` is known to be served there (set to the id
-        the upstream lists for it)."""
+    async def _prepare(
+        self, body: dict[str, Any]
+    ) -> tuple[ChatBackend, ResponseCache | None, dict[str, Any] | None]:
+        """The upstream, once `body["model"]` is known to be served there (set to the id it
+        lists), and the response cache with its answer when it is on and may hold one."""
         model = str(body["model"])
         if self._upstream is None:
             raise NotFound(
@@ -289,7 +281,9 @@ class ChatService:
                 code="model_not_found",
             )
         body["model"] = await self._upstream.resolve_model(model)
-        return self._upstream
+        if self._responses is None or not is_deterministic(body):
+            return self._upstream, None, None
+        return self._upstream, self._responses, await self._responses.get(body)
 
 
 async def _replay(
