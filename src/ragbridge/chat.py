@@ -1,13 +1,8 @@
-"""One chat turn: resolve it once, then answer it through the upstream LLM.
+"""One chat turn: resolved once at its start (`ChatTurn`), then answered through the upstream.
 
-The turn's request body is what the client sent, unchanged: the whole history, the model the user
-picked and every other OpenAI field go upstream as they came. RAG models (`rag/...`, see
-`ragbridge.rag`) go upstream with the retrieved passages in the prompt and the upstream model id,
-or are answered extractively when no upstream is configured.
-
-`ChatService.turn` resolves everything a turn needs once, at its start (who asks, the model id
-taken apart, the collection read, the prompt's token estimate); what comes after only reads the
-`ChatTurn`. A streamed answer is a sequence of parsed `Chunk`s: `api` encodes each once.
+The request body goes upstream as the client sent it; RAG models (`rag/...`, `ragbridge.rag`)
+go with the retrieved passages in the prompt, or are answered extractively without an upstream.
+A streamed answer is a sequence of parsed `Chunk`s: `api` encodes each once.
 """
 
 from __future__ import annotations
@@ -21,37 +16,22 @@ from typing import Any, Protocol
 from ragbridge.citations import (
     StreamAnnotator,
     annotate_completion,
-    hit_url,
+    chunk_url,
     link_titles,
     source_chunks,
 )
 from ragbridge.errors import NotFound
 from ragbridge.llm.backend import ChatBackend
-from ragbridge.llm.cache import ResponseCache
+from ragbridge.llm.cache import ResponseCache, is_deterministic
 from ragbridge.llm.chunks import Chunk, CompletionAssembler, completion_chunks, finished_completion
+from ragbridge.llm.tasks import is_task_request
 from ragbridge.prompts import citation
 from ragbridge.rag import RagAnswerer, RagModel, RagPlan, parse_rag_model, unknown_model
-from ragbridge.retrieval.query import message_text
 from ragbridge.service.api_keys import ANONYMOUS
 from ragbridge.service.rate_limits import Limits
 from ragbridge.settings import Settings
 from ragbridge.store.base import CollectionInfo, SearchHit
 from ragbridge.text.tokens import estimate_tokens, prompt_text
-
-TASK_PREFIX = "### Task:"
-
-
-def is_task_request(messages: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether Open WebUI made this request for itself (title, tags, follow-ups, ...).
-
-    Those carry exactly one user message starting `### Task:` (a system prompt may precede it)
-    and no earlier turns; they need no retrieval.
-    """
-    users = [m for m in messages if m.get("role") == "user"]
-    others = [m for m in messages if m.get("role") not in ("user", "system", "developer")]
-    return (
-        len(users) == 1 and not others and message_text(users[0]).lstrip().startswith(TASK_PREFIX)
-    )
 
 
 class Caller(Protocol):
@@ -110,13 +90,9 @@ class ChatTurn:
 class ChatService:
     """Answers chat turns: upstream models are relayed unchanged, RAG models grounded first.
 
-    A RAG turn (`rag/<collection>[/<upstream-model>]`) retrieves from the collection and sends
-    the history with the numbered passages upstream under the upstream model id, or answers
-    extractively without an upstream. Streams send one Open WebUI source event per passage before
-    the first token and carry the RAG model id in every chunk; non-streamed answers carry the
-    same passages in a top-level `sources` list. Both also carry OpenAI `url_citation`
-    annotations (`ragbridge.citations`): on the message, or on the stream's finishing delta.
-    `### Task:` turns skip retrieval.
+    RAG streams send one Open WebUI source event per passage before the first token and carry
+    the RAG model id in every chunk; non-streamed answers list the passages in `sources`. Both
+    carry `url_citation` annotations (`ragbridge.citations`). `### Task:` turns skip retrieval.
     """
 
     def __init__(
@@ -206,11 +182,9 @@ class ChatService:
         return completion
 
     def stream(self, turn: ChatTurn) -> AsyncGenerator[Chunk, None]:
-        """The chunks of a streamed answer, each relayed the moment it arrives.
-
-        Nothing is yielded before the upstream answered, so errors up to the first chunk can
-        still become a plain HTTP error. Closing the iterator cancels the upstream request.
-        """
+        """The chunks of a streamed answer, each relayed the moment it arrives; nothing before
+        the upstream answered (errors up to then can still be plain HTTP errors). Closing the
+        iterator cancels the upstream request."""
         if turn.rag is None or self._rag is None:
             return self._stream_upstream(turn.body, turn.headers, turn.include_usage)
         return self._stream_rag(self._rag, turn.rag, turn)
@@ -233,16 +207,11 @@ class ChatService:
         annotator = StreamAnnotator(link_titles(plan.hits, urls))
         if plan.upstream_body is None:
             completion = finished_completion(turn.model, plan.answer, turn.prompt_tokens)
-            answer = completion_chunks(completion, include_usage=turn.include_usage, by_word=True)
-            for source in source_chunks(plan.hits, urls, answer[0]):
-                yield source
-            for chunk in answer:
-                annotator.add(chunk)
-                yield chunk
-            return
-        relay = self._stream_upstream(plan.upstream_body, turn.headers, turn.include_usage)
+            answer = _replay(completion, turn.include_usage, by_word=True)
+        else:
+            answer = self._stream_upstream(plan.upstream_body, turn.headers, turn.include_usage)
         hits = plan.hits
-        async with aclosing(relay) as chunks:
+        async with aclosing(answer) as chunks:
             async for chunk in chunks:
                 if "model" in chunk:
                     chunk["model"] = turn.model
@@ -257,16 +226,14 @@ class ChatService:
         """Each passage's link (empty without the turn's base URL)."""
         if not turn.base_url:
             return ["" for _ in hits]
-        return [hit_url(turn.base_url, hit, console=self._console_links) for hit in hits]
+        return [chunk_url(turn.base_url, hit.chunk, console=self._console_links) for hit in hits]
 
     async def _complete_upstream(
         self, body: dict[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
         """The upstream's `chat.completion` for `body`, or the cached one (opt-in)."""
         body = dict(body)
-        upstream = await self._upstream_for(body)
-        responses = self._response_cache(body)
-        completion = await responses.get(body) if responses is not None else None
+        upstream, responses, completion = await self._prepare(body)
         if completion is None:
             completion = await upstream.complete(body, headers)
             if responses is not None:
@@ -281,41 +248,30 @@ class ChatService:
     ) -> AsyncGenerator[Chunk, None]:
         """The upstream's stream for `body`, relayed as it comes (or replayed from the cache)."""
         body = dict(body)
-        upstream = await self._upstream_for(body)
-        responses = self._response_cache(body)
-        completion = await responses.get(body) if responses is not None else None
-        if completion is not None:
-            for chunk in completion_chunks(completion, include_usage=include_usage):
-                yield chunk
-            return
-        async with upstream.open_stream(body, headers) as reply:
-            if reply.completion is not None:
-                reply.completion.setdefault("model", body["model"])
+        upstream, responses, completion = await self._prepare(body)
+        if completion is None:
+            async with upstream.open_stream(body, headers) as reply:
+                if reply.completion is None:  # a stream: relayed, assembled for the cache
+                    assembler = CompletionAssembler()
+                    async for chunk in reply.chunks():
+                        if responses is not None:
+                            assembler.add(chunk)
+                        yield chunk
+                    if responses is not None and (finished := assembler.completion()):
+                        await responses.put(body, finished)
+                    return
+                completion = reply.completion
+                completion.setdefault("model", body["model"])
                 if responses is not None:
-                    await responses.put(body, reply.completion)
-                for chunk in completion_chunks(reply.completion, include_usage=include_usage):
-                    yield chunk
-                return
-            if responses is None:
-                async for chunk in reply.chunks():
-                    yield chunk
-                return
-            assembler = CompletionAssembler()
-            async for chunk in reply.chunks():
-                assembler.add(chunk)
-                yield chunk
-            if (finished := assembler.completion()) is not None:
-                await responses.put(body, finished)
+                    await responses.put(body, completion)
+        async for chunk in _replay(completion, include_usage):
+            yield chunk
 
-    def _response_cache(self, body: dict[str, Any]) -> ResponseCache | None:
-        """The response cache, when it is on and may hold answers to `body`."""
-        if self._responses is None or not self._responses.accepts(body):
-            return None
-        return self._responses
-
-    async def _upstream_for(self, body: dict[str, Any]) -> ChatBackend:
-        """The upstream client, once `body["model"]` is known to be served there (set to the id
-        the upstream lists for it)."""
+    async def _prepare(
+        self, body: dict[str, Any]
+    ) -> tuple[ChatBackend, ResponseCache | None, dict[str, Any] | None]:
+        """The upstream, once `body["model"]` is known to be served there (set to the id it
+        lists), and the response cache with its answer when it is on and may hold one."""
         model = str(body["model"])
         if self._upstream is None:
             raise NotFound(
@@ -324,5 +280,15 @@ class ChatService:
                 param="model",
                 code="model_not_found",
             )
-        body["model"] = await self._upstream.resolve_model(str(body["model"]))
-        return self._upstream
+        body["model"] = await self._upstream.resolve_model(model)
+        if self._responses is None or not is_deterministic(body):
+            return self._upstream, None, None
+        return self._upstream, self._responses, await self._responses.get(body)
+
+
+async def _replay(
+    completion: dict[str, Any], include_usage: bool, *, by_word: bool = False
+) -> AsyncGenerator[Chunk, None]:
+    """A finished `chat.completion` as a stream."""
+    for chunk in completion_chunks(completion, include_usage=include_usage, by_word=by_word):
+        yield chunk

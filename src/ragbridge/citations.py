@@ -1,13 +1,10 @@
 """Where a cited passage can be opened, and OpenAI-style `url_citation` annotations for answers.
 
-Every passage ragbridge cites gets a stable URL: the web console's document page (when the
-console is served, the default), or the JSON view of the document,
-`/v1/collections/{collection}/documents/{document_id}` (`RAGBRIDGE_CONSOLE=false`); both point
-at the passage with
-`#chunk-{position}`. Answers carry the same passages, numbered `[n]` as in the prompt, three
-ways: Open WebUI `source` events (streams), a top-level `sources` list (non-streamed) and
-OpenAI's `url_citation` annotations (both), which Open WebUI renders on direct connections and
-other OpenAI clients read.
+Every cited passage gets a stable URL: the web console's document page (when the console is
+served, the default), or the JSON view `/v1/collections/{collection}/documents/{document_id}`
+(`RAGBRIDGE_CONSOLE=false`), with `#chunk-{position}`. Answers carry the passages, numbered `[n]`
+as in the prompt, as Open WebUI `source` events (streams), a `sources` list (non-streamed) and
+OpenAI's `url_citation` annotations (both), which Open WebUI renders on direct connections.
 """
 
 from __future__ import annotations
@@ -20,9 +17,9 @@ from urllib.parse import quote
 
 from fastapi import Request
 
-from ragbridge.prompts import source_event, source_name
+from ragbridge.prompts import source_event, source_label
 from ragbridge.settings import Settings
-from ragbridge.store.base import SearchHit
+from ragbridge.store.base import ChunkRecord, SearchHit
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 
@@ -37,9 +34,8 @@ def passage_url(
     return f"{base_url.rstrip('/')}/{prefix}{path}#chunk-{position}"
 
 
-def hit_url(base_url: str, hit: SearchHit, *, console: bool = False) -> str:
-    """`passage_url` for a search hit."""
-    chunk = hit.chunk
+def chunk_url(base_url: str, chunk: ChunkRecord, *, console: bool = False) -> str:
+    """`passage_url` for a stored chunk."""
     return passage_url(
         base_url, chunk.collection, chunk.document_id, chunk.position, console=console
     )
@@ -53,45 +49,27 @@ def public_base_url(request: Request, settings: Settings) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def passage_title(hit: SearchHit) -> str:
-    """A passage's title in annotations: its document's name, and page when it has one."""
-    page = hit.chunk.metadata.get("page")
-    name = source_name(hit)
-    return f"{name}, page {page + 1}" if isinstance(page, int) else name
-
-
 def url_annotations(text: str, sources: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """`url_citation` annotations for an answer citing `sources` (`(url, title)`, numbered
-    from 1 as in the prompt), in source order so that annotation order matches `[n]`.
-
-    Each source gets exactly one annotation, spanning its first `[n]` marker in `text` (an
-    empty span at the end of the text when the answer never marks it), so that clients that
-    number annotations as they come (Open WebUI, which lists one source per annotation) keep
-    `[n]` pointing at source n even when the answer cites a passage twice.
-    """
+    from 1 as in the prompt): exactly one per source, in source order, spanning its first `[n]`
+    in `text` (an empty span at the end when never marked), so that clients numbering them as
+    they come (Open WebUI) keep `[n]` pointing at source n even when a passage is cited twice."""
     first: dict[int, tuple[int, int]] = {}
     for match in _MARKER.finditer(text):
         first.setdefault(int(match.group(1)), (match.start(), match.end()))
-    end_of_text = (len(text), len(text))
-    return [
-        url_citation(url, title, *first.get(number, end_of_text))
-        for number, (url, title) in enumerate(sources, start=1)
-    ]
-
-
-def url_citation(url: str, title: str, start: int, end: int) -> dict[str, Any]:
-    """OpenAI's `url_citation` annotation."""
-    return {
-        "type": "url_citation",
-        "url_citation": {"url": url, "title": title, "start_index": start, "end_index": end},
-    }
+    annotations = []
+    for number, (url, title) in enumerate(sources, start=1):
+        start, end = first.get(number, (len(text), len(text)))
+        cite = {"url": url, "title": title, "start_index": start, "end_index": end}
+        annotations.append({"type": "url_citation", "url_citation": cite})
+    return annotations
 
 
 def link_titles(hits: Sequence[SearchHit], urls: Sequence[str]) -> list[tuple[str, str]]:
     """`(url, title)` per passage, numbered as in the prompt; none when there are no links."""
     if not all(urls):
         return []
-    return [(url, passage_title(hit)) for hit, url in zip(hits, urls, strict=True)]
+    return [(url, source_label(hit)) for hit, url in zip(hits, urls, strict=True)]
 
 
 def annotate_completion(completion: dict[str, Any], sources: Sequence[tuple[str, str]]) -> None:

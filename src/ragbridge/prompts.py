@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from ragbridge.store.base import SearchHit
+from ragbridge.store.base import ChunkRecord, SearchHit
 from ragbridge.text.scripts import HANGUL
 
 Language = Literal["en", "ko"]
@@ -60,19 +60,24 @@ def source_name(hit: SearchHit) -> str:
     return f"{name}#{meta['record']}" if meta.get("record") else str(name)
 
 
-def _page(hit: SearchHit) -> int | None:
-    page = hit.chunk.metadata.get("page")
-    return page if isinstance(page, int) else None
+def page_index(chunk: ChunkRecord) -> int | None:
+    """A passage's 0-based page, when its document has pages."""
+    page = chunk.metadata.get("page")
+    return page if isinstance(page, int) and not isinstance(page, bool) else None
+
+
+def source_label(hit: SearchHit) -> str:
+    """A passage's source in the prompt and in annotations: its name, and page (1-based)."""
+    page = page_index(hit.chunk)
+    return source_name(hit) + (f", page {page + 1}" if page is not None else "")
 
 
 def format_context(hits: Sequence[SearchHit]) -> str:
-    """Passages numbered from 1, each with its source and page (shown 1-based)."""
-    blocks = []
-    for number, hit in enumerate(hits, start=1):
-        page = _page(hit)
-        where = source_name(hit) + (f", page {page + 1}" if page is not None else "")
-        blocks.append(f"[{number}] ({where})\n{hit.chunk.text.strip()}")
-    return "\n\n".join(blocks)
+    """Passages numbered from 1, each with its source and page."""
+    return "\n\n".join(
+        f"[{number}] ({source_label(hit)})\n{hit.chunk.text.strip()}"
+        for number, hit in enumerate(hits, start=1)
+    )
 
 
 def fit_to_budget(
@@ -90,25 +95,20 @@ def fit_to_budget(
     return kept
 
 
-def system_prompt(hits: Sequence[SearchHit], language: Language, template: str | None) -> str:
-    """The RAG system message: the configured or language default template, or a no-context note."""
-    if not hits:
-        return NO_CONTEXT_TEMPLATES[language]
-    return (template or SYSTEM_TEMPLATES[language]).replace("{context}", format_context(hits))
-
-
 def with_context(
     messages: Sequence[dict[str, Any]],
     hits: Sequence[SearchHit],
     language: Language,
     template: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The whole conversation with the RAG instructions prepended as a system message.
-
-    An existing leading system message (e.g. the user's own persona) is kept after ours.
-    """
-    rag = {"role": "system", "content": system_prompt(hits, language, template)}
-    return [rag, *messages]
+    """The whole conversation after a system message with the RAG instructions: the configured
+    or the language's template with the passages, or a note that none are relevant. An existing
+    leading system message (e.g. the user's own persona) is kept after ours."""
+    if hits:
+        prompt = (template or SYSTEM_TEMPLATES[language]).replace("{context}", format_context(hits))
+    else:
+        prompt = NO_CONTEXT_TEMPLATES[language]
+    return [{"role": "system", "content": prompt}, *messages]
 
 
 def citation(hit: SearchHit, url: str = "") -> dict[str, Any]:
@@ -118,7 +118,7 @@ def citation(hit: SearchHit, url: str = "") -> dict[str, Any]:
     `source` is that URL, the same id Open WebUI gives the `url_citation` annotation of the
     passage, so the two merge into one chip (`external` keeps the file name as its label).
     """
-    page = _page(hit)
+    page = page_index(hit.chunk)
     meta: dict[str, Any] = {"source": url or hit.chunk.id, "name": source_name(hit)}
     if url:
         meta["external"] = True

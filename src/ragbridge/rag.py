@@ -17,8 +17,9 @@ from typing import Any
 
 from ragbridge.errors import InvalidRequest, NotFound
 from ragbridge.llm.backend import ChatBackend
-from ragbridge.llm.extractive import extractive_answer, relevant_hits, task_answer
+from ragbridge.llm.extractive import extractive_answer, relevant_hits
 from ragbridge.llm.models import default_chat_model
+from ragbridge.llm.tasks import task_answer
 from ragbridge.prompts import Language, detect_language, fit_to_budget, with_context
 from ragbridge.retrieval.base import Retriever
 from ragbridge.retrieval.query import bounded_query, message_text, standalone_query
@@ -79,14 +80,12 @@ class RagAnswerer:
         retriever: Retriever,
         upstream: ChatBackend | None,
         *,
-        count_tokens: Callable[[str], int] = estimate_tokens,
         context_window: Callable[[str], int | None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._retriever = retriever
         self._upstream = upstream
-        self._count_tokens = count_tokens
         self._context_window = context_window  # per upstream model id, where it is known
 
     async def models(self) -> list[dict[str, Any]]:
@@ -138,7 +137,7 @@ class RagAnswerer:
             hits, answer = await asyncio.to_thread(_quote, query, hits, language)
             return RagPlan(hits, answer=answer)
         budget = self.passage_budget(body, upstream_model, prompt_tokens=prompt_tokens)
-        kept = fit_to_budget(hits, budget, self._count_tokens)
+        kept = fit_to_budget(hits, budget, estimate_tokens)
         if hits and not kept:  # better an upstream "too long" than a false "not covered"
             log.warning(
                 "the conversation leaves no room for passages in RAGBRIDGE_UPSTREAM_CONTEXT_TOKENS"
@@ -164,9 +163,9 @@ class RagAnswerer:
             reply = asked
         else:
             reply = min(DEFAULT_REPLY_TOKENS, context // 4)
-        conversation = prompt_tokens
-        if conversation is None:
-            conversation = estimate_tokens(prompt_text(body))
+        conversation = (
+            estimate_tokens(prompt_text(body)) if prompt_tokens is None else prompt_tokens
+        )
         if tools := body.get("tools"):
             conversation += estimate_tokens(json.dumps(tools, ensure_ascii=False))
         return context - conversation - reply - INSTRUCTION_TOKENS

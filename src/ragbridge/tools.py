@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ragbridge.api.security import Principal, collection_not_found, ensure_collection_access
-from ragbridge.citations import hit_url, passage_url
+from ragbridge.citations import chunk_url, passage_url
 from ragbridge.errors import NotFound
-from ragbridge.prompts import source_name
+from ragbridge.prompts import page_index, source_name
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import RetrievalMode, Settings
 from ragbridge.store.base import ChunkRecord, DocumentRecord, SearchHit, Store, chunk_id
@@ -56,8 +56,8 @@ class DocumentArgs(BaseModel):
 
 def _page(chunk: ChunkRecord) -> int | None:
     """The 1-based page of a passage, when its document has pages."""
-    page = chunk.metadata.get("page")
-    return page + 1 if isinstance(page, int) and not isinstance(page, bool) else None
+    page = page_index(chunk)
+    return None if page is None else page + 1
 
 
 def _headings(chunk: ChunkRecord) -> list[str]:
@@ -67,17 +67,13 @@ def _headings(chunk: ChunkRecord) -> list[str]:
 
 @dataclass(frozen=True)
 class Toolbox:
-    """The three tools over one store and retriever; `base_url` roots the passage URLs."""
+    """The three tools over one store and retriever; `base_url` roots the passage URLs, which
+    open the web console's page when it is served (`settings.console`), else the JSON view."""
 
     settings: Settings
     store: Store
     retriever: HybridRetriever
     base_url: str
-
-    @property
-    def console(self) -> bool:
-        """Passages link to the web console's page when it is served, else to the JSON view."""
-        return self.settings.console
 
     async def list_collections(self, principal: Principal) -> dict[str, Any]:
         """The collections `principal` may search, with their sizes."""
@@ -158,7 +154,9 @@ class Toolbox:
 
     def document_url(self, record: DocumentRecord) -> str:
         """The document's page (console) or JSON view."""
-        url = passage_url(self.base_url, record.collection, record.id, 0, console=self.console)
+        url = passage_url(
+            self.base_url, record.collection, record.id, 0, console=self.settings.console
+        )
         return url.partition("#")[0]
 
     def chunk_json(self, chunk: ChunkRecord) -> dict[str, Any]:
@@ -169,13 +167,7 @@ class Toolbox:
             "text": chunk.text,
             "page": _page(chunk),
             "headings": _headings(chunk),
-            "url": passage_url(
-                self.base_url,
-                chunk.collection,
-                chunk.document_id,
-                chunk.position,
-                console=self.console,
-            ),
+            "url": chunk_url(self.base_url, chunk, console=self.settings.console),
         }
 
     def _passage(self, number: int, hit: SearchHit) -> dict[str, Any]:
@@ -189,5 +181,5 @@ class Toolbox:
             "score": round(float(hit.score), 4),
             "document_id": chunk.document_id,
             "position": chunk.position,
-            "url": hit_url(self.base_url, hit, console=self.console),
+            "url": chunk_url(self.base_url, chunk, console=self.settings.console),
         }

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from ragbridge.errors import InvalidRequest
-from ragbridge.llm.local.generate import Job
-from ragbridge.llm.local.model import LocalModel, LocalReply, model_id
+from ragbridge.llm.local.generate import Job, LocalReply
+from ragbridge.llm.local.model import LocalModel, model_id
 from ragbridge.llm.local.options import Generation, parse_generation
-from ragbridge.llm.local.tasks import task_reply, task_shape
 from ragbridge.llm.router import ModelRouter
+from ragbridge.llm.tasks import task_reply, task_shape
 from ragbridge.rag import RagAnswerer
 from ragbridge.settings import Settings
 from tests.support.rag import KO_QUESTION, task_prompt
@@ -116,7 +116,7 @@ async def test_router_sends_the_local_id_to_the_local_model_and_nothing_else(
     router = ModelRouter(local, remote=None)
 
     assert [m["id"] for m in await router.list_models()] == [local.id]
-    assert await router.known_model_ids() == frozenset({local.id})
+    assert await router.resolve_model(local.id) == local.id
     assert router.context_window(local.id) == 1024 and router.context_window("gpt-x") is None
     with pytest.raises(Exception, match="does not exist") as raised:
         router.open_stream({"model": "gpt-x", "messages": MESSAGES}, {})
@@ -148,7 +148,7 @@ async def test_pieces_posted_while_the_loop_was_busy_come_in_one_wake_up_and_one
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()  # the loop is blocked meanwhile, as a busy loop would be
-    chunks = [chunk async for chunk in LocalReply("tiny", job, {}).chunks()]
+    chunks = [chunk async for chunk in LocalReply("tiny", job).chunks()]
 
     assert len(scheduled) == 1  # one wake-up for seven posts
     deltas = [chunk["choices"][0]["delta"] for chunk in chunks]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ragbridge.chat import is_task_request
+from ragbridge.llm.tasks import is_task_request
 from ragbridge.retrieval.query import message_text
 from tests.support.paths import OPENWEBUI_FIXTURES as FIXTURES
 

@@ -37,10 +37,6 @@ class ResponseCache:
         self._ttl = ttl
         self._metrics = metrics
 
-    def accepts(self, body: dict[str, Any]) -> bool:
-        """Whether answers to this upstream request body may be cached (temperature 0)."""
-        return is_deterministic(body)
-
     @staticmethod
     def key(body: dict[str, Any]) -> str:
         """The cache key of an upstream request body: all of it but how it is delivered."""

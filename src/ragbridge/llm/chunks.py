@@ -21,9 +21,26 @@ Chunk = dict[str, Any]
 _WORD = re.compile(r"\s*\S+|\s+")
 
 
-def finished_completion(model: str, text: str, prompt_tokens: int) -> dict[str, Any]:
-    """A `chat.completion` for an answer ragbridge wrote itself (extractive, task JSON)."""
-    completion_tokens = estimate_tokens(text)
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """OpenAI's `usage` object."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def finished_completion(
+    model: str,
+    text: str,
+    prompt_tokens: int,
+    completion_tokens: int | None = None,
+    finish_reason: str = "stop",
+) -> dict[str, Any]:
+    """A `chat.completion` for a whole answer: the local model's, or one ragbridge wrote itself
+    (extractive, task JSON; its tokens estimated when not given)."""
+    if completion_tokens is None:
+        completion_tokens = estimate_tokens(text)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -33,14 +50,10 @@ def finished_completion(model: str, text: str, prompt_tokens: int) -> dict[str, 
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage(prompt_tokens, completion_tokens),
     }
 
 
@@ -120,12 +133,20 @@ class CompletionAssembler:
             self._plain = False
             return
         index = int(choice.get("index", 0))
-        state = self._choices.setdefault(index, {"role": "assistant", "content": ""})
+        state = self._choices.setdefault(
+            index,
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": ""},
+                "finish_reason": None,
+            },
+        )
+        message = state["message"]
         for key, value in (choice.get("delta") or {}).items():
             if key == "role" and isinstance(value, str):
-                state["role"] = value
+                message["role"] = value
             elif key == "content" and isinstance(value, str | None):
-                state["content"] += value or ""
+                message["content"] += value or ""
             elif value is not None:
                 self._plain = False  # tool calls, refusals, ...: not rebuilt
         if choice.get("finish_reason"):
@@ -133,18 +154,9 @@ class CompletionAssembler:
 
     def completion(self) -> dict[str, Any] | None:
         """The whole answer, or None when it cannot be rebuilt faithfully."""
-        if not self._plain or not self._choices:
+        choices = [state for _, state in sorted(self._choices.items())]
+        if not self._plain or not choices or not all(c["finish_reason"] for c in choices):
             return None
-        if any("finish_reason" not in state for state in self._choices.values()):
-            return None
-        choices = [
-            {
-                "index": index,
-                "message": {"role": state["role"], "content": state["content"]},
-                "finish_reason": state["finish_reason"],
-            }
-            for index, state in sorted(self._choices.items())
-        ]
         completion: dict[str, Any] = {**self._head, "object": "chat.completion", "choices": choices}
         if self._usage is not None:
             completion["usage"] = self._usage

@@ -1,14 +1,8 @@
-"""Answers without an LLM: the best passages, quoted and cited, labelled as retrieved text.
-
-Also answers Open WebUI's own `### Task:` requests (title, tags, follow-ups, queries) with the bare
-JSON object it parses, so a ragbridge without an upstream never shows errors in the UI.
-"""
+"""Answers without an LLM: the best passages, quoted and cited, labelled as retrieved text."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import re
 from collections.abc import Sequence
 
 from ragbridge.llm.sentences import sentences
@@ -31,14 +25,7 @@ NOTHING_FOUND: dict[Language, str] = {
 # Calibrated with bench/extractive_threshold.py on SciFact-train claims; see docs/benchmarks.md.
 RELEVANCE_THRESHOLD = 0.28
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
-_JSON_FORMAT = re.compile(r'JSON format:\s*\{\s*"(\w+)"\s*:\s*(\[|")')
-_FIRST_USER_LINE = re.compile(r"<chat_history>\s*USER:\s*(.+)")
 _MAX_QUOTE_CHARS = 600
-
-
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
 def term_coverage(question_terms: set[str], text: str) -> float:
@@ -51,11 +38,8 @@ def term_coverage(question_terms: set[str], text: str) -> float:
 def relevant_hits(
     question: str, hits: Sequence[SearchHit], threshold: float = RELEVANCE_THRESHOLD
 ) -> list[SearchHit]:
-    """The hits worth quoting: none when even the best passage shares too few of the
-    question's terms (an off-topic question), else those above the threshold.
-
-    A question with no searchable terms (all stopwords) keeps its hits: there is nothing to judge.
-    """
+    """The hits sharing at least `threshold` of the question's terms (none for an off-topic
+    question); all of them for a question with no searchable terms (nothing to judge)."""
     terms = set(analyze(question))
     if not terms:
         return list(hits)
@@ -106,23 +90,3 @@ def extractive_answer(
         lines.append(f"> — {source_name(hit)}")
         lines.append("")
     return "\n".join(lines).rstrip()
-
-
-def task_answer(prompt: str) -> str:
-    """The bare JSON object an Open WebUI `### Task:` prompt asks for, without a model.
-
-    A title comes from the first user message; lists (tags, follow-ups, queries) are empty.
-    """
-    match = _JSON_FORMAT.search(prompt)
-    if not match:
-        return "{}"
-    key, kind = match.groups()
-    if kind == "[":
-        return json.dumps({key: []})
-    value = ""
-    if key == "title":
-        first = _FIRST_USER_LINE.search(prompt)
-        if first:
-            words = _sentences(first.group(1))[0].split()
-            value = " ".join(words[:6]).rstrip(".,!?;:。")
-    return json.dumps({key: value}, ensure_ascii=False)

@@ -1,4 +1,5 @@
-"""Upstream model ids: match a requested name the way upstreams accept names, and pick a default.
+"""Upstream model ids: the cached `/models` list, a requested name matched the way upstreams
+accept names, and a default.
 
 Ollama answers `llama3.2` for the listed `llama3.2:latest`; servers list `org/name` ids that users
 type as `name`, or in another case. `match_model` maps such a request to the listed id (exact
@@ -7,8 +8,16 @@ first, then case-insensitive, then the `:latest` tag, then an `org/` prefix, onl
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ragbridge.errors import NotFound, RagbridgeError
+
+log = logging.getLogger(__name__)
 
 # Ids of models that cannot answer a chat: embeddings, images, audio, speech, moderation...
 _NOT_CHAT = re.compile(
@@ -18,6 +27,7 @@ _NOT_CHAT = re.compile(
     re.IGNORECASE,
 )
 _DEFAULT_TAG = ":latest"
+_FAILED_LIST_TTL = 5.0  # after a failed model list fetch, chats skip the model check
 
 
 def is_chat_model(model_id: str) -> bool:
@@ -51,3 +61,52 @@ def _bare(model_id: str) -> str:
     """An id without its `org/` prefix and its `:latest` tag."""
     name = model_id.rsplit("/", 1)[-1]
     return name.removesuffix(_DEFAULT_TAG)
+
+
+class ModelList:
+    """An upstream's `/models` entries, fetched again once older than `ttl` seconds."""
+
+    def __init__(
+        self, fetch: Callable[[int | None], Awaitable[list[dict[str, Any]]]], ttl: float
+    ) -> None:
+        self._fetch = fetch  # called with how many retries the fetch may make (None: default)
+        self._ttl = ttl
+        self._models: list[dict[str, Any]] = []
+        self._ids: frozenset[str] = frozenset()
+        self._expire = 0.0  # expired: the first call fetches
+        self._failed_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, retries: int | None = None) -> list[dict[str, Any]]:
+        """The cached entries, or fresh ones when they expired; a failed fetch raises."""
+        if time.monotonic() >= self._expire:
+            async with self._lock:
+                if time.monotonic() >= self._expire:
+                    self._models = await self._fetch(retries)
+                    self._ids = frozenset(str(model["id"]) for model in self._models)
+                    self._expire = time.monotonic() + self._ttl
+        return self._models
+
+    async def resolve(self, requested: str) -> str:
+        """The listed id that serves `requested` (`llama3.2` -> `llama3.2:latest`), or
+        `requested` itself when the list cannot be had (the upstream decides). Raises NotFound
+        naming the model when the upstream lists nothing that matches."""
+        if time.monotonic() < self._failed_until:
+            return requested
+        try:
+            models = await self.get(retries=0)
+        except RagbridgeError as exc:
+            log.warning("upstream model list unavailable, not checking model ids: %s", exc.message)
+            self._failed_until = time.monotonic() + _FAILED_LIST_TTL
+            return requested
+        if requested in self._ids:
+            return requested
+        listed = [str(model["id"]) for model in models]
+        if (found := match_model(requested, listed)) is not None:
+            return found
+        shown = ", ".join(listed[:10]) + (", ..." if len(listed) > 10 else "")
+        raise NotFound(
+            f"The model '{requested}' does not exist upstream (it lists: {shown or 'nothing'}).",
+            param="model",
+            code="model_not_found",
+        )

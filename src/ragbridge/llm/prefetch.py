@@ -92,10 +92,8 @@ class Prefetch(Generic[T]):
         return cast(T, item)
 
     async def aclose(self) -> None:
-        """Stop reading and close the source (which, for a relay, cancels the upstream call).
-
-        Safe to call more than once, and before the reading task ever ran.
-        """
+        """Stop reading and close the source (for a relay: cancel the upstream call); safe to
+        call more than once, and before the reading task ever ran."""
         async with self._closing:
             self._task.cancel()
             await asyncio.wait({self._task})

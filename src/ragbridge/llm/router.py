@@ -10,9 +10,8 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from ragbridge.errors import NotFound
 from ragbridge.llm.backend import ChatBackend, StreamReply
-from ragbridge.llm.local.model import LocalModel
+from ragbridge.llm.local.model import LocalModel, not_this_model
 
 
 class ModelRouter:
@@ -28,14 +27,6 @@ class ModelRouter:
         if self.remote is not None:
             models += [m for m in await self.remote.list_models() if m.get("id") != self.local.id]
         return models
-
-    async def known_model_ids(self) -> frozenset[str] | None:
-        """Every id served; None when the remote upstream's list cannot be had."""
-        ids = await self.local.known_model_ids()
-        if self.remote is None:
-            return ids
-        remote = await self.remote.known_model_ids()
-        return None if remote is None else ids | remote
 
     async def resolve_model(self, requested: str) -> str:
         """The local model's id as it is; any other id as the remote upstream resolves it."""
@@ -60,9 +51,5 @@ class ModelRouter:
         if model == self.local.id:
             return self.local
         if self.remote is None:
-            raise NotFound(
-                f"The model '{model}' does not exist; the local model is '{self.local.id}'.",
-                param="model",
-                code="model_not_found",
-            )
+            raise not_this_model(model, self.local.id)
         return self.remote

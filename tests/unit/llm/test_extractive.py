@@ -1,12 +1,7 @@
 import json
 
-from ragbridge.llm.extractive import (
-    NOTHING_FOUND,
-    best_excerpt,
-    extractive_answer,
-    relevant_hits,
-    task_answer,
-)
+from ragbridge.llm.extractive import NOTHING_FOUND, best_excerpt, extractive_answer, relevant_hits
+from ragbridge.llm.tasks import task_answer
 from ragbridge.store.base import ChunkRecord, SearchHit
 from tests.support.paths import OPENWEBUI_FIXTURES as FIXTURES
 
@@ -50,6 +45,13 @@ def test_task_answers_for_real_open_webui_prompts() -> None:
     assert json.loads(task_answer(prompt("task_tags.json"))) == {"tags": []}
     assert json.loads(task_answer(prompt("task_follow_ups.json"))) == {"follow_ups": []}
     assert task_answer("### Task: something without a format") == "{}"
+
+
+def test_a_title_comes_from_the_first_sentence_and_an_empty_message_gives_an_empty_one() -> None:
+    head = '### Task:\nGenerate a title.\nJSON format: { "title": "your title" }\n<chat_history>\n'
+    asked = head + "USER: 한라산은 얼마나 높나요? 등산로도 알려 주세요.\nASSISTANT: 1,947 m입니다."
+    assert json.loads(task_answer(asked)) == {"title": "한라산은 얼마나 높나요"}
+    assert json.loads(task_answer(head + "USER: ")) == {"title": ""}
 
 
 def test_wrapped_lines_are_joined_and_cut_sentences_left_out() -> None:

@@ -1,4 +1,5 @@
-"""One generation on the model's worker thread, its events handed to the event loop as they come.
+"""One generation on the model's worker thread, its events handed to the event loop as they come
+and read there as OpenAI chunks (`LocalReply`).
 
 The worker formats the conversation with the model's chat template, checks it fits the context
 window, then streams `Llama.create_completion`: each piece of text is posted to the loop the
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ragbridge.errors import InvalidRequest, RagbridgeError, UpstreamError
+from ragbridge.llm.chunks import Chunk, finished_completion, usage
 from ragbridge.llm.local.options import Generation
 from ragbridge.llm.local.runtime import Loaded
 
@@ -82,6 +86,82 @@ class Job:
         if self.on_token is not None:
             self.on_token()
         return False
+
+
+class LocalReply:
+    """A local model's answer: `chunks()` for a stream, `text()` for the whole of it.
+
+    `completion` is set when the whole answer was made first (task requests); the chat service
+    then replays it as chunks, as it does for an upstream that answered a stream with JSON.
+    """
+
+    def __init__(self, model: str, job: Job) -> None:
+        self.completion: dict[str, Any] | None = None
+        self._model = model
+        self._job = job
+        self._held: list[Event] = []
+        self._head = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+
+    async def first(self) -> None:
+        """Wait for the first events; an error before any text is raised here."""
+        self._held = await self._job.take()
+        if self._held[0][0] == "error":
+            raise self._held[0][1]
+
+    async def _take(self) -> list[Event]:
+        """The next events, in the batch the worker's posts arrived in."""
+        held, self._held = self._held, []
+        return held or await self._job.take()
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """`chat.completion.chunk`s: the role, the text as it comes (the pieces that arrived
+        together in one chunk), the finish reason, then usage when
+        `stream_options.include_usage` asked for it."""
+        yield self._chunk({"role": "assistant", "content": ""})
+        while True:
+            batch = await self._take()
+            texts = [value for kind, value in batch if kind == "text"]
+            if texts:
+                yield self._chunk({"content": "".join(texts)})
+            kind, value = batch[-1]
+            if kind == "end":
+                yield self._chunk({}, value)
+                if self._job.generation.include_usage:
+                    usage_ = usage(self._job.prompt_tokens, self._job.completion_tokens)
+                    yield {**self._head, "choices": [], "usage": usage_}
+                return
+            if kind == "error":
+                raise value
+
+    async def text(self) -> tuple[str, str]:
+        """The whole answer's text and finish reason."""
+        parts: list[str] = []
+        while True:
+            for kind, value in await self._take():
+                if kind == "text":
+                    parts.append(value)
+                elif kind == "end":
+                    return "".join(parts), value
+                else:
+                    raise value
+
+    def finished(self, text: str, finish_reason: str) -> dict[str, Any]:
+        """`text` as a `chat.completion`, with the token counts of llama.cpp's own tokenizer."""
+        job = self._job
+        return finished_completion(
+            self._model, text, job.prompt_tokens, job.completion_tokens, finish_reason
+        )
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> Chunk:
+        return {
+            **self._head,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
 
 
 def run(model: Loaded, job: Job) -> None:

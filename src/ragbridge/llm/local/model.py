@@ -14,7 +14,6 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -26,18 +25,18 @@ import anyio
 from prometheus_client import Counter, Gauge
 
 from ragbridge.errors import NotFound, RateLimited, ServiceUnavailable
-from ragbridge.llm.chunks import Chunk
 from ragbridge.llm.local import generate
-from ragbridge.llm.local.generate import Job
-from ragbridge.llm.local.options import Generation, parse_generation
+from ragbridge.llm.local.generate import Job, LocalReply
+from ragbridge.llm.local.options import parse_generation
 from ragbridge.llm.local.runtime import (
     LlamaOptions,
     Loaded,
     LocalModelUnavailable,
+    json_grammar,
     load,
     local_model_problem,
 )
-from ragbridge.llm.local.tasks import grammar_for, task_reply, task_shape
+from ragbridge.llm.tasks import task_prompt, task_reply, task_shape
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 
@@ -48,15 +47,22 @@ OWNED_BY = "ragbridge-local"
 
 def check_local_model(settings: Settings) -> None:
     """At start: a configured local model needs the extra and a GGUF file (one clear line)."""
-    if settings.local_model is None:
-        return
-    if (problem := local_model_problem(settings.local_model)) is not None:
+    if settings.local_model is not None and (problem := local_model_problem(settings.local_model)):
         raise LocalModelUnavailable(problem)
 
 
 def model_id(path: Path) -> str:
     """The id a GGUF file is served under: its file name without `.gguf`."""
     return path.name.removesuffix(".gguf").removesuffix(".GGUF")
+
+
+def not_this_model(requested: str, local_id: str) -> NotFound:
+    """The 404 for a model id the local model does not serve."""
+    return NotFound(
+        f"The model '{requested}' does not exist; the local model is '{local_id}'.",
+        param="model",
+        code="model_not_found",
+    )
 
 
 class LocalMetrics:
@@ -110,26 +116,23 @@ class LocalModel:
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         """Begin loading the model on the worker thread (returns at once)."""
-        loop = asyncio.get_running_loop()
+        self._loading = asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+
+    def _load(self) -> Loaded:
         started = time.perf_counter()
-        self._loading = loop.run_in_executor(self._executor, load, self._options)
-
-        def loaded(future: asyncio.Future[Loaded]) -> None:
-            if future.cancelled():
-                return
-            if (exc := future.exception()) is not None:
-                log.error("local model %s did not load: %s", self.path, exc)
-                return
-            model = future.result()
-            log.info(
-                "local model %s loaded in %.1fs (context %d tokens, chat template: %s)",
-                self.id,
-                time.perf_counter() - started,
-                model.context_tokens,
-                model.template_source,
-            )
-
-        self._loading.add_done_callback(loaded)
+        try:
+            model = load(self._options)
+        except Exception as exc:
+            log.error("local model %s did not load: %s", self.path, exc)
+            raise
+        log.info(
+            "local model %s loaded in %.1fs (context %d tokens, chat template: %s)",
+            self.id,
+            time.perf_counter() - started,
+            model.context_tokens,
+            model.template_source,
+        )
+        return model
 
     async def aclose(self) -> None:
         """Free the model once the worker is idle."""
@@ -150,30 +153,20 @@ class LocalModel:
         return {"status": "ok", "model": self.id, "waiting": self._waiting}
 
     # --- the upstream interface -------------------------------------------------------------
-    def card(self) -> dict[str, Any]:
-        """This model's `/v1/models` entry."""
-        return {"id": self.id, "object": "model", "created": self.created, "owned_by": OWNED_BY}
-
     async def list_models(self) -> list[dict[str, Any]]:
-        return [self.card()]
-
-    async def known_model_ids(self) -> frozenset[str]:
-        return frozenset({self.id})
+        """This model's `/v1/models` entry."""
+        return [{"id": self.id, "object": "model", "created": self.created, "owned_by": OWNED_BY}]
 
     async def resolve_model(self, requested: str) -> str:
         """This model's id, or NotFound naming it."""
         if requested != self.id:
-            raise NotFound(
-                f"The model '{requested}' does not exist; the local model is '{self.id}'.",
-                param="model",
-                code="model_not_found",
-            )
+            raise not_this_model(requested, self.id)
         return requested
 
     async def complete(self, body: dict[str, Any], incoming: Mapping[str, str]) -> dict[str, Any]:
         """A non-streamed `chat.completion`, with usage."""
         async with self.open_stream(body, incoming) as reply:
-            return reply.completion or await reply.collect()
+            return reply.completion or reply.finished(*await reply.text())
 
     @asynccontextmanager
     async def open_stream(
@@ -186,33 +179,24 @@ class LocalModel:
         """
         del incoming  # no headers to map: nothing leaves the process
         generation = parse_generation(body)
-        prompt_text = _task_prompt(body)
-        shape = task_shape(prompt_text) if prompt_text is not None else None
+        task = task_prompt(body)
+        shape = task_shape(task) if task is not None else None
+        if task is not None:
+            limit = min(generation.max_tokens or self._task_max_tokens, self._task_max_tokens)
+            generation = replace(generation, max_tokens=limit)
         async with self._turn():
             model = await self._model()
-            if prompt_text is not None:
-                limit = min(generation.max_tokens or self._task_max_tokens, self._task_max_tokens)
-                generation = replace(generation, max_tokens=limit)
-            job = Job(
-                generation,
-                asyncio.get_running_loop(),
-                grammar=grammar_for(shape) if shape is not None else None,
-                on_token=self._metrics.completion.inc,
-            )
-            running = asyncio.get_running_loop().run_in_executor(
-                self._executor, generate.run, model, job
-            )
+            loop = asyncio.get_running_loop()
+            grammar = json_grammar(shape.schema()) if shape is not None else None
+            job = Job(generation, loop, grammar=grammar, on_token=self._metrics.completion.inc)
+            running = loop.run_in_executor(self._executor, generate.run, model, job)
             try:
-                reply = LocalReply(self.id, job, body)
-                if prompt_text is not None:  # a task: the whole (short) answer, checked
-                    completion = await reply.collect()
-                    text = completion["choices"][0]["message"]["content"]
-                    completion["choices"][0]["message"]["content"] = task_reply(
-                        prompt_text, shape, text
-                    )
-                    reply.completion = completion
-                else:
+                reply = LocalReply(self.id, job)
+                if task is None:
                     await reply.first()
+                else:  # a task: the whole (short) answer, checked
+                    text, finish = await reply.text()
+                    reply.completion = reply.finished(task_reply(task, shape, text), finish)
                 yield reply
             finally:
                 job.cancel.set()
@@ -257,116 +241,3 @@ class LocalModel:
             return await asyncio.shield(self._loading)
         except LocalModelUnavailable as exc:
             raise ServiceUnavailable(f"The local model is unavailable: {exc}") from None
-
-
-class LocalReply:
-    """A local model's answer: `chunks()` for a stream, `collect()` for a whole completion.
-
-    `completion` is set when the whole answer was made first (task requests); the chat service
-    then replays it as chunks, as it does for an upstream that answered a stream with JSON.
-    """
-
-    def __init__(self, model: str, job: Job, body: Mapping[str, Any]) -> None:
-        self.completion: dict[str, Any] | None = None
-        self._job = job
-        self._held: list[generate.Event] | None = None
-        self._id = f"chatcmpl-{uuid.uuid4().hex}"
-        self._created = int(time.time())
-        self._model = model
-        self._head = {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": model,
-        }
-        self._generation: Generation = job.generation
-
-    async def first(self) -> None:
-        """Wait for the first events; an error before any text is raised here."""
-        self._held = await self._job.take()
-        if self._held[0][0] == "error":
-            raise self._held[0][1]
-
-    async def _batches(self) -> AsyncIterator[list[generate.Event]]:
-        """The events, in the batches the worker's posts arrived in."""
-        if self._held is not None:
-            held, self._held = self._held, None
-            yield held
-        while True:
-            yield await self._job.take()
-
-    async def _events(self) -> AsyncIterator[generate.Event]:
-        async for batch in self._batches():
-            for event in batch:
-                yield event
-
-    async def chunks(self) -> AsyncIterator[Chunk]:
-        """`chat.completion.chunk`s: the role, the text as it comes (the pieces that arrived
-        together in one chunk), the finish reason, then usage when
-        `stream_options.include_usage` asked for it."""
-        yield self._chunk({"role": "assistant", "content": ""})
-        async for batch in self._batches():
-            texts = [value for kind, value in batch if kind == "text"]
-            if texts:
-                yield self._chunk({"content": "".join(texts)})
-            kind, value = batch[-1]
-            if kind == "end":
-                yield self._chunk({}, value)
-                if self._generation.include_usage:
-                    yield {**self._head, "choices": [], "usage": self.usage()}
-                return
-            if kind == "error":
-                raise value
-
-    async def collect(self) -> dict[str, Any]:
-        """The whole answer as a `chat.completion`."""
-        parts: list[str] = []
-        finish = "stop"
-        async for kind, value in self._events():
-            if kind == "text":
-                parts.append(value)
-            elif kind == "end":
-                finish = value
-                break
-            else:
-                raise value
-        return {
-            "id": self._id,
-            "object": "chat.completion",
-            "created": self._created,
-            "model": self._model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(parts)},
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": self.usage(),
-        }
-
-    def usage(self) -> dict[str, int]:
-        """Token counts from llama.cpp's own tokenizer."""
-        prompt, completion = self._job.prompt_tokens, self._job.completion_tokens
-        return {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
-
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> Chunk:
-        return {
-            **self._head,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
-
-
-def _task_prompt(body: Mapping[str, Any]) -> str | None:
-    """The `### Task:` prompt when `body` is an Open WebUI task request, else None."""
-    from ragbridge.chat import is_task_request
-    from ragbridge.retrieval.query import message_text
-
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not is_task_request(messages):
-        return None
-    return "\n".join(message_text(m) for m in messages if m.get("role") == "user")

@@ -7,6 +7,7 @@ extra is one clear sentence (`missing_extra_message`), never a traceback.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,10 @@ def _token_text(llama: Any, token: int) -> str:
     if token < 0:
         return ""
     return bytes(llama.detokenize([token], special=True)).decode("utf-8", "replace")
+
+
+def json_grammar(schema: dict[str, Any]) -> Any:
+    """A llama.cpp grammar that only lets the model write JSON matching `schema`."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
