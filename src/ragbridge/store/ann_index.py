@@ -109,16 +109,12 @@ def exact_among(
     conn: sqlite3.Connection, query: FloatArray, top_k: int, among: IdArray
 ) -> list[tuple[int, float]]:
     """Exact top-k over the rows `among`, their vectors read from SQLite (selective filters)."""
-    if len(among) == 0 or top_k <= 0:
-        return []
     rows = conn.execute(
         "SELECT seq, vector FROM vectors WHERE seq IN (SELECT value FROM json_each(?))",
         (json.dumps(among.tolist()),),
     ).fetchall()
-    if not rows:
-        return []
     matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
-    scores = scan(matrix.reshape(len(rows), -1), query)
+    scores = scan(matrix.reshape(len(rows), len(query)), query)
     return [(int(rows[i][0]), float(scores[i])) for i in best(scores, top_k)]
 
 

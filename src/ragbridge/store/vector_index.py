@@ -78,8 +78,14 @@ class VectorIndex:
             return
         if self._size and ids[0] <= self._ids[self._size - 1]:
             raise ValueError("row ids must grow")
-        self._reserve(self._size + count)
         end = self._size + count
+        if end > len(self._ids):  # grow by doubling
+            capacity = max(end, len(self._ids) * 2)
+            self._ids = np.resize(self._ids, capacity)
+            self._live = np.resize(self._live, capacity)  # past `_size`: never read before set
+            matrix = np.empty((capacity, self.dimension), dtype=np.float32)
+            matrix[: self._size] = self._matrix[: self._size]
+            self._matrix = matrix
         self._ids[self._size : end] = ids
         self._matrix[self._size : end] = vectors
         self._live[self._size : end] = True
@@ -88,9 +94,8 @@ class VectorIndex:
     def remove(self, ids: IdArray) -> None:
         """Tombstone rows by id; unknown ids are ignored."""
         slots = positions(self._ids[: self._size], ids)
-        newly_dead = int(np.count_nonzero(self._live[slots]))
+        self._dead += int(np.count_nonzero(self._live[slots]))
         self._live[slots] = False
-        self._dead += newly_dead
         if self._dead > 1024 and self._dead * 4 > self._size:
             self._compact()
 
@@ -112,16 +117,6 @@ class VectorIndex:
             candidates = self._ids[slots]
         top = best(scores, top_k)
         return [(int(candidates[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
-
-    def _reserve(self, needed: int) -> None:
-        if needed <= len(self._ids):
-            return
-        capacity = max(needed, len(self._ids) * 2)
-        self._ids = np.resize(self._ids, capacity)
-        self._live = np.resize(self._live, capacity)  # past `_size`: never read before set
-        matrix = np.empty((capacity, self.dimension), dtype=np.float32)
-        matrix[: self._size] = self._matrix[: self._size]
-        self._matrix = matrix
 
     def _compact(self) -> None:
         keep = np.flatnonzero(self._live[: self._size])
