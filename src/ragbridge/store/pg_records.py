@@ -17,6 +17,7 @@ COLLECTION_COLUMNS = (
     "id, name, embedding_model, dimension, metadata, created_at, document_count, chunk_count,"
     " keyword_total"
 )
+API_KEYS = "SELECT name, key_hash, collections, rpm, tpm, created_at, revoked FROM api_keys"
 DOCUMENT_COLUMNS = (
     "d.id, d.source, d.content_hash, d.title, d.metadata, d.chunk_count, d.created_at, d.updated_at"
 )

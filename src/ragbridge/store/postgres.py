@@ -36,6 +36,7 @@ from ragbridge.store.base import (
 from ragbridge.store.pg_migrations import migrate
 from ragbridge.store.pg_pool import WAIT_TIMEOUT_S, Connection, StorePool
 from ragbridge.store.pg_records import (
+    API_KEYS,
     COLLECTION_COLUMNS,
     DOCUMENT_COLUMNS,
     CollectionRow,
@@ -280,13 +281,11 @@ class PostgresStore:
             raise Conflict(f"an API key named {key.name!r} already exists") from exc
 
     async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
-        rows = await self._rows(
-            "SELECT * FROM api_keys WHERE key_hash = %s AND NOT revoked", [key_hash]
-        )
+        rows = await self._rows(f"{API_KEYS} WHERE key_hash = %s AND NOT revoked", [key_hash])
         return api_key_row(rows[0]) if rows else None
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
-        rows = await self._rows("SELECT * FROM api_keys ORDER BY name, created_at")
+        rows = await self._rows(f"{API_KEYS} ORDER BY name, created_at")
         return [api_key_row(row) for row in rows]
 
     async def revoke_api_key(self, name: str) -> bool:
