@@ -10,7 +10,6 @@ graph without one was never finished. faiss was chosen by measurement (docs/perf
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -109,10 +108,11 @@ def exact_among(
     conn: sqlite3.Connection, query: FloatArray, top_k: int, among: IdArray
 ) -> list[tuple[int, float]]:
     """Exact top-k over the rows `among`, their vectors read from SQLite (selective filters)."""
-    rows = conn.execute(
-        "SELECT seq, vector FROM vectors WHERE seq IN (SELECT value FROM json_each(?))",
-        (json.dumps(among.tolist()),),
-    ).fetchall()
+    rows: list[Any] = []
+    for start in range(0, len(among), 500):  # 500 ids a query: faster than one json_each
+        batch = among[start : start + 500].tolist()
+        statement = f"SELECT seq, vector FROM vectors WHERE seq IN ({', '.join('?' * len(batch))})"
+        rows += conn.execute(statement, batch).fetchall()
     matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
     scores = scan(matrix.reshape(len(rows), len(query)), query)
     return [(int(rows[i][0]), float(scores[i])) for i in best(scores, top_k)]

@@ -119,7 +119,7 @@ class AnnIndexes:
         query: FloatArray,
         top_k: int,
         among: IdArray | None,
-        stamp: int | None = None,
+        stamp: int,
     ) -> Ranked | None:
         """Top-k (row id, cosine) approximately, or None: search exactly instead.
 
@@ -133,7 +133,7 @@ class AnnIndexes:
             if state is None:
                 self._schedule(seq, dimension, "exact")
                 return None
-            if stamp is not None and stamp > state.max_seq and state.kind == "ready":
+            if stamp > state.max_seq and state.kind == "ready":
                 self._schedule(seq, dimension, state.kind)
                 return None
             job = state.job if state.kind == "opening" else None
