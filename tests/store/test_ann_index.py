@@ -225,7 +225,7 @@ async def test_a_rebuild_that_finishes_during_a_search_loses_no_row(
     await put(store, "b", ((first + second) / np.sqrt(2))[None, :])  # into the delta
     indexes = store._db.ann
     [state] = indexes._states.values()
-    old_graph, sync = state.graph, indexes._sync
+    old_graph, sync = state.graph, indexes._files.sync
     release = threading.Event()
 
     def held_sync(seq: int, dimension: int) -> object:
@@ -245,7 +245,7 @@ async def test_a_rebuild_that_finishes_during_a_search_loses_no_row(
                 time.sleep(0.01)
             return self.index.search(*args, **kwargs)  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(indexes, "_sync", held_sync)
+    monkeypatch.setattr(indexes._files, "sync", held_sync)
     monkeypatch.setattr(old_graph, "index", Overtaken(old_graph.index))
     assert await store.delete_document("c", "a")
 

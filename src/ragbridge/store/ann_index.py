@@ -1,8 +1,9 @@
-"""One collection's approximate index: a faiss HNSW graph persisted beside the SQLite file.
+"""One collection's approximate index on disk: a faiss HNSW graph beside the SQLite file, and
+the job that brings it in step with the file.
 
 A `Graph` is immutable once saved: later writes live in an exact in-memory `VectorIndex`
 (the delta, row ids above the graph's high-water mark) and a set of deleted row ids (the dead),
-until `AnnIndexes` folds them into a new graph file. Files are `<db>.ann/c<seq>-<gen>.faiss`
+until a job folds them into a new graph file. Files are `<db>.ann/c<seq>-<gen>.faiss`
 and `.npz` (sorted row ids, dead ids, high-water mark); the `.npz` is written last, so a
 graph without one was never finished. faiss was chosen by measurement (docs/performance.md).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ragbridge.store.vector_index import FloatArray, IdArray, VectorIndex, scan
+from ragbridge.store.vector_index import FloatArray, IdArray, VectorIndex, best, positions, scan
 
 _READ_BATCH = 20_000
+NO_IDS = np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class AnnConfig:
     open_wait: float = 10.0
     """Seconds a search waits for a graph file being opened before searching exactly."""
 
+    def merge_at(self, graph_size: int) -> float:
+        """The delta size past which it is folded into the graph."""
+        return max(self.merge_min, self.merge_fraction * graph_size)
+
 
 @dataclass
 class Graph:
@@ -53,45 +60,34 @@ class Graph:
     ids: IdArray
     hwm: int
     gen: int
-    dead: IdArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    dead: IdArray
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def holds(self, ids: IdArray) -> IdArray:
         """The given ids that are in the graph."""
-        slots = np.searchsorted(self.ids, ids)
-        slots = np.minimum(slots, max(len(self.ids) - 1, 0))
-        if len(self.ids) == 0:
-            return np.empty(0, dtype=np.int64)
-        found: IdArray = ids[self.ids[slots] == ids]
-        return found
+        return self.ids[positions(self.ids, ids)]
+
+
+@dataclass
+class Synced:
+    """What a job found in the file: `exact` (too few rows for a graph), `ready` (a graph, the
+    delta of rows above it and its dead rows) or `failed`."""
+
+    kind: str
+    count: int
+    max_seq: int
+    graph: Graph | None = None
+    delta: VectorIndex | None = None
+    dead: IdArray = field(default_factory=lambda: NO_IDS)
 
 
 def faiss_module() -> Any:
-    """faiss, or None when it is not installed (then every search is exact)."""
-    try:
-        import faiss
-    except ImportError:  # pragma: no cover - faiss-cpu is a core dependency
-        return None
+    """faiss, imported on first use (a slow import), untyped (its stubs lack some of it)."""
+    import faiss
+
     return faiss
-
-
-def new_index(dimension: int, config: AnnConfig) -> Any:
-    faiss = faiss_module()
-    hnsw = faiss.IndexHNSWFlat(dimension, config.m, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = config.ef_construction
-    return faiss.IndexIDMap(hnsw)
-
-
-def add(index: Any, ids: IdArray, vectors: FloatArray, threads: int) -> None:
-    """Add rows to a graph using `threads` OpenMP threads (set for this thread only)."""
-    faiss = faiss_module()
-    faiss.omp_set_num_threads(threads)
-    try:
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-    finally:
-        faiss.omp_set_num_threads(1)
 
 
 def read_vectors(
@@ -108,46 +104,30 @@ def read_vectors(
         yield ids, np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
 
 
-def read_delta(
-    conn: sqlite3.Connection, collection_seq: int, dimension: int, above: int
-) -> VectorIndex:
-    delta = VectorIndex(dimension)
-    for ids, vectors in read_vectors(conn, collection_seq, dimension, above):
-        delta.add(ids, vectors)
-    return delta
-
-
 def exact_among(
     conn: sqlite3.Connection, query: FloatArray, top_k: int, among: IdArray
 ) -> list[tuple[int, float]]:
     """Exact top-k over the rows `among`, their vectors read from SQLite (selective filters)."""
-    if len(among) == 0 or top_k <= 0:
-        return []
-    ids: list[int] = []
-    blobs: list[bytes] = []
-    for start in range(0, len(among), 500):
+    rows: list[Any] = []
+    for start in range(0, len(among), 500):  # 500 ids a query: faster than one json_each
         batch = among[start : start + 500].tolist()
-        rows = conn.execute(
-            f"SELECT seq, vector FROM vectors WHERE seq IN ({', '.join('?' * len(batch))})",
-            batch,
-        ).fetchall()
-        ids.extend(row[0] for row in rows)
-        blobs.extend(row[1] for row in rows)
-    if not ids:
-        return []
-    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), -1)
-    scores = scan(matrix, query)
-    k = min(top_k, len(scores))
-    best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    best = best[np.argsort(-scores[best], kind="stable")]
-    return [(int(ids[i]), float(scores[i])) for i in best]
+        statement = f"SELECT seq, vector FROM vectors WHERE seq IN ({', '.join('?' * len(batch))})"
+        rows += conn.execute(statement, batch).fetchall()
+    matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+    scores = scan(matrix.reshape(len(rows), len(query)), query)
+    return [(int(rows[i][0]), float(scores[i])) for i in best(scores, top_k)]
 
 
 class GraphFiles:
-    """The graph files of one store: `<db>.ann/c<collection seq>-<generation>.{faiss,npz}`."""
+    """The graphs of one store, `<db>.ann/c<collection seq>-<generation>.{faiss,npz}`, and the
+    job that syncs one with the SQLite file."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, config: AnnConfig) -> None:
+        self.db_path = db_path
         self.folder = db_path.with_name(db_path.name + ".ann")
+        self.config = config
+        self.closing = threading.Event()
+        """Set when the store closes: a build in progress gives up."""
 
     def _stem(self, collection_seq: int, gen: int) -> Path:
         return self.folder / f"c{collection_seq}-{gen}"
@@ -168,8 +148,7 @@ class GraphFiles:
         to); None if there is none or it is unreadable."""
         faiss = faiss_module()
         # MMAP_IFC maps the vectors in place (MMAP alone still copies them): 40 vs 270 ms at 20k
-        in_place = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
-        flags = in_place if mmap else 0
+        flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
         for gen in self.generations(collection_seq):
             stem = self._stem(collection_seq, gen)
             try:
@@ -206,6 +185,84 @@ class GraphFiles:
         for old in gens:
             for suffix in (".npz", ".faiss"):
                 self._stem(collection_seq, old).with_suffix(suffix).unlink(missing_ok=True)
+
+    def sync(self, seq: int, dimension: int) -> Synced:
+        """Read the file in one read transaction on a connection of its own, check the saved
+        graph against it (rows deleted or added since: a crash, another process), and build,
+        merge or rebuild as needed."""
+        conn = sqlite3.connect(self.db_path, isolation_level=None, timeout=30.0)
+        try:
+            graph = self.load(seq)
+            conn.execute("BEGIN")
+            count, max_seq = conn.execute(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM vectors WHERE collection_seq = ?",
+                (seq,),
+            ).fetchone()
+            if count < self.config.min_chunks:
+                if graph is not None:
+                    self.remove(seq)
+                return Synced("exact", count, max_seq)
+            dead = NO_IDS if graph is None else self._dead(conn, seq, graph)
+            if graph is not None and len(dead) > self.config.rebuild_fraction * len(graph):
+                graph, dead = None, NO_IDS
+            if graph is None:
+                graph = self._write(conn, seq, dimension, None, dead)
+            delta = VectorIndex(dimension)
+            for ids, vectors in read_vectors(conn, seq, dimension, graph.hwm):
+                delta.add(ids, vectors)
+            if len(delta) > self.config.merge_at(len(graph)):
+                graph = self._write(conn, seq, dimension, graph, dead)
+                delta = VectorIndex(dimension)
+            return Synced("ready", count, max_seq, graph, delta, dead)
+        finally:
+            conn.close()
+
+    def _dead(self, conn: sqlite3.Connection, seq: int, graph: Graph) -> IdArray:
+        """Graph rows no longer in the file: the saved list if count and id sum agree."""
+        live, total = conn.execute(
+            "SELECT COUNT(*), TOTAL(seq) FROM vectors WHERE collection_seq = ? AND seq <= ?",
+            (seq, graph.hwm),
+        ).fetchone()
+        expected = len(graph.ids) - len(graph.dead)
+        if live == expected and total == float(graph.ids.sum() - graph.dead.sum()):
+            return graph.dead
+        rows = conn.execute(
+            "SELECT seq FROM vectors WHERE collection_seq = ? AND seq <= ?", (seq, graph.hwm)
+        ).fetchall()
+        present = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        dead: IdArray = np.setdiff1d(graph.ids, present)
+        return dead
+
+    def _write(
+        self, conn: sqlite3.Connection, seq: int, dimension: int, base: Graph | None, dead: IdArray
+    ) -> Graph:
+        """A new generation: a copy of `base` plus the rows above its high-water mark, or every
+        row when there is no base; saved, then opened memory-mapped."""
+        faiss = faiss_module()
+        if base is None:
+            hnsw = faiss.IndexHNSWFlat(dimension, self.config.m, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efConstruction = self.config.ef_construction
+            index, parts, above = faiss.IndexIDMap(hnsw), [], 0
+        else:
+            copy = self.load(seq, mmap=False)
+            if copy is None or copy.gen != base.gen:
+                raise RuntimeError("saved graph changed during a merge")
+            index, parts, above = copy.index, [base.ids], base.hwm
+        faiss.omp_set_num_threads(self.config.build_threads)  # for this thread only
+        try:
+            for ids, vectors in read_vectors(conn, seq, dimension, above):
+                if self.closing.is_set():
+                    raise RuntimeError("store closed during an index build")
+                index.add_with_ids(vectors, ids)
+                parts.append(ids)
+        finally:
+            faiss.omp_set_num_threads(1)
+        ids = np.concatenate(parts) if parts else NO_IDS
+        gens = self.generations(seq)
+        gen = gens[0] + 1 if gens else 1
+        graph = Graph(index, ids, int(ids[-1]) if len(ids) else 0, gen, dead)
+        self.save(seq, graph)
+        return self.load(seq) or graph
 
 
 def _fsync(path: Path) -> None:

@@ -6,10 +6,8 @@ SQLite stays the source of truth. Each collection is in one state:
   wait for an opening (it takes well under a second) and are exact during a build;
 - `ready`: a memory-mapped HNSW graph + an exact delta of newer rows + the ids deleted since.
 
-One background thread runs the jobs. A job reads SQLite in one read transaction on its own
-connection: it checks a saved graph against the file (count and sum of row ids up to its
-high-water mark), finds rows deleted or added since (a crash, another process), and builds,
-merges or rebuilds as needed. Writes made while a job runs are replayed onto its result.
+One background thread runs the jobs (`GraphFiles.sync`); writes made while a job runs are
+replayed onto its result.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -30,19 +29,15 @@ from ragbridge.store.ann_index import (
     AnnConfig,
     Graph,
     GraphFiles,
-    add,
+    Synced,
     exact_among,
     faiss_module,
-    new_index,
-    read_delta,
-    read_vectors,
 )
 from ragbridge.store.vector_index import FloatArray, IdArray, VectorIndex
 
 log = logging.getLogger(__name__)
 
 Ranked = list[tuple[int, float]]
-_NO_IDS = np.empty(0, dtype=np.int64)
 
 
 @dataclass
@@ -60,28 +55,15 @@ class _State:
     params: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # cached faiss filters
 
 
-@dataclass
-class _Result:
-    kind: str
-    count: int
-    max_seq: int
-    graph: Graph | None = None
-    delta: VectorIndex | None = None
-    dead: IdArray = field(default_factory=lambda: _NO_IDS)
-
-
 class AnnIndexes:
     """The approximate indexes of one store; methods are thread-safe."""
 
     def __init__(self, db_path: Path, config: AnnConfig) -> None:
         self.config = config
-        self.enabled = config.enabled and faiss_module() is not None
-        self._path = db_path
-        self._files = GraphFiles(db_path)
+        self._files = GraphFiles(db_path, config)
         self._lock = threading.RLock()
         self._states: dict[int, _State] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbridge-ann")
-        self._closed = False
 
     # --- lifecycle -----------------------------------------------------------------------
     def open_all(self, collections: list[tuple[int, int]]) -> None:
@@ -92,14 +74,13 @@ class AnnIndexes:
             self._schedule(seq, dimension, kind)
 
     def close(self) -> None:
-        self._closed = True
+        self._files.closing.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def status(self) -> dict[str, Any]:
         """Collections per state; `warm` once no saved graph is still being opened."""
         with self._lock:
-            kinds = [state.kind for state in self._states.values()]
-        counts = {kind: kinds.count(kind) for kind in sorted(set(kinds))}
+            counts = dict(sorted(Counter(s.kind for s in self._states.values()).items()))
         return {"warm": "opening" not in counts, "collections": counts}
 
     # --- writes --------------------------------------------------------------------------
@@ -107,7 +88,7 @@ class AnnIndexes:
         self, seq: int, dimension: int, removed: IdArray, added: IdArray, vectors: FloatArray
     ) -> None:
         """Called after a commit that removed and added rows of collection `seq`."""
-        if not self.enabled:
+        if not self.config.enabled:
             return
         with self._lock:
             state = self._states.get(seq)
@@ -138,21 +119,21 @@ class AnnIndexes:
         query: FloatArray,
         top_k: int,
         among: IdArray | None,
-        stamp: int | None = None,
+        stamp: int,
     ) -> Ranked | None:
         """Top-k (row id, cosine) approximately, or None: search exactly instead.
 
         `stamp` is the highest row id the caller's snapshot holds: rows past what the index
         knows of were written by another process, so the index is checked against the file
         again and this search is exact."""
-        if not self.enabled or top_k <= 0:
+        if not self.config.enabled or top_k <= 0:
             return None
         with self._lock:
             state = self._states.get(seq)
             if state is None:
                 self._schedule(seq, dimension, "exact")
                 return None
-            if stamp is not None and stamp > state.max_seq and state.kind == "ready":
+            if stamp > state.max_seq and state.kind == "ready":
                 self._schedule(seq, dimension, state.kind)
                 return None
             job = state.job if state.kind == "opening" else None
@@ -238,12 +219,12 @@ class AnnIndexes:
         if state.kind != "ready" or state.graph is None or state.delta is None:
             return state.rerun
         size = len(state.graph)
-        merge = len(state.delta) > max(config.merge_min, config.merge_fraction * size)
+        merge = len(state.delta) > config.merge_at(size)
         return merge or len(state.dead) > config.rebuild_fraction * size or state.rerun
 
     def _schedule(self, seq: int, dimension: int, kind: str) -> None:
         with self._lock:
-            if self._closed or not self.enabled:
+            if self._files.closing.is_set() or not self.config.enabled:
                 return
             state = self._states.get(seq)
             if state is None:
@@ -258,10 +239,10 @@ class AnnIndexes:
     def _run(self, seq: int, state: _State) -> None:
         started = time.perf_counter()
         try:
-            result = self._sync(seq, state.dimension)
+            result = self._files.sync(seq, state.dimension)
         except Exception:
             log.exception("approximate index of collection %s failed; searching exactly", seq)
-            result = _Result("failed", state.count, 0)
+            result = Synced("failed", state.count, 0)
         with self._lock:
             if self._states.get(seq) is not state:  # dropped meanwhile
                 self._files.remove(seq)
@@ -281,82 +262,3 @@ class AnnIndexes:
                 seq, len(result.graph), len(result.delta or ()), len(result.dead),
                 time.perf_counter() - started,
             )  # fmt: skip
-
-    def _sync(self, seq: int, dimension: int) -> _Result:
-        """Read the file and the saved graph; build, merge or rebuild as needed."""
-        conn = sqlite3.connect(self._path, isolation_level=None, timeout=30.0)
-        try:
-            graph = self._files.load(seq)
-            conn.execute("BEGIN")
-            count, max_seq = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM vectors WHERE collection_seq = ?",
-                (seq,),
-            ).fetchone()
-            if count < self.config.min_chunks:
-                if graph is not None:
-                    self._files.remove(seq)
-                return _Result("exact", count, max_seq)
-            dead = _NO_IDS if graph is None else self._dead(conn, seq, graph)
-            if graph is not None and len(dead) > self.config.rebuild_fraction * len(graph):
-                graph, dead = None, _NO_IDS
-            if graph is None:
-                graph = self._build(conn, seq, dimension)
-                delta = VectorIndex(dimension)
-            else:
-                delta = read_delta(conn, seq, dimension, graph.hwm)
-                merge_at = max(self.config.merge_min, self.config.merge_fraction * len(graph))
-                if len(delta) > merge_at:
-                    graph = self._merge(conn, seq, dimension, graph, dead)
-                    delta = VectorIndex(dimension)
-            return _Result("ready", count, max_seq, graph, delta, dead)
-        finally:
-            conn.close()
-
-    def _dead(self, conn: sqlite3.Connection, seq: int, graph: Graph) -> IdArray:
-        """Graph rows no longer in the file: the saved list if count and id sum agree."""
-        live, total = conn.execute(
-            "SELECT COUNT(*), TOTAL(seq) FROM vectors WHERE collection_seq = ? AND seq <= ?",
-            (seq, graph.hwm),
-        ).fetchone()
-        expected = len(graph.ids) - len(graph.dead)
-        if live == expected and total == float(graph.ids.sum() - graph.dead.sum()):
-            return graph.dead
-        rows = conn.execute(
-            "SELECT seq FROM vectors WHERE collection_seq = ? AND seq <= ?", (seq, graph.hwm)
-        ).fetchall()
-        present = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        dead: IdArray = np.setdiff1d(graph.ids, present)
-        return dead
-
-    def _build(self, conn: sqlite3.Connection, seq: int, dimension: int) -> Graph:
-        started = time.perf_counter()
-        index = new_index(dimension, self.config)
-        parts: list[IdArray] = []
-        for ids, vectors in read_vectors(conn, seq, dimension):
-            if self._closed:
-                raise RuntimeError("store closed during an index build")
-            add(index, ids, vectors, self.config.build_threads)
-            parts.append(ids)
-        ids = np.concatenate(parts) if parts else _NO_IDS
-        gens = self._files.generations(seq)
-        graph = Graph(index, ids, int(ids[-1]) if len(ids) else 0, (gens[0] + 1) if gens else 1)
-        self._files.save(seq, graph)
-        log.info("collection %s: built an HNSW graph of %d rows in %.1f s",
-                 seq, len(ids), time.perf_counter() - started)  # fmt: skip
-        return self._files.load(seq) or graph
-
-    def _merge(
-        self, conn: sqlite3.Connection, seq: int, dimension: int, graph: Graph, dead: IdArray
-    ) -> Graph:
-        """Add the rows above the graph's high-water mark to a copy of it, saved as a new one."""
-        index = self._files.load(seq, mmap=False)
-        if index is None or index.gen != graph.gen:
-            raise RuntimeError("saved graph changed during a merge")
-        parts = [graph.ids]
-        for ids, vectors in read_vectors(conn, seq, dimension, graph.hwm):
-            add(index.index, ids, vectors, self.config.build_threads)
-            parts.append(ids)
-        ids = np.concatenate(parts)
-        merged = Graph(index.index, ids, int(ids[-1]), graph.gen + 1, dead)
-        self._files.save(seq, merged)
-        return self._files.load(seq) or merged

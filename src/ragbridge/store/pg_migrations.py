@@ -14,8 +14,7 @@ an index sized to its own model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 
@@ -25,8 +24,7 @@ MIGRATION_LOCK_KEY = 0x7261676272696467
 """`pg_advisory_lock` key held while migrating ("ragbridg" in ASCII)."""
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     """One schema step: applied once, in one transaction."""
 
     version: int
@@ -126,10 +124,8 @@ async def migrate(
     try:
         await conn.execute(_BOOKKEEPING)
         done = await applied_versions(conn)
-        applied: list[int] = []
-        for migration in sorted(migrations, key=lambda m: m.version):
-            if migration.version in done:
-                continue
+        pending = sorted(m for m in migrations if m.version not in done)
+        for migration in pending:
             async with conn.transaction():
                 await conn.execute(migration.sql.encode())
                 await conn.execute(
@@ -137,10 +133,9 @@ async def migrate(
                     [migration.version, migration.name],
                 )
             logger.info("applied migration %d: %s", migration.version, migration.name)
-            applied.append(migration.version)
         newer = {v for v in done if v > max(m.version for m in migrations)}
         if newer:
             logger.warning("database has migrations %s this ragbridge does not know", newer)
-        return applied
+        return [m.version for m in pending]
     finally:
         await conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])

@@ -9,11 +9,12 @@ a 503 in OpenAI's envelope (`ServiceUnavailable`), never a 500 or a hang.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -28,25 +29,24 @@ WAIT_TIMEOUT_S = 5.0
 UNAVAILABLE = "The database is unavailable (restarting or unreachable); try again shortly."
 
 
+async def _configure(conn: Connection) -> None:
+    """Per new connection: pgvector types, and no JIT (its compile time, tens of ms, dwarfs
+    these short queries once the planner's estimates pass `jit_above_cost`)."""
+    await register_vector_async(conn)
+    await conn.execute("SET jit = off")
+
+
 class StorePool(AsyncConnectionPool[Connection]):
     """An autocommit, dict-row pool whose connection failures surface as `ServiceUnavailable`."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        min_size: int,
-        max_size: int,
-        configure: Callable[[Connection], Awaitable[None]],
-        wait_timeout: float = WAIT_TIMEOUT_S,
-    ) -> None:
+    def __init__(self, url: str, *, wait_timeout: float = WAIT_TIMEOUT_S) -> None:
         super().__init__(
             url,
-            min_size=min_size,
-            max_size=max_size,
+            min_size=1,
+            max_size=10,
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
-            configure=configure,
+            configure=_configure,
             check=AsyncConnectionPool.check_connection,
             timeout=wait_timeout,
         )

@@ -8,20 +8,19 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from psycopg import AsyncConnection
 
-from ragbridge.store.base import DocumentRecord, NewChunk, Vector
-from ragbridge.store.pg_records import (
-    CHUNK_COPY,
-    CHUNK_COPY_TYPES,
-    DOCUMENT_COLUMNS,
-    KEYWORD_COUNT_COLUMN,
-    CollectionRow,
-    check_vectors,
-    chunk_rows,
-    document_row,
-    jsonb,
+from ragbridge.errors import EmbeddingMismatch, InvalidRequest
+from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk, Vector, chunk_id
+from ragbridge.store.pg_records import DOCUMENT_COLUMNS, CollectionRow, document_row, jsonb
+from ragbridge.store.vector_index import normalise
+
+CHUNK_COPY = (
+    "COPY chunks (collection_id, id, document_id, position, text, keywords, keyword_count,"
+    " metadata, embedding) FROM STDIN (FORMAT BINARY)"
 )
+CHUNK_COPY_TYPES = ["int8", "text", "text", "int4", "text", "text", "int4", "jsonb", "vector"]
 
 
 async def lock_documents(
@@ -41,24 +40,25 @@ async def write_document(
     chunks: Sequence[NewChunk],
     vectors: Vector,
 ) -> DocumentRecord:
-    """One document's rows, inside the caller's transaction (which holds its lock)."""
+    """One document's rows, inside the caller's transaction (which holds its lock). Chunk ids
+    are made as the embedded store makes them, so copies between stores keep them."""
     now = time.time()
     document_meta = jsonb(document.metadata, f"{document.source}: document metadata")
     matrix = check_vectors(vectors, len(chunks), found.info)
-    rows = chunk_rows(found.id, document, chunks, matrix)
-    keyword_total = sum(row[KEYWORD_COUNT_COLUMN] for row in rows)
-    cur = await conn.execute(
-        "DELETE FROM documents WHERE collection_id = %s AND id = %s"
-        " RETURNING chunk_count, keyword_total, created_at",
-        [found.id, document.id],
-    )
-    old = await cur.fetchone()
+    keyword_counts = [len(chunk.keywords.split()) for chunk in chunks]
+    rows = [
+        [found.id, chunk_id(document.collection, document, index), document.id, chunk.position,
+         chunk.text, chunk.keywords, keyword_counts[index],
+         jsonb(chunk.metadata, f"{document.source}: chunk {index} metadata"), vector]
+        for index, (chunk, vector) in enumerate(zip(chunks, matrix, strict=True))
+    ]  # fmt: skip
+    old = await _delete(conn, found, document.id)
     cur = await conn.execute(
         "INSERT INTO documents AS d (collection_id, id, source, content_hash, title,"
         " metadata, chunk_count, keyword_total, created_at, updated_at)"
         f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {DOCUMENT_COLUMNS}",
         [found.id, document.id, document.source, document.content_hash, document.title,
-         document_meta, len(chunks), keyword_total, old["created_at"] if old else now,
+         document_meta, len(chunks), sum(keyword_counts), old["created_at"] if old else now,
          now],
     )  # fmt: skip
     stored = await cur.fetchone()
@@ -67,16 +67,12 @@ async def write_document(
         copy.set_types(CHUNK_COPY_TYPES)
         for row in rows:
             await copy.write_row(row)
-    await conn.execute(
-        "UPDATE collections SET document_count = document_count + %s,"
-        " chunk_count = chunk_count + %s, keyword_total = keyword_total + %s"
-        " WHERE id = %s",
-        [
-            0 if old else 1,
-            len(chunks) - (old["chunk_count"] if old else 0),
-            keyword_total - (old["keyword_total"] if old else 0),
-            found.id,
-        ],
+    await _add_counts(
+        conn,
+        found,
+        0 if old else 1,
+        len(chunks) - (old["chunk_count"] if old else 0),
+        sum(keyword_counts) - (old["keyword_total"] if old else 0),
     )
     return document_row(document.collection, stored)
 
@@ -85,18 +81,45 @@ async def delete_document(
     conn: AsyncConnection[Any], found: CollectionRow, document_id: str
 ) -> bool:
     """Delete one document inside the caller's transaction (which holds its lock)."""
+    old = await _delete(conn, found, document_id)
+    if old is not None:
+        await _add_counts(conn, found, -1, -old["chunk_count"], -old["keyword_total"])
+    return old is not None
+
+
+async def _delete(
+    conn: AsyncConnection[Any], found: CollectionRow, document_id: str
+) -> dict[str, Any] | None:
+    """Delete a document's row (its chunks cascade); the old row's counts, or None."""
     cur = await conn.execute(
         "DELETE FROM documents WHERE collection_id = %s AND id = %s"
-        " RETURNING chunk_count, keyword_total",
+        " RETURNING chunk_count, keyword_total, created_at",
         [found.id, document_id],
     )
-    old = await cur.fetchone()
-    if old is None:
-        return False
+    old: dict[str, Any] | None = await cur.fetchone()
+    return old
+
+
+async def _add_counts(
+    conn: AsyncConnection[Any], found: CollectionRow, documents: int, chunks: int, keywords: int
+) -> None:
     await conn.execute(
-        "UPDATE collections SET document_count = document_count - 1,"
-        " chunk_count = chunk_count - %s, keyword_total = keyword_total - %s"
-        " WHERE id = %s",
-        [old["chunk_count"], old["keyword_total"], found.id],
+        "UPDATE collections SET document_count = document_count + %s,"
+        " chunk_count = chunk_count + %s, keyword_total = keyword_total + %s WHERE id = %s",
+        [documents, chunks, keywords, found.id],
     )
-    return True
+
+
+def check_vectors(vectors: Vector, count: int, info: CollectionInfo) -> Vector:
+    """The vectors as a (count, dimension) float32 matrix, or a clear error."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if count == 0 and matrix.size == 0:
+        return matrix.reshape(0, info.dimension)
+    if matrix.ndim != 2 or matrix.shape[0] != count:
+        raise InvalidRequest(f"{count} chunks but vectors of shape {matrix.shape}")
+    if matrix.shape[1] != info.dimension:
+        raise EmbeddingMismatch(
+            f"vectors have {matrix.shape[1]} dims, collection {info.name!r} has {info.dimension}",
+            code="embedding_mismatch",
+        )
+    return normalise(matrix)

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector_async
-from psycopg import AsyncConnection, sql
+from psycopg import sql
 
 from ragbridge.errors import Conflict, EmbeddingMismatch, InvalidRequest, NotFound
 from ragbridge.store import pg_search, pg_writes
@@ -35,8 +34,9 @@ from ragbridge.store.base import (
     query_vector,
 )
 from ragbridge.store.pg_migrations import migrate
-from ragbridge.store.pg_pool import WAIT_TIMEOUT_S, StorePool
+from ragbridge.store.pg_pool import WAIT_TIMEOUT_S, Connection, StorePool
 from ragbridge.store.pg_records import (
+    API_KEYS,
     COLLECTION_COLUMNS,
     DOCUMENT_COLUMNS,
     CollectionRow,
@@ -49,34 +49,18 @@ from ragbridge.store.pg_records import (
 
 HNSW_MAX_DIMENSION = 2000
 """pgvector indexes `vector` up to this many dimensions; wider collections are searched exactly."""
-
-
-async def _configure(conn: AsyncConnection[Any]) -> None:
-    """Per new pooled connection: pgvector types, and no JIT (its compile time, tens of ms,
-    dwarfs these short queries once the planner's estimates pass `jit_above_cost`)."""
-    await register_vector_async(conn)
-    await conn.execute("SET jit = off")
+_DOCUMENTS = (
+    f"SELECT {DOCUMENT_COLUMNS} FROM documents d JOIN collections c ON c.id = d.collection_id"
+    " WHERE c.name = %s"
+)
 
 
 class PostgresStore:
     """`Store` on PostgreSQL with pgvector (HNSW, cosine) and full-text BM25 keyword search."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        min_connections: int = 1,
-        max_connections: int = 10,
-        wait_timeout: float = WAIT_TIMEOUT_S,
-    ) -> None:
+    def __init__(self, url: str, *, wait_timeout: float = WAIT_TIMEOUT_S) -> None:
         self._url = url
-        self._pool = StorePool(
-            url,
-            min_size=min_connections,
-            max_size=max_connections,
-            configure=_configure,
-            wait_timeout=wait_timeout,
-        )
+        self._pool = StorePool(url, wait_timeout=wait_timeout)
 
     async def open(self) -> None:
         """Apply pending migrations, then open the pool (vector types exist by then)."""
@@ -113,20 +97,19 @@ class PostgresStore:
                 if dimension <= HNSW_MAX_DIMENSION:
                     await conn.execute(pg_search.create_hnsw_index(created["id"], dimension))
                 return collection_row(created).info
-            existing = await self._find_collection(conn, name)
+            existing = await _find_collection(conn, name)
         if existing is None:  # deleted between our insert and select: rare, try again
             return await self.create_collection(name, embedding_model, dimension, metadata)
         return check_embedding(existing.info, embedding_model, dimension)
 
     async def get_collection(self, name: str) -> CollectionInfo | None:
         async with self._pool.connection() as conn:
-            found = await self._find_collection(conn, name)
+            found = await _find_collection(conn, name)
         return found.info if found else None
 
     async def list_collections(self) -> list[CollectionInfo]:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT {COLLECTION_COLUMNS} FROM collections ORDER BY name")
-            return [collection_row(row).info for row in await cur.fetchall()]
+        rows = await self._rows(f"SELECT {COLLECTION_COLUMNS} FROM collections ORDER BY name")
+        return [collection_row(row).info for row in rows]
 
     async def delete_collection(self, name: str) -> bool:
         async with self._pool.connection() as conn:
@@ -149,23 +132,12 @@ class PostgresStore:
 
     # --- documents ---------------------------------------------------------------------
     async def get_document(self, collection: str, document_id: str) -> DocumentRecord | None:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents d JOIN collections c"
-                " ON c.id = d.collection_id WHERE c.name = %s AND d.id = %s",
-                [collection, document_id],
-            )
-            row = await cur.fetchone()
-        return document_row(collection, row) if row else None
+        rows = await self._rows(f"{_DOCUMENTS} AND d.id = %s", [collection, document_id])
+        return document_row(collection, rows[0]) if rows else None
 
     async def list_documents(self, collection: str) -> list[DocumentRecord]:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents d JOIN collections c"
-                " ON c.id = d.collection_id WHERE c.name = %s ORDER BY d.source, d.id",
-                [collection],
-            )
-            return [document_row(collection, row) for row in await cur.fetchall()]
+        rows = await self._rows(f"{_DOCUMENTS} ORDER BY d.source, d.id", [collection])
+        return [document_row(collection, row) for row in rows]
 
     async def upsert_document(
         self, document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
@@ -180,23 +152,19 @@ class PostgresStore:
         delete_ids: Sequence[str] = (),
     ) -> list[DocumentRecord]:
         check_upserts(collection, upserts)
-        stored = []
         async with self._pool.connection() as conn, conn.transaction():
-            found = await self._require_collection(conn, collection, lock=True)
+            found = await _require_collection(conn, collection, lock=True)
             await pg_writes.lock_documents(
                 conn, found, {d.id for d, _, _ in upserts} | {*delete_ids}
             )
-            for document, chunks, vectors in upserts:
-                stored.append(
-                    await pg_writes.write_document(conn, found, document, chunks, vectors)
-                )
+            stored = [await pg_writes.write_document(conn, found, *one) for one in upserts]
             for document_id in delete_ids:
                 await pg_writes.delete_document(conn, found, document_id)
         return stored
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
         async with self._pool.connection() as conn, conn.transaction():
-            found = await self._find_collection(conn, collection, lock=True)
+            found = await _find_collection(conn, collection, lock=True)
             if found is None:
                 return False
             await pg_writes.lock_documents(conn, found, {document_id})
@@ -213,7 +181,7 @@ class PostgresStore:
         """HNSW first; when it yields fewer than `top_k` (a selective filter, a small
         collection), the same query again without the index, which is then exact."""
         async with self._pool.connection() as conn, conn.transaction():
-            found = await self._require_collection(conn, collection)
+            found = await _require_collection(conn, collection)
             query = query_vector(vector)
             if query.shape[0] != found.info.dimension:
                 raise EmbeddingMismatch(
@@ -244,7 +212,7 @@ class PostgresStore:
     ) -> list[SearchHit]:
         """BM25 over the chunks' analysed keywords (see `pg_search`)."""
         async with self._pool.connection() as conn:
-            found = await self._require_collection(conn, collection)
+            found = await _require_collection(conn, collection)
             text = pg_search.terms_text(terms)
             if top_k <= 0 or not text:
                 return []
@@ -258,14 +226,12 @@ class PostgresStore:
     async def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
         if not chunk_ids:
             return []
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT c.id, c.document_id, c.position, c.text, c.metadata FROM chunks c"
-                " JOIN collections k ON k.id = c.collection_id"
-                " WHERE k.name = %s AND c.id = ANY(%s)",
-                [collection, list(chunk_ids)],
-            )
-            by_id = {row["id"]: chunk_row(collection, row) for row in await cur.fetchall()}
+        rows = await self._rows(
+            "SELECT c.id, c.document_id, c.position, c.text, c.metadata FROM chunks c"
+            " JOIN collections k ON k.id = c.collection_id WHERE k.name = %s AND c.id = ANY(%s)",
+            [collection, list(chunk_ids)],
+        )
+        by_id = {row["id"]: chunk_row(collection, row) for row in rows}
         return [by_id[cid] for cid in chunk_ids if cid in by_id]
 
     # --- copying between stores (`transfer.py`) ----------------------------------------
@@ -273,31 +239,26 @@ class PostgresStore:
         self, collection: str, document_id: str
     ) -> tuple[list[NewChunk], Vector]:
         """A stored document's chunks (with keywords) and vectors, in stored order."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT c.position, c.text, c.keywords, c.metadata, c.embedding FROM chunks c"
-                " JOIN collections k ON k.id = c.collection_id"
-                " WHERE k.name = %s AND c.document_id = %s ORDER BY c.position, c.id",
-                [collection, document_id],
-            )
-            rows = await cur.fetchall()
+        rows = await self._rows(
+            "SELECT c.position, c.text, c.keywords, c.metadata, c.embedding FROM chunks c"
+            " JOIN collections k ON k.id = c.collection_id"
+            " WHERE k.name = %s AND c.document_id = %s ORDER BY c.position, c.id",
+            [collection, document_id],
+        )
         chunks = [
-            NewChunk(row["text"], row["keywords"], row["position"], dict(row["metadata"]))
-            for row in rows
+            NewChunk(row["text"], row["keywords"], row["position"], row["metadata"]) for row in rows
         ]
         matrix = np.array([row["embedding"].to_numpy() for row in rows], dtype=np.float32)
         return chunks, matrix
 
     async def vector_count(self, collection: str) -> int:
         """How many vectors the collection holds (one per chunk when intact)."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(c.embedding) AS n FROM chunks c JOIN collections k"
-                " ON k.id = c.collection_id WHERE k.name = %s",
-                [collection],
-            )
-            row = await cur.fetchone()
-        return int(row["n"]) if row else 0
+        rows = await self._rows(
+            "SELECT count(c.embedding) AS n FROM chunks c JOIN collections k"
+            " ON k.id = c.collection_id WHERE k.name = %s",
+            [collection],
+        )
+        return int(rows[0]["n"])
 
     # --- API keys ----------------------------------------------------------------------
     async def save_api_key(self, key: ApiKeyRecord) -> None:
@@ -320,17 +281,12 @@ class PostgresStore:
             raise Conflict(f"an API key named {key.name!r} already exists") from exc
 
     async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT * FROM api_keys WHERE key_hash = %s AND NOT revoked", [key_hash]
-            )
-            row = await cur.fetchone()
-        return api_key_row(row) if row else None
+        rows = await self._rows(f"{API_KEYS} WHERE key_hash = %s AND NOT revoked", [key_hash])
+        return api_key_row(rows[0]) if rows else None
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute("SELECT * FROM api_keys ORDER BY name, created_at")
-            return [api_key_row(row) for row in await cur.fetchall()]
+        rows = await self._rows(f"{API_KEYS} ORDER BY name, created_at")
+        return [api_key_row(row) for row in rows]
 
     async def revoke_api_key(self, name: str) -> bool:
         async with self._pool.connection() as conn:
@@ -340,21 +296,26 @@ class PostgresStore:
             return cur.rowcount > 0
 
     # --- helpers -----------------------------------------------------------------------
-    async def _find_collection(
-        self, conn: AsyncConnection[dict[str, Any]], name: str, *, lock: bool = False
-    ) -> CollectionRow | None:
-        """The collection row; `lock` keeps it from being deleted until the transaction ends."""
-        suffix = " FOR KEY SHARE" if lock else ""
-        cur = await conn.execute(
-            f"SELECT {COLLECTION_COLUMNS} FROM collections WHERE name = %s{suffix}", [name]
-        )
-        row = await cur.fetchone()
-        return collection_row(row) if row else None
+    async def _rows(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """One query's rows, on a pooled connection."""
+        async with self._pool.connection() as conn:
+            return await (await conn.execute(query, params)).fetchall()
 
-    async def _require_collection(
-        self, conn: AsyncConnection[dict[str, Any]], name: str, *, lock: bool = False
-    ) -> CollectionRow:
-        found = await self._find_collection(conn, name, lock=lock)
-        if found is None:
-            raise NotFound(f"collection {name!r} does not exist", code="collection_not_found")
-        return found
+
+async def _find_collection(
+    conn: Connection, name: str, *, lock: bool = False
+) -> CollectionRow | None:
+    """The collection row; `lock` keeps it from being deleted until the transaction ends."""
+    suffix = " FOR KEY SHARE" if lock else ""
+    cur = await conn.execute(
+        f"SELECT {COLLECTION_COLUMNS} FROM collections WHERE name = %s{suffix}", [name]
+    )
+    row = await cur.fetchone()
+    return collection_row(row) if row else None
+
+
+async def _require_collection(conn: Connection, name: str, *, lock: bool = False) -> CollectionRow:
+    found = await _find_collection(conn, name, lock=lock)
+    if found is None:
+        raise NotFound(f"collection {name!r} does not exist", code="collection_not_found")
+    return found

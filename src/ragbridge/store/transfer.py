@@ -16,10 +16,10 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -29,7 +29,6 @@ from ragbridge.store.base import DocumentRecord, NewChunk, Store, Vector
 if TYPE_CHECKING:
     from ragbridge.settings import Settings
 
-T = TypeVar("T")
 SPOT_CHECKS = 5
 """Documents per collection read back from the target and compared with the source."""
 
@@ -69,52 +68,44 @@ class Endpoint:
     label: str
 
 
+@dataclass(frozen=True)
 class SqliteExporter:
     """Reads chunks, keywords and vectors from an embedded store file, read-only (it knows
     `sqlite_schema.py`'s tables; the copy tests catch a schema change)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    path: Path
 
     async def export_document(
         self, collection: str, document_id: str
     ) -> tuple[list[NewChunk], Vector]:
-        return await asyncio.to_thread(self._read, self._export, collection, document_id)
-
-    async def vector_count(self, collection: str) -> int:
-        return await asyncio.to_thread(self._read, self._vector_count, collection)
-
-    def _read(self, query: Callable[..., T], *args: str) -> T:
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return query(conn, *args)
-        finally:
-            conn.close()
-
-    @staticmethod
-    def _export(
-        conn: sqlite3.Connection, collection: str, document_id: str
-    ) -> tuple[list[NewChunk], Vector]:
-        rows = conn.execute(
+        rows = await self._rows(
             "SELECT c.position, c.text, f.keywords, c.metadata, v.vector FROM chunks c"
             " JOIN collections k ON k.seq = c.collection_seq"
             " JOIN chunks_fts f ON f.rowid = c.seq JOIN vectors v ON v.seq = c.seq"
             " WHERE k.name = ? AND c.document_id = ? ORDER BY c.seq",
-            (collection, document_id),
-        ).fetchall()
+            collection,
+            document_id,
+        )
         chunks = [NewChunk(text, keywords, position, json.loads(meta)) for position, text,
                   keywords, meta, _ in rows]  # fmt: skip
         vectors = [np.frombuffer(row[4], dtype=np.float32) for row in rows]
         return chunks, np.array(vectors, dtype=np.float32)
 
-    @staticmethod
-    def _vector_count(conn: sqlite3.Connection, collection: str) -> int:
-        row = conn.execute(
+    async def vector_count(self, collection: str) -> int:
+        rows = await self._rows(
             "SELECT count(*) FROM vectors v JOIN collections k ON k.seq = v.collection_seq"
             " WHERE k.name = ?",
-            (collection,),
-        ).fetchone()
-        return int(row[0])
+            collection,
+        )
+        return int(rows[0][0])
+
+    async def _rows(self, query: str, *params: str) -> list[Any]:
+        def read() -> list[Any]:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            with closing(sqlite3.connect(uri, uri=True)) as conn:
+                return conn.execute(query, params).fetchall()
+
+        return await asyncio.to_thread(read)
 
 
 async def counts(endpoint: Endpoint, collection: str) -> Counts:

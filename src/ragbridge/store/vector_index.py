@@ -33,6 +33,24 @@ def scan(matrix: FloatArray, query: FloatArray) -> FloatArray:
     return scores
 
 
+def best(scores: FloatArray, top_k: int) -> npt.NDArray[np.intp]:
+    """Positions of the `top_k` highest scores, best first (ties in position order)."""
+    k = min(top_k, len(scores))
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    ordered: npt.NDArray[np.intp] = top[np.argsort(-scores[top], kind="stable")]
+    return ordered
+
+
+def positions(sorted_ids: IdArray, ids: IdArray) -> npt.NDArray[np.intp]:
+    """Positions in `sorted_ids` of the `ids` it holds (the others dropped)."""
+    slots = np.searchsorted(sorted_ids, ids)
+    inside = slots < len(sorted_ids)
+    found: npt.NDArray[np.intp] = slots[inside][sorted_ids[slots[inside]] == ids[inside]]
+    return found
+
+
 class VectorIndex:
     """One collection's vectors: append, delete by row id, top-k by dot product."""
 
@@ -60,8 +78,14 @@ class VectorIndex:
             return
         if self._size and ids[0] <= self._ids[self._size - 1]:
             raise ValueError("row ids must grow")
-        self._reserve(self._size + count)
         end = self._size + count
+        if end > len(self._ids):  # grow by doubling
+            capacity = max(end, len(self._ids) * 2)
+            self._ids = np.resize(self._ids, capacity)
+            self._live = np.resize(self._live, capacity)  # past `_size`: never read before set
+            matrix = np.empty((capacity, self.dimension), dtype=np.float32)
+            matrix[: self._size] = self._matrix[: self._size]
+            self._matrix = matrix
         self._ids[self._size : end] = ids
         self._matrix[self._size : end] = vectors
         self._live[self._size : end] = True
@@ -69,10 +93,9 @@ class VectorIndex:
 
     def remove(self, ids: IdArray) -> None:
         """Tombstone rows by id; unknown ids are ignored."""
-        slots = self._slots(ids)
-        newly_dead = int(np.count_nonzero(self._live[slots]))
+        slots = positions(self._ids[: self._size], ids)
+        self._dead += int(np.count_nonzero(self._live[slots]))
         self._live[slots] = False
-        self._dead += newly_dead
         if self._dead > 1024 and self._dead * 4 > self._size:
             self._compact()
 
@@ -88,38 +111,12 @@ class VectorIndex:
                 scores[~self._live[: self._size]] = -np.inf
             candidates: IdArray = self._ids[: self._size]
         else:
-            slots = self._slots(among)
+            slots = positions(self._ids[: self._size], among)
             slots = slots[self._live[slots]]
             scores = scan(self._matrix[slots], query)
             candidates = self._ids[slots]
-        k = min(top_k, len(scores))
-        if k == 0:
-            return []
-        best = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        best = best[np.argsort(-scores[best], kind="stable")]
-        return [(int(candidates[i]), float(scores[i])) for i in best if np.isfinite(scores[i])]
-
-    def _slots(self, ids: IdArray) -> npt.NDArray[np.intp]:
-        """Positions of the given ids that are present (absent ids dropped)."""
-        present = self._ids[: self._size]
-        slots = np.searchsorted(present, ids)
-        inside = slots < self._size
-        slots = slots[inside]
-        found: npt.NDArray[np.intp] = slots[present[slots] == ids[inside]]
-        return found
-
-    def _reserve(self, needed: int) -> None:
-        capacity = len(self._ids)
-        if needed <= capacity:
-            return
-        capacity = max(needed, capacity * 2)
-        self._ids = np.resize(self._ids, capacity)
-        matrix = np.empty((capacity, self.dimension), dtype=np.float32)
-        matrix[: self._size] = self._matrix[: self._size]
-        self._matrix = matrix
-        live = np.zeros(capacity, dtype=bool)
-        live[: self._size] = self._live[: self._size]
-        self._live = live
+        top = best(scores, top_k)
+        return [(int(candidates[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
     def _compact(self) -> None:
         keep = np.flatnonzero(self._live[: self._size])
@@ -127,6 +124,5 @@ class VectorIndex:
         self._ids[:count] = self._ids[keep]
         self._matrix[:count] = self._matrix[keep]
         self._live[:count] = True
-        self._live[count:] = False
         self._size = count
         self._dead = 0
