@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -65,32 +66,13 @@ def check_collection_name(name: str) -> str:
 
 
 def collection_json(info: CollectionInfo) -> dict[str, Any]:
-    return {
-        "id": info.name,
-        "object": "collection",
-        "name": info.name,
-        "embedding_model": info.embedding_model,
-        "dimension": info.dimension,
-        "document_count": info.document_count,
-        "chunk_count": info.chunk_count,
-        "created_at": int(info.created_at),
-        "metadata": info.metadata,
-    }
+    created_at = int(info.created_at)
+    return {"id": info.name, "object": "collection", **asdict(info), "created_at": created_at}
 
 
 def document_json(record: DocumentRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "object": "document",
-        "collection": record.collection,
-        "source": record.source,
-        "title": record.title,
-        "content_hash": record.content_hash,
-        "chunk_count": record.chunk_count,
-        "created_at": int(record.created_at),
-        "updated_at": int(record.updated_at),
-        "metadata": record.metadata,
-    }
+    times = {"created_at": int(record.created_at), "updated_at": int(record.updated_at)}
+    return {**asdict(record), "object": "document", **times}
 
 
 def hit_json(rank: int, hit: SearchHit) -> dict[str, Any]:

@@ -7,44 +7,21 @@ models, which not everyone who can reach the port should read.
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Request, Response
 
+from ragbridge.api.deps import get_metrics, get_settings
+from ragbridge.api.security import bearer_token, matches
 from ragbridge.errors import Unauthorized
-from ragbridge.service.telemetry import Metrics
-from ragbridge.settings import Settings
 
 router = APIRouter(tags=["ops"])
 
 
-def get_metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-def bearer_token(request: Request) -> str | None:
-    """The `Authorization: Bearer` token of a request, if it sent one."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def is_admin_token(settings: Settings, token: str | None) -> bool:
-    """Whether `token` is the admin key (constant-time)."""
-    if token is None or settings.api_key is None:
-        return False
-    return secrets.compare_digest(token.encode(), settings.api_key.get_secret_value().encode())
-
-
 def _check_metrics_access(request: Request) -> None:
-    settings: Settings = request.app.state.settings
-    if settings.metrics_key is None:
-        return
+    settings = get_settings(request)
     token = bearer_token(request)
-    expected = settings.metrics_key.get_secret_value().encode()
-    if token is not None and secrets.compare_digest(token.encode(), expected):
+    if settings.metrics_key is None or matches(token, settings.metrics_key):
         return
-    if is_admin_token(settings, token):
+    if matches(token, settings.api_key):
         return
     raise Unauthorized(
         "/metrics needs 'Authorization: Bearer <RAGBRIDGE_METRICS_KEY>' (or the admin key).",

@@ -26,7 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragbridge.api.envelope import error_response
+from ragbridge.api.envelope import send_error
 from ragbridge.api.origin import HostGuard
 from ragbridge.api.shutdown import ShutdownGate
 from ragbridge.service.telemetry import Metrics
@@ -88,11 +88,11 @@ class RequestContextMiddleware:
         self.metrics.in_flight.inc()
         try:
             if self.gate.draining and scope["path"] not in _OPEN_WHILE_DRAINING:
-                await _reply(
-                    "The server is shutting down; retry on another replica or in a moment.",
-                    503,
+                await send_error(
                     scope,
                     send_with_id,
+                    "The server is shutting down; retry on another replica or in a moment.",
+                    503,
                     code="shutting_down",
                     headers={"Connection": "close", "Retry-After": "1"},
                 )
@@ -104,7 +104,7 @@ class RequestContextMiddleware:
                 message = (
                     f"Request body is larger than {limit} bytes (RAGBRIDGE_MAX_REQUEST_BYTES)."
                 )
-                await _reply(message, 413, scope, send_with_id, code="request_too_large")
+                await send_error(scope, send_with_id, message, 413, code="request_too_large")
                 return
             except _Disconnected:
                 status = 499  # the client went away before sending its body
@@ -136,14 +136,10 @@ class RequestContextMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        replayed = False
+        body: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
 
         async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return body.pop() if body else await receive()
 
         return replay
 
@@ -173,24 +169,6 @@ class RequestContextMiddleware:
             fields["user_text"] = state["user_text"]
         level = logging.WARNING if status >= 500 else logging.INFO
         log.log(level, "request", extra={"fields": fields})
-
-
-async def _reply(
-    message: str,
-    status: int,
-    scope: Scope,
-    send: Send,
-    *,
-    code: str,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Answer from the middleware itself, in OpenAI's error envelope."""
-
-    async def no_body() -> Message:
-        return {"type": "http.disconnect"}
-
-    response = error_response(message, status, code=code, headers=headers)
-    await response(scope, no_body, send)
 
 
 def install_middleware(

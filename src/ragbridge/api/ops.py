@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ragbridge.api.deps import get_settings, get_store, get_upstream
-from ragbridge.api.metrics import bearer_token, is_admin_token
+from ragbridge.api.security import bearer_token, matches
 from ragbridge.errors import RagbridgeError
 from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.store.base import Store
@@ -54,7 +54,7 @@ async def ready(
         if check["status"] == "error":
             log.warning("not ready: %s: %s", name, check.get("detail"))
     settings = get_settings(request)
-    if settings.api_key is not None and not is_admin_token(settings, bearer_token(request)):
+    if settings.api_key is not None and not matches(bearer_token(request), settings.api_key):
         checks = {name: {"status": check["status"]} for name, check in checks.items()}
     body = {"status": "ready" if is_ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if is_ready else 503)

@@ -27,6 +27,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from ragbridge.api.deps import get_metrics, get_rate_limiter, get_settings, get_store
 from ragbridge.errors import Forbidden, InvalidRequest, NotFound, RateLimited, Unauthorized
@@ -86,6 +87,19 @@ def check_bind_safety(settings: Settings) -> None:
         )
 
 
+def bearer_token(request: Request) -> str | None:
+    """The `Authorization: Bearer` token of a request, if it sent one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def matches(token: str | None, secret: SecretStr | None) -> bool:
+    """Whether `token` is `secret` (constant-time); False when either is missing."""
+    if token is None or secret is None:
+        return False
+    return secrets.compare_digest(token.encode(), secret.get_secret_value().encode())
+
+
 async def _authenticate(request: Request, token: str | None) -> Principal:
     settings = get_settings(request)
     if settings.api_key is None:
@@ -96,8 +110,7 @@ async def _authenticate(request: Request, token: str | None) -> Principal:
             code="missing_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    admin_key = settings.api_key.get_secret_value()
-    if secrets.compare_digest(token.encode(), admin_key.encode()):
+    if matches(token, settings.api_key):
         return Principal(ADMIN, is_admin=True)
     # A hash lookup needs no constant-time compare: timing could only reveal hash prefixes,
     # and finding a key with a given hash prefix is as hard as guessing the key.

@@ -63,12 +63,11 @@ class RedisBreaker:
     ) -> None:
         self.component = component
         self.backoff = backoff
-        self._metrics = metrics
+        self._metrics = metrics or Metrics()
         self._clock = clock
         self._up = True
         self._retry_at = 0.0
-        if metrics is not None:
-            metrics.set_redis_up(component, True)
+        self._metrics.set_redis_up(component, True)
 
     @property
     def up(self) -> bool:
@@ -100,12 +99,10 @@ class RedisBreaker:
 
     def _failed(self, exc: RedisError) -> None:
         self._retry_at = self._clock() + self.backoff
-        if self._metrics is not None:
-            self._metrics.count_redis_error(self.component)
+        self._metrics.count_redis_error(self.component)
         if self._up:
             self._up = False
-            if self._metrics is not None:
-                self._metrics.set_redis_up(self.component, False)
+            self._metrics.set_redis_up(self.component, False)
             log.warning(
                 "Redis unavailable for %s (%s: %s); serving in-process until it answers "
                 "again (retrying every %g s)",
@@ -121,6 +118,5 @@ class RedisBreaker:
         if self._up:
             return
         self._up = True
-        if self._metrics is not None:
-            self._metrics.set_redis_up(self.component, True)
+        self._metrics.set_redis_up(self.component, True)
         log.warning("Redis is back for %s; shared again across replicas", self.component)
