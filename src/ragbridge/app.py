@@ -86,7 +86,6 @@ async def _start_services(
     await ensure_bootstrap_keys(bridge.store, settings.bootstrap_keys)
     bridge.chat  # noqa: B018  # builds the chat side now: a local model loads while we serve
     state.ragbridge = bridge
-    state.local_model = bridge.local_model  # for /ready
     rate_limiter = create_rate_limiter(settings, metrics)
     stack.push_async_callback(rate_limiter.close)
     state.rate_limiter = rate_limiter

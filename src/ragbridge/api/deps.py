@@ -11,7 +11,6 @@ from ragbridge.bridge import Ragbridge
 from ragbridge.chat import ChatService
 from ragbridge.embeddings.base import Embedder
 from ragbridge.ingest.pipeline import IngestPipeline
-from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.service.rate_limits import RateLimiter
 from ragbridge.service.telemetry import Metrics
@@ -42,11 +41,6 @@ def get_store(request: Request) -> Store:
 
 def get_embedder(request: Request) -> Embedder:
     return get_ragbridge(request).embedder
-
-
-def get_upstream(request: Request) -> UpstreamClient | None:
-    """The upstream LLM client, or None when no upstream is configured (extractive mode)."""
-    return get_ragbridge(request).upstream
 
 
 def get_chat(request: Request) -> ChatService:

@@ -35,23 +35,17 @@ INSTRUCTIONS = (
 )
 
 
-def _request(ctx: Context) -> Request:
-    """The HTTP request that carried this tool call (authorised by `McpEndpoint`)."""
-    request = ctx.request_context.request
-    if not isinstance(request, Request) or not hasattr(request.state, "principal"):
-        raise Unauthorized("This tool call came without an authorised HTTP request.")
-    return request
-
-
 async def _call(
     ctx: Context, tool: Callable[[Toolbox, Principal], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
-    """Run `tool` as the request's key; its errors (not found, bad arguments) become tool
-    errors whose message the model reads, as the OpenAPI tool server's envelope says it."""
+    """Run `tool` as the key `McpEndpoint` authorised; its errors (not found, bad arguments)
+    become tool errors whose message the model reads, as the OpenAPI tool server's envelope
+    says it."""
+    request = ctx.request_context.request
     try:
-        request = _request(ctx)
-        principal: Principal = request.state.principal
-        return await tool(toolbox_for(request), principal)
+        if not isinstance(request, Request) or not hasattr(request.state, "principal"):
+            raise Unauthorized("This tool call came without an authorised HTTP request.")
+        return await tool(toolbox_for(request), request.state.principal)
     except RagbridgeError as exc:
         raise ToolError(exc.message) from exc
     except ValidationError as exc:

@@ -12,10 +12,10 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ragbridge.api.deps import get_settings, get_store, get_upstream
+from ragbridge.api.deps import get_ragbridge, get_settings
 from ragbridge.api.security import bearer_token, matches
 from ragbridge.errors import RagbridgeError
 from ragbridge.llm.upstream import UpstreamClient
@@ -34,21 +34,16 @@ async def health() -> dict[str, Any]:
 
 
 @router.get("/ready")
-async def ready(
-    request: Request,
-    upstream: UpstreamClient | None = Depends(get_upstream),
-    store: Store = Depends(get_store),
-) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
     """Ready: every dependency answers; 503 with each check's state when one does not."""
-    checks: dict[str, dict[str, Any]] = {}
-    # each dependency adds its check here
-    checks["store"] = await _store_check(store)
-    checks["upstream"] = await _upstream_check(upstream)
-    warmth = getattr(request.app.state, "warmth", None)
-    if warmth is not None:  # `warming` is still ready: queries work, the first is slower
-        checks["warm"] = warmth.check(store)
-    if (local := getattr(request.app.state, "local_model", None)) is not None:
-        checks["local_model"] = local.status()  # "loading" until the model is in memory
+    bridge = get_ragbridge(request)
+    checks = {
+        "store": await _store_check(bridge.store),
+        "upstream": await _upstream_check(bridge.upstream),
+        "warm": request.app.state.warmth.check(bridge.store),  # `warming` is still ready
+    }
+    if bridge.local_model is not None:
+        checks["local_model"] = bridge.local_model.status()  # "loading" until it is in memory
     is_ready = all(check["status"] not in ("error", "loading") for check in checks.values())
     for name, check in checks.items():
         if check["status"] == "error":
