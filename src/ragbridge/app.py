@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await _start_services(app.state, settings, metrics, stack)
-            await stack.enter_async_context(mcp.run())
+            await stack.enter_async_context(mcp.server.session_manager.run())
             yield
 
     app = FastAPI(

@@ -4,13 +4,12 @@ tools, `list_collections`, `search` and `get_document`, for any MCP client.
 The endpoint checks the `Authorization: Bearer` key (and its rate limit) before the SDK sees the
 request, and answers a bad key with the usual 401 envelope; tools then run as that key, so a
 scoped key sees only its collections. Sessions are stateless (any replica can answer any
-request). The app's lifespan runs the SDK's session manager (`McpEndpoint.run`).
+request); the app's lifespan runs the SDK's session manager.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -124,12 +123,6 @@ class McpEndpoint:
         self.server.streamable_http_app(
             streamable_http_path=self.PATH, stateless_http=True, transport_security=security
         )
-
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[None]:
-        """Run the SDK's session manager (once per app lifespan)."""
-        async with self.server.session_manager.run():
-            yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)

@@ -1,15 +1,10 @@
-"""The request envelope around every HTTP call: request id, drain gate, body limit, access log.
+"""The request envelope around every HTTP call, one pure ASGI middleware (cheap on streams,
+unlike `BaseHTTPMiddleware`): a request id (the client's `X-Request-ID` when sane), 503 while
+draining, 413 for a non-multipart body over `max_request_bytes` (uploads have their own limit on
+their route), HTTP metrics and one structured log line per request.
 
-One pure ASGI middleware (cheap on streams, unlike `BaseHTTPMiddleware`) that:
-- takes `X-Request-ID` from the client (if sane) or makes one, and returns it on the response;
-- answers 503 while the server drains for shutdown, and counts requests in flight;
-- refuses non-multipart bodies over `settings.max_request_bytes` with 413 while reading them
-  (uploads are multipart and have their own, larger limit on the upload route);
-- records HTTP metrics and writes one structured log line per request.
-
-Routes tell it what they learned through `request.state`: `principal` (the API key),
-`model`, `usage` (prompt and completion tokens) and `user_text` (only when
-`settings.log_user_text`). It never sees or logs the `Authorization` header.
+Routes report through `request.state`: `principal`, `model`, `usage` and `user_text` (only with
+`settings.log_user_text`). The `Authorization` header is never seen or logged.
 """
 
 from __future__ import annotations
@@ -36,7 +31,6 @@ log = logging.getLogger("ragbridge.access")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _OPEN_WHILE_DRAINING = frozenset({"/health", "/metrics"})
-UNMATCHED_ROUTE = "unmatched"
 
 
 def _request_id(incoming: str | None) -> str:
@@ -123,30 +117,27 @@ class RequestContextMiddleware:
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise _TooLarge
-        chunks: list[bytes] = []
-        size = 0
+        body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
+            body += message.get("body", b"")
+            if len(body) > limit:
                 raise _TooLarge
-            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
+        pending: list[Message] = [{"type": "http.request", "body": bytes(body)}]
 
         async def replay() -> Message:
-            return body.pop() if body else await receive()
+            return pending.pop() if pending else await receive()
 
         return replay
 
     def _record(
         self, scope: Scope, state: MutableMapping[str, Any], status: int, seconds: float
     ) -> None:
-        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
         model = state.get("model") or ""
         method = scope["method"]
         # Only models that were served (status < 400) label metrics; typos would not bound.

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ragbridge.api.deps import get_chat, get_settings
+from ragbridge.api.deps import get_ragbridge, get_settings
 from ragbridge.api.relay import CLIENT_GONE, ClientGone, RelayStream, until_disconnect
 from ragbridge.api.schemas import ChatCompletion, ChatCompletionRequest, ModelList
 from ragbridge.api.security import Principal, require_principal, visible_models
@@ -29,7 +29,7 @@ async def list_models(
     request: Request, principal: Principal = Depends(require_principal)
 ) -> dict[str, Any]:
     """The models a client can pick; an unreachable upstream is a 502, not an empty list."""
-    models = await get_chat(request).list_models()
+    models = await get_ragbridge(request).chat.list_models()
     return {"object": "list", "data": visible_models(principal, models)}
 
 
@@ -50,7 +50,7 @@ async def chat_completions(request_body: ChatCompletionRequest, request: Request
     Services come from plain calls, not `Depends`: FastAPI runs sync dependencies in its thread
     pool, a hop per request that costs more than the lookups themselves.
     """
-    chat, settings = get_chat(request), get_settings(request)
+    chat, settings = get_ragbridge(request).chat, get_settings(request)
     turn = await chat.turn(
         await request.json(),
         request.headers,

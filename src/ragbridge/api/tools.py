@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.datastructures import State
 
 from ragbridge import __version__
-from ragbridge.api.deps import get_retriever, get_settings, get_store
+from ragbridge.api.deps import get_ragbridge, get_settings
 from ragbridge.api.envelope import install_error_handlers
 from ragbridge.api.security import require_principal
 from ragbridge.citations import public_base_url
@@ -28,10 +28,8 @@ router = APIRouter(dependencies=[Depends(require_principal)])
 
 def toolbox_for(request: Request) -> Toolbox:
     """The tools over this app's store and retriever, linking passages at the caller's URL."""
-    settings = get_settings(request)
-    return Toolbox(
-        settings, get_store(request), get_retriever(request), public_base_url(request, settings)
-    )
+    settings, bridge = get_settings(request), get_ragbridge(request)
+    return Toolbox(settings, bridge.store, bridge.retriever, public_base_url(request, settings))
 
 
 @router.post("/list_collections", operation_id="list_collections", summary="List collections")

@@ -82,18 +82,16 @@ async def metered(
     Closing this generator closes `chunks` (and so cancels the upstream request).
     """
     started: float = getattr(request.state, "started_at", time.perf_counter())
-    first_token = False
     content_chunks = 0
     usage: tuple[int, int] | None = None
     try:
         async for chunk in chunks:
             usage = _reported(chunk.get("usage")) or usage
             if _has_content(chunk):
-                content_chunks += 1
-                if not first_token:
-                    first_token = True
+                if not content_chunks:
                     elapsed = time.perf_counter() - started
                     get_metrics(request).observe_ttft(turn.model, elapsed)
+                content_chunks += 1
             yield chunk
     finally:
         with anyio.CancelScope(shield=True):
