@@ -11,25 +11,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Scope, Send
 
+from ragbridge import errors
 from ragbridge.errors import RagbridgeError
 
 log = logging.getLogger(__name__)
 
-_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    409: "conflict_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "upstream_error",
-    503: "service_unavailable",
-    504: "upstream_timeout",
+_TYPE_BY_STATUS = {405: "invalid_request_error"} | {
+    error.status: error.type
+    for error in vars(errors).values()
+    if isinstance(error, type) and issubclass(error, RagbridgeError)
 }
+"""OpenAI's error type by status, for errors that come without one: as our errors have it."""
 
 
 def error_body(

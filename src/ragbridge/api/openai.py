@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from ragbridge.api.deps import get_ragbridge, get_settings
 from ragbridge.api.relay import CLIENT_GONE, ClientGone, RelayStream, until_disconnect
 from ragbridge.api.schemas import ChatCompletion, ChatCompletionRequest, ModelList
-from ragbridge.api.security import Principal, require_principal, visible_models
+from ragbridge.api.security import require_principal, visible_models
 from ragbridge.api.usage import metered, record_completion
 from ragbridge.citations import public_base_url
 
@@ -25,12 +25,10 @@ router = APIRouter(tags=["openai"], dependencies=[Depends(require_principal)])
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def list_models(
-    request: Request, principal: Principal = Depends(require_principal)
-) -> dict[str, Any]:
+async def list_models(request: Request) -> dict[str, Any]:
     """The models a client can pick; an unreachable upstream is a 502, not an empty list."""
     models = await get_ragbridge(request).chat.list_models()
-    return {"object": "list", "data": visible_models(principal, models)}
+    return {"object": "list", "data": visible_models(request.state.principal, models)}
 
 
 @router.post(

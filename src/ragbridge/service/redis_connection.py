@@ -34,16 +34,16 @@ SOCKET_TIMEOUT = 0.5
 """Seconds a Redis connect or command may take before it counts as an outage."""
 
 
-def open_redis(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> Redis:
+def open_redis(url: str) -> Redis:
     """A client with one connection pool for `url`; connects lazily, so startup never waits.
 
     One immediate retry after a connection error replaces a pooled connection that went stale
-    (Redis restarted); a timeout is not retried, so no call waits longer than `socket_timeout`.
+    (Redis restarted); a timeout is not retried, so no call waits longer than `SOCKET_TIMEOUT`.
     """
     client: Redis = Redis.from_url(
         url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         health_check_interval=30,
     )
