@@ -66,9 +66,7 @@ async def chat_completions(request_body: ChatCompletionRequest, request: Request
             request.receive,
             settings.keepalive_interval,
         )
-        if failure := await stream.first():
-            await stream.aclose()
-            raise failure  # nothing was sent yet: a plain HTTP error
+        await stream.first()  # a failure now is a plain HTTP error: nothing was sent yet
     except ClientGone:
         return Response(status_code=CLIENT_GONE)  # the upstream call is cancelled already
     return stream  # a Response that owns the stream until its connection ends

@@ -63,9 +63,9 @@ class RelayStream(Response):
         with anyio.CancelScope(shield=True):
             await self.payloads.aclose()  # cancels the upstream call now, not at the next send
 
-    async def first(self) -> BaseException | None:
-        """Wait (up to `interval`) for the first payload; the error it is, if one. Raises
-        `ClientGone` if the client leaves meanwhile; closes everything unless it returns."""
+    async def first(self) -> None:
+        """Wait (up to `interval`) for the first payload; raise it if it is an error, or
+        `ClientGone` if the client leaves meanwhile, closing everything."""
         try:
             waiter = asyncio.ensure_future(self.payloads.wait(self.interval))
             gone = asyncio.ensure_future(self.gone.wait())
@@ -76,7 +76,8 @@ class RelayStream(Response):
                 waiter.cancel()
             if self.gone.is_set():
                 raise ClientGone
-            return self.payloads.error() if waiter.result() else None
+            if waiter.result() and (error := self.payloads.error()) is not None:
+                raise error
         except BaseException:
             await self.aclose()
             raise
