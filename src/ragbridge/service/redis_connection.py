@@ -51,7 +51,8 @@ def open_redis(url: str) -> Redis:
 
 
 class RedisBreaker:
-    """Decides per call whether `component` uses Redis or its in-process fallback."""
+    """Decides per call whether `component` uses Redis or its in-process fallback; `up` is
+    whether the last Redis call succeeded."""
 
     def __init__(
         self,
@@ -63,45 +64,38 @@ class RedisBreaker:
     ) -> None:
         self.component = component
         self.backoff = backoff
+        self.up = True
         self._metrics = metrics or Metrics()
         self._clock = clock
-        self._up = True
         self._retry_at = 0.0
         self._metrics.set_redis_up(component, True)
-
-    @property
-    def up(self) -> bool:
-        """Whether the last Redis call succeeded."""
-        return self._up
 
     async def call(
         self, on_redis: Callable[[], Awaitable[T]], in_process: Callable[[], Awaitable[T]]
     ) -> T:
         """`on_redis()` while Redis works (or is due a retry), else `in_process()`."""
-        if self._due():
-            try:
-                result = await on_redis()
-            except RedisError as exc:
-                self._failed(exc)
-            else:
-                self._succeeded()
-                return result
+        if not self.up:
+            now = self._clock()
+            if now < self._retry_at:
+                return await in_process()
+            self._retry_at = now + self.backoff  # one probe at a time; the others stay in-process
+        try:
+            result = await on_redis()
+        except RedisError as exc:
+            self._failed(exc)
+        else:
+            if not self.up:
+                self.up = True
+                self._metrics.set_redis_up(self.component, True)
+                log.warning("Redis is back for %s; shared again across replicas", self.component)
+            return result
         return await in_process()
-
-    def _due(self) -> bool:
-        if self._up:
-            return True
-        now = self._clock()
-        if now < self._retry_at:
-            return False
-        self._retry_at = now + self.backoff  # one probe at a time; the others stay in-process
-        return True
 
     def _failed(self, exc: RedisError) -> None:
         self._retry_at = self._clock() + self.backoff
         self._metrics.count_redis_error(self.component)
-        if self._up:
-            self._up = False
+        if self.up:
+            self.up = False
             self._metrics.set_redis_up(self.component, False)
             log.warning(
                 "Redis unavailable for %s (%s: %s); serving in-process until it answers "
@@ -113,10 +107,3 @@ class RedisBreaker:
             )
         else:
             log.debug("Redis still unavailable for %s: %s", self.component, exc)
-
-    def _succeeded(self) -> None:
-        if self._up:
-            return
-        self._up = True
-        self._metrics.set_redis_up(self.component, True)
-        log.warning("Redis is back for %s; shared again across replicas", self.component)
