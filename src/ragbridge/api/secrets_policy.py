@@ -33,16 +33,6 @@ class WeakSecretError(UnsafeBindError):
     """A configured key that anyone could guess: refused at start."""
 
 
-def weakness(secret: str) -> str | None:
-    """Why `secret` is not fit to guard the API, or None when it is."""
-    lowered = secret.lower()
-    if any(marker in lowered for marker in _PLACEHOLDERS):
-        return "is the example's placeholder"
-    if len(secret) < MIN_SECRET_CHARS:
-        return f"is {len(secret)} characters long; at least {MIN_SECRET_CHARS} are needed"
-    return None
-
-
 def check_secrets(settings: Settings) -> None:
     """Raise `WeakSecretError` (one line, naming the setting) for any key unfit to use."""
     if settings.api_key is not None and not is_loopback(settings.host):
@@ -68,8 +58,14 @@ def check_secrets(settings: Settings) -> None:
 
 
 def _require_strong(where: str, secret: SecretStr) -> None:
-    if reason := weakness(secret.get_secret_value()):
-        raise WeakSecretError(f"Refusing to start: {where} {reason}; {_HOW}.")
+    value = secret.get_secret_value()
+    if any(marker in value.lower() for marker in _PLACEHOLDERS):
+        reason = "is the example's placeholder"
+    elif len(value) < MIN_SECRET_CHARS:
+        reason = f"is {len(value)} characters long; at least {MIN_SECRET_CHARS} are needed"
+    else:
+        return
+    raise WeakSecretError(f"Refusing to start: {where} {reason}; {_HOW}.")
 
 
 async def ensure_bootstrap_keys(store: Store, keys: dict[str, SecretStr]) -> None:
