@@ -17,7 +17,6 @@ from ragbridge import __version__
 from ragbridge.api import collections as collections_api
 from ragbridge.api import embeddings as embeddings_api
 from ragbridge.api import keys as keys_api
-from ragbridge.api import metrics as metrics_api
 from ragbridge.api import openai as openai_api
 from ragbridge.api import ops
 from ragbridge.api import tools as tools_api
@@ -64,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.shutdown_gate = ShutdownGate()
     install_error_handlers(app)
     install_middleware(app, settings, metrics, app.state.shutdown_gate)
-    for api in (ops, collections_api, embeddings_api, metrics_api, keys_api, openai_api):
+    for api in (ops, collections_api, embeddings_api, keys_api, openai_api):
         app.include_router(api.router)
     # Tools for tool-calling models: an OpenAPI tool server and an MCP server (same tools).
     app.mount(tools_api.PREFIX, tools_api.create_tools_app(app.state))

@@ -1,8 +1,12 @@
-"""Operations routes: liveness, readiness.
+"""Operations routes: liveness, readiness, Prometheus metrics.
 
 `/ready` tells anyone only ready / not ready and the state of each part (store, upstream). The
 details (backend, upstream URL, latency, the error text) go only to the admin key, or to anyone
 when auth is off (loopback only); a failing check is logged with its detail either way.
+
+`/metrics` is open by default (Prometheus scrapes without credentials). With
+`RAGBRIDGE_METRICS_KEY` set it takes that key (or the admin key) as a Bearer token: series carry
+key names and models, which not everyone who can reach the port should read.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from ragbridge.api.deps import get_ragbridge, get_settings
+from ragbridge.api.deps import get_metrics, get_ragbridge, get_settings
 from ragbridge.api.security import bearer_token, matches
-from ragbridge.errors import RagbridgeError
+from ragbridge.errors import RagbridgeError, Unauthorized
 from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.store.base import Store
 
@@ -75,3 +79,22 @@ async def _upstream_check(upstream: UpstreamClient | None) -> dict[str, Any]:
     except RagbridgeError as exc:
         return {"status": "error", "url": upstream.base_url, "detail": exc.message}
     return {"status": "ok", "url": upstream.base_url, "latency_ms": round(seconds * 1000, 1)}
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
+async def metrics(request: Request) -> Response:
+    """Counters and histograms for Prometheus: requests, latency, tokens, retrieval, ingest."""
+    settings, token = get_settings(request), bearer_token(request)
+    allowed = settings.metrics_key is None or matches(token, settings.metrics_key)
+    if not (allowed or matches(token, settings.api_key)):
+        raise Unauthorized(
+            "/metrics needs 'Authorization: Bearer <RAGBRIDGE_METRICS_KEY>' (or the admin key).",
+            code="invalid_api_key" if token else "missing_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    registry = get_metrics(request)
+    return Response(registry.render(), media_type=registry.content_type)
