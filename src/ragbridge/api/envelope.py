@@ -47,13 +47,12 @@ def error_response(
     message: str,
     status: int,
     *,
-    type: str | None = None,
     param: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """A JSONResponse carrying the OpenAI error envelope."""
-    body = error_body(message, status, type=type, param=param, code=code)
+    """A JSONResponse carrying the OpenAI error envelope, typed by its status."""
+    body = error_body(message, status, param=param, code=code)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -76,9 +75,8 @@ async def send_error(
 
 def ragbridge_error_response(exc: RagbridgeError) -> JSONResponse:
     """The envelope for one of our own errors, with its status, type, code and headers."""
-    return error_response(
-        exc.message, exc.status, type=exc.type, param=exc.param, code=exc.code, headers=exc.headers
-    )
+    body = error_body(exc.message, exc.status, type=exc.type, param=exc.param, code=exc.code)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -114,4 +112,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response("Internal server error.", 500, type="server_error")
+        return error_response("Internal server error.", 500)

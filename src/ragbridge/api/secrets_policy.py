@@ -39,8 +39,7 @@ def check_secrets(settings: Settings) -> None:
         _require_strong("RAGBRIDGE_API_KEY", settings.api_key)
     if settings.metrics_key is not None:
         _require_strong("RAGBRIDGE_METRICS_KEY", settings.metrics_key)
-    admin = settings.api_key.get_secret_value() if settings.api_key else None
-    seen: set[str] = set()
+    seen = {settings.api_key.get_secret_value()} if settings.api_key else set()
     for name, key in settings.bootstrap_keys.items():
         where = f"RAGBRIDGE_BOOTSTRAP_KEYS[{name!r}]"
         if name in RESERVED_NAMES or not name.replace("-", "").replace("_", "").isalnum():
@@ -52,7 +51,7 @@ def check_secrets(settings: Settings) -> None:
                 f'`echo "{KEY_PREFIX}$(openssl rand -hex 32)"`.'
             )
         _require_strong(where, key)
-        if value == admin or value in seen:
+        if value in seen:
             raise WeakSecretError(f"{where} must differ from the admin key and the other keys.")
         seen.add(value)
 
