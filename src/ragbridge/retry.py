@@ -21,7 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import httpx
 from tenacity import (
@@ -32,9 +32,6 @@ from tenacity import (
     wait_exponential,
     wait_random_exponential,
 )
-
-if TYPE_CHECKING:
-    from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +53,6 @@ class RetryPolicy:
     sleep: Callable[[float], Awaitable[None]] = field(
         default=asyncio.sleep, repr=False, compare=False
     )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        """`RAGBRIDGE_UPSTREAM_MAX_RETRIES` and `_RETRY_BASE_DELAY` / `_MAX_DELAY`."""
-        return cls(
-            max(0, settings.upstream_max_retries),
-            settings.upstream_retry_base_delay,
-            settings.upstream_retry_max_delay,
-        )
 
 
 class Sent(NamedTuple):
