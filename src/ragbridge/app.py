@@ -14,12 +14,7 @@ from starlette.datastructures import State
 from starlette.routing import Route
 
 from ragbridge import __version__
-from ragbridge.api import collections as collections_api
-from ragbridge.api import embeddings as embeddings_api
-from ragbridge.api import keys as keys_api
-from ragbridge.api import openai as openai_api
-from ragbridge.api import ops
-from ragbridge.api import tools as tools_api
+from ragbridge.api import collections, embeddings, keys, openai, ops, tools
 from ragbridge.api.envelope import install_error_handlers
 from ragbridge.api.mcp import McpEndpoint
 from ragbridge.api.middleware import install_middleware
@@ -63,10 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.shutdown_gate = ShutdownGate()
     install_error_handlers(app)
     install_middleware(app, settings, metrics, app.state.shutdown_gate)
-    for api in (ops, collections_api, embeddings_api, keys_api, openai_api):
+    for api in (ops, collections, embeddings, keys, openai):
         app.include_router(api.router)
     # Tools for tool-calling models: an OpenAPI tool server and an MCP server (same tools).
-    app.mount(tools_api.PREFIX, tools_api.create_tools_app(app.state))
+    app.mount(tools.PREFIX, tools.create_tools_app(app.state))
     app.router.routes.append(Route(McpEndpoint.PATH, mcp, methods=["GET", "POST", "DELETE"]))
     if settings.console:
         from ragbridge.console import install_console

@@ -33,13 +33,6 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _OPEN_WHILE_DRAINING = frozenset({"/health", "/metrics"})
 
 
-def _request_id(incoming: str | None) -> str:
-    """The client's id when it is a short token (safe in logs), else a new one."""
-    if incoming and _REQUEST_ID.fullmatch(incoming):
-        return incoming
-    return uuid.uuid4().hex
-
-
 class _TooLarge(Exception):
     pass
 
@@ -65,7 +58,9 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         headers = Headers(scope=scope)
-        request_id = _request_id(headers.get("x-request-id"))
+        request_id = headers.get("x-request-id", "")  # the client's, if safe in logs
+        if not _REQUEST_ID.fullmatch(request_id):
+            request_id = uuid.uuid4().hex
         state: MutableMapping[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["started_at"] = started  # perf_counter(), for time to first token
