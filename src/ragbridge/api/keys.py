@@ -55,9 +55,7 @@ class RevokedKey(BaseModel):
 @router.post("", status_code=201)
 async def create(body: KeyCreate, store: Store = Depends(get_store)) -> CreatedKey:
     """Create a key; the response is the only place its secret ever appears."""
-    new = await create_key(
-        store, body.name, collections=body.collections, rpm=body.rpm, tpm=body.tpm
-    )
+    new = await create_key(store, **body.model_dump())
     return CreatedKey(**KeyInfo.model_validate(new.record).model_dump(), key=new.secret)
 
 

@@ -1,12 +1,8 @@
-"""Operations routes: liveness, readiness, Prometheus metrics.
+"""Operations routes: liveness, readiness, Prometheus metrics (who sees what: docs/hardening.md).
 
-`/ready` tells anyone only ready / not ready and the state of each part (store, upstream). The
-details (backend, upstream URL, latency, the error text) go only to the admin key, or to anyone
-when auth is off (loopback only); a failing check is logged with its detail either way.
-
-`/metrics` is open by default (Prometheus scrapes without credentials). With
-`RAGBRIDGE_METRICS_KEY` set it takes that key (or the admin key) as a Bearer token: series carry
-key names and models, which not everyone who can reach the port should read.
+`/ready` shows a caller without the admin key only each part's status; a failing check is logged
+with its detail either way. `/metrics` takes `RAGBRIDGE_METRICS_KEY` (or the admin key) once one
+is set: its series carry key names and models.
 """
 
 from __future__ import annotations

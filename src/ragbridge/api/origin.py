@@ -1,14 +1,10 @@
-"""Who may reach the API from a browser: a Host allow-list, and no cross-site writes without keys.
+"""Who may reach the API from a browser (docs/hardening.md): a Host allow-list, and no cross-site
+writes without keys.
 
-- **Host allow-list** (`RAGBRIDGE_ALLOWED_HOSTS`): a request whose `Host` header names another
-  host gets 421. Bound to loopback the default is the loopback names and the bind address, which
-  defeats DNS rebinding (a web page whose own name now resolves to 127.0.0.1 still sends its own
-  name as Host). Bound elsewhere the default is `*` (any), since an admin key is required there.
-- **Cross-site writes**: with auth off (no `RAGBRIDGE_API_KEY`, loopback only), any web page the
-  user opens could send the API a CORS-"simple" request, e.g. a multipart form that uploads a
-  document. A state-changing request (not GET/HEAD/OPTIONS) from a browser page of another origin
-  (`Origin`, or `Sec-Fetch-Site: cross-site`/`same-site` when no Origin is sent) gets 403, unless
-  that origin is in `RAGBRIDGE_CORS_ORIGINS`. Scripts and SDKs send neither header and pass.
+On loopback the allowed hosts default to the loopback names and the bind address, which defeats
+DNS rebinding. With auth off (loopback only) any web page could send a CORS-"simple" write, e.g.
+a multipart upload: a browser's `Origin` (or `Sec-Fetch-Site` when it sends none) tells such a
+request apart from scripts and SDKs, which send neither.
 """
 
 from __future__ import annotations

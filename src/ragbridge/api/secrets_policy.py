@@ -1,12 +1,7 @@
-"""Secrets a deployment hands ragbridge: refused at start when weak, and client keys made at start.
-
-- The admin key (`RAGBRIDGE_API_KEY`, when listening beyond loopback), the metrics key and the
-  bootstrap keys must be at least `MIN_SECRET_CHARS` long and no placeholder such as
-  `change-me-admin-key`: a deployment started from an unedited example refuses to start with one
-  line that says which setting to change and how to make a key.
-- `RAGBRIDGE_BOOTSTRAP_KEYS` (`{"open-webui": "rb-…"}`) names non-admin keys that exist from
-  the start, so Compose or Kubernetes can give a client (Open WebUI) its own key without ever
-  sharing the admin key. The store keeps only their hashes; a changed key replaces the old one.
+"""Secrets a deployment hands ragbridge (docs/hardening.md): a key shorter than
+`MIN_SECRET_CHARS` or left at an example's placeholder refuses to start, with one line naming the
+setting; `RAGBRIDGE_BOOTSTRAP_KEYS` are non-admin keys made at start (hashes only; a changed key
+replaces the old one), so a client such as Open WebUI never needs the admin key.
 """
 
 from __future__ import annotations
