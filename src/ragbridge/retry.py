@@ -1,15 +1,13 @@
 """One retry policy for every remote HTTP call: the upstream LLM, remote embeddings, rerank.
 
-Retried: a request that never left (connect error or connect timeout), a `429` or `5xx` answer,
-and, for requests that are safe to send twice (`resend`: `GET /models`, embeddings, rerank), a
-connection that broke or timed out before the answer arrived. A chat POST that may have reached
-the upstream is never sent again: it may be generating (and billing). Waits grow exponentially
-with equal jitter, or are what the server's `Retry-After` asks (seconds or an HTTP date); one
-longer than `retry_after_cap` is not waited for: the caller gets that answer at once. `send`
-returns when the response headers are in, so a stream relayed to a client is never repeated.
+Retried (docs/configuration.md): a request that never left, a `429` or `5xx` answer, and, with
+`resend` (safe to send twice: `GET /models`, embeddings, rerank), one whose connection broke or
+timed out before the answer; a chat POST that may have reached the upstream is never sent again
+(it may be generating, and billing). Waits grow exponentially with equal jitter, or are what
+`Retry-After` asks (seconds or an HTTP date) unless longer than `retry_after_cap`: then the
+caller gets that answer at once. `send` returns at the headers, so a relayed stream never repeats.
 
-    policy = RetryPolicy(retries=2, base_delay=0.1)
-    sent = await send(client, client.build_request("GET", url), policy, resend=True)
+    sent = await send(client, client.build_request("GET", url), RetryPolicy(), resend=True)
 """
 
 from __future__ import annotations
