@@ -95,7 +95,6 @@ async def existing_collection(store: Store, name: str) -> CollectionInfo:
     return info
 
 
-# --- collections -----------------------------------------------------------------------------
 @router.get("/v1/collections")
 async def list_collections(request: Request, store: Store = Depends(get_store)) -> dict[str, Any]:
     """Collections this key may use."""
@@ -138,7 +137,6 @@ async def delete_collection(name: str, store: Store = Depends(get_store)) -> dic
     return {"id": name, "object": "collection.deleted", "deleted": True}
 
 
-# --- documents -------------------------------------------------------------------------------
 @router.post(
     "/v1/collections/{name}/documents",
     dependencies=[Depends(require_collection), Depends(require_admin)],
@@ -206,7 +204,6 @@ async def delete_document(
     return {"id": document_id, "object": "document.deleted", "deleted": True}
 
 
-# --- search ----------------------------------------------------------------------------------
 @router.post("/v1/search")
 async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
     """The collection's best passages for `query`, best first."""

@@ -37,10 +37,6 @@ class _TooLarge(Exception):
     pass
 
 
-class _Disconnected(Exception):
-    pass
-
-
 class RequestContextMiddleware:
     """See the module docstring."""
 
@@ -95,7 +91,7 @@ class RequestContextMiddleware:
                 )
                 await send_error(scope, send_with_id, message, 413, code="request_too_large")
                 return
-            except _Disconnected:
+            if app_receive is None:
                 status = 499  # the client went away before sending its body
                 return
             await self.app(scope, app_receive, send_with_id)
@@ -104,8 +100,9 @@ class RequestContextMiddleware:
             self.metrics.in_flight.dec()
             self._record(scope, state, status, time.perf_counter() - started)
 
-    async def _bounded_receive(self, headers: Headers, receive: Receive) -> Receive:
-        """Read a non-multipart body up to the limit and replay it; multipart passes through."""
+    async def _bounded_receive(self, headers: Headers, receive: Receive) -> Receive | None:
+        """Read a non-multipart body up to the limit and replay it (None if the client left);
+        multipart passes through."""
         if headers.get("content-type", "").lower().startswith("multipart/"):
             return receive
         limit = self.settings.max_request_bytes
@@ -116,7 +113,7 @@ class RequestContextMiddleware:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _Disconnected
+                return None
             body += message.get("body", b"")
             if len(body) > limit:
                 raise _TooLarge
