@@ -122,9 +122,8 @@ async def _authenticate(
 async def _json_payload(request: Request) -> Mapping[str, Any] | None:
     """The JSON body as FastAPI parsed it (Starlette caches it), or None."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if request.method not in ("POST", "PUT", "PATCH") or not (
-        content_type == "application/json" or content_type.endswith("+json")
-    ):
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    if request.method not in ("POST", "PUT", "PATCH") or not is_json:
         return None
     try:
         payload = await request.json()

@@ -34,12 +34,9 @@ class _CappedLabel:
         self._seen: set[str] = set()
 
     def __call__(self, value: str) -> str:
-        if value in self._seen:
-            return value
-        if len(self._seen) >= self._cap:
-            return OTHER
-        self._seen.add(value)
-        return value
+        if value not in self._seen and len(self._seen) < self._cap:
+            self._seen.add(value)
+        return value if value in self._seen else OTHER
 
 
 class Metrics:
