@@ -14,13 +14,7 @@ from starlette.datastructures import State
 from starlette.routing import Route
 
 from ragbridge import __version__
-from ragbridge.api import collections as collections_api
-from ragbridge.api import embeddings as embeddings_api
-from ragbridge.api import keys as keys_api
-from ragbridge.api import metrics as metrics_api
-from ragbridge.api import openai as openai_api
-from ragbridge.api import ops
-from ragbridge.api import tools as tools_api
+from ragbridge.api import collections, embeddings, keys, openai, ops, tools
 from ragbridge.api.envelope import install_error_handlers
 from ragbridge.api.mcp import McpEndpoint
 from ragbridge.api.middleware import install_middleware
@@ -50,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await _start_services(app.state, settings, metrics, stack)
-            await stack.enter_async_context(mcp.run())
+            await stack.enter_async_context(mcp.server.session_manager.run())
             yield
 
     app = FastAPI(
@@ -64,10 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.shutdown_gate = ShutdownGate()
     install_error_handlers(app)
     install_middleware(app, settings, metrics, app.state.shutdown_gate)
-    for api in (ops, collections_api, embeddings_api, metrics_api, keys_api, openai_api):
+    for api in (ops, collections, embeddings, keys, openai):
         app.include_router(api.router)
     # Tools for tool-calling models: an OpenAPI tool server and an MCP server (same tools).
-    app.mount(tools_api.PREFIX, tools_api.create_tools_app(app.state))
+    app.mount(tools.PREFIX, tools.create_tools_app(app.state))
     app.router.routes.append(Route(McpEndpoint.PATH, mcp, methods=["GET", "POST", "DELETE"]))
     if settings.console:
         from ragbridge.console import install_console
@@ -86,7 +80,6 @@ async def _start_services(
     await ensure_bootstrap_keys(bridge.store, settings.bootstrap_keys)
     bridge.chat  # noqa: B018  # builds the chat side now: a local model loads while we serve
     state.ragbridge = bridge
-    state.local_model = bridge.local_model  # for /ready
     rate_limiter = create_rate_limiter(settings, metrics)
     stack.push_async_callback(rate_limiter.close)
     state.rate_limiter = rate_limiter

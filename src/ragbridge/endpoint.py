@@ -33,7 +33,8 @@ class Endpoint:
 def endpoint_fields(
     settings: Settings, service: Literal["upstream", "embedding", "rerank"]
 ) -> dict[str, Any]:
-    """`RAGBRIDGE_<SERVICE>_BASE_URL` and `_API_KEY`, with the upstream's timeouts and retries."""
+    """`RAGBRIDGE_<SERVICE>_BASE_URL` and `_API_KEY`, with the upstream's timeouts and retries
+    (`RAGBRIDGE_UPSTREAM_MAX_RETRIES`, `_RETRY_BASE_DELAY`, `_RETRY_MAX_DELAY`)."""
     base_url: str | None = getattr(settings, f"{service}_base_url")
     if not base_url:
         raise ValueError(f"RAGBRIDGE_{service.upper()}_BASE_URL is not set.")
@@ -43,5 +44,9 @@ def endpoint_fields(
         "api_key": key.get_secret_value() if key is not None else None,
         "connect_timeout": settings.upstream_connect_timeout,
         "read_timeout": settings.upstream_read_timeout,
-        "retry": RetryPolicy.from_settings(settings),
+        "retry": RetryPolicy(
+            max(0, settings.upstream_max_retries),
+            settings.upstream_retry_base_delay,
+            settings.upstream_retry_max_delay,
+        ),
     }

@@ -1,15 +1,13 @@
 """One retry policy for every remote HTTP call: the upstream LLM, remote embeddings, rerank.
 
-Retried: a request that never left (connect error or connect timeout), a `429` or `5xx` answer,
-and, for requests that are safe to send twice (`resend`: `GET /models`, embeddings, rerank), a
-connection that broke or timed out before the answer arrived. A chat POST that may have reached
-the upstream is never sent again: it may be generating (and billing). Waits grow exponentially
-with equal jitter, or are what the server's `Retry-After` asks (seconds or an HTTP date); one
-longer than `retry_after_cap` is not waited for: the caller gets that answer at once. `send`
-returns when the response headers are in, so a stream relayed to a client is never repeated.
+Retried (docs/configuration.md): a request that never left, a `429` or `5xx` answer, and, with
+`resend` (safe to send twice: `GET /models`, embeddings, rerank), one whose connection broke or
+timed out before the answer; a chat POST that may have reached the upstream is never sent again
+(it may be generating, and billing). Waits grow exponentially with equal jitter, or are what
+`Retry-After` asks (seconds or an HTTP date) unless longer than `retry_after_cap`: then the
+caller gets that answer at once. `send` returns at the headers, so a relayed stream never repeats.
 
-    policy = RetryPolicy(retries=2, base_delay=0.1)
-    sent = await send(client, client.build_request("GET", url), policy, resend=True)
+    sent = await send(client, client.build_request("GET", url), RetryPolicy(), resend=True)
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import httpx
 from tenacity import (
@@ -32,9 +30,6 @@ from tenacity import (
     wait_exponential,
     wait_random_exponential,
 )
-
-if TYPE_CHECKING:
-    from ragbridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +51,6 @@ class RetryPolicy:
     sleep: Callable[[float], Awaitable[None]] = field(
         default=asyncio.sleep, repr=False, compare=False
     )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        """`RAGBRIDGE_UPSTREAM_MAX_RETRIES` and `_RETRY_BASE_DELAY` / `_MAX_DELAY`."""
-        return cls(
-            max(0, settings.upstream_max_retries),
-            settings.upstream_retry_base_delay,
-            settings.upstream_retry_max_delay,
-        )
 
 
 class Sent(NamedTuple):

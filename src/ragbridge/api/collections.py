@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from ragbridge.api.deps import get_embedder, get_pipeline, get_retriever, get_settings, get_store
+from ragbridge.api.deps import get_ragbridge, get_store
 from ragbridge.api.security import (
     Principal,
     collection_not_found,
@@ -20,11 +21,8 @@ from ragbridge.api.security import (
 )
 from ragbridge.api.tools import toolbox_for
 from ragbridge.api.uploads import read_upload
-from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import DocumentError, InvalidRequest, NotFound, ServiceUnavailable
-from ragbridge.ingest.pipeline import IngestPipeline
-from ragbridge.retrieval.hybrid import HybridRetriever
-from ragbridge.settings import RetrievalMode, Settings
+from ragbridge.settings import RetrievalMode
 from ragbridge.store.base import CollectionInfo, DocumentRecord, SearchHit, Store
 
 COLLECTION_NAME = re.compile(r"^\w[\w.-]{0,63}$")
@@ -65,32 +63,13 @@ def check_collection_name(name: str) -> str:
 
 
 def collection_json(info: CollectionInfo) -> dict[str, Any]:
-    return {
-        "id": info.name,
-        "object": "collection",
-        "name": info.name,
-        "embedding_model": info.embedding_model,
-        "dimension": info.dimension,
-        "document_count": info.document_count,
-        "chunk_count": info.chunk_count,
-        "created_at": int(info.created_at),
-        "metadata": info.metadata,
-    }
+    created_at = int(info.created_at)
+    return {"id": info.name, "object": "collection", **asdict(info), "created_at": created_at}
 
 
 def document_json(record: DocumentRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "object": "document",
-        "collection": record.collection,
-        "source": record.source,
-        "title": record.title,
-        "content_hash": record.content_hash,
-        "chunk_count": record.chunk_count,
-        "created_at": int(record.created_at),
-        "updated_at": int(record.updated_at),
-        "metadata": record.metadata,
-    }
+    times = {"created_at": int(record.created_at), "updated_at": int(record.updated_at)}
+    return {**asdict(record), "object": "document", **times}
 
 
 def hit_json(rank: int, hit: SearchHit) -> dict[str, Any]:
@@ -116,7 +95,6 @@ async def existing_collection(store: Store, name: str) -> CollectionInfo:
     return info
 
 
-# --- collections -----------------------------------------------------------------------------
 @router.get("/v1/collections")
 async def list_collections(request: Request, store: Store = Depends(get_store)) -> dict[str, Any]:
     """Collections this key may use."""
@@ -127,13 +105,11 @@ async def list_collections(request: Request, store: Store = Depends(get_store)) 
 
 @router.post("/v1/collections", status_code=201, dependencies=[Depends(require_admin)])
 async def create_collection(
-    body: CreateCollection,
-    response: Response,
-    store: Store = Depends(get_store),
-    embedder: Embedder = Depends(get_embedder),
+    body: CreateCollection, request: Request, response: Response
 ) -> dict[str, Any]:
     """Create a collection for the server's embedding model; 200 if it exists already (409
     if it was made with another model)."""
+    store, embedder = get_store(request), get_ragbridge(request).embedder
     name = check_collection_name(body.name)
     existing = await store.get_collection(name)
     try:
@@ -161,25 +137,18 @@ async def delete_collection(name: str, store: Store = Depends(get_store)) -> dic
     return {"id": name, "object": "collection.deleted", "deleted": True}
 
 
-# --- documents -------------------------------------------------------------------------------
 @router.post(
     "/v1/collections/{name}/documents",
     dependencies=[Depends(require_collection), Depends(require_admin)],
 )
-async def upload_document(
-    name: str,
-    request: Request,
-    response: Response,
-    settings: Settings = Depends(get_settings),
-    store: Store = Depends(get_store),
-    pipeline: IngestPipeline = Depends(get_pipeline),
-) -> dict[str, Any]:
+async def upload_document(name: str, request: Request, response: Response) -> dict[str, Any]:
     """Ingest one uploaded file (multipart field `file`) into the collection, creating it if
     new: 201 when added, 200 when updated or unchanged."""
-    if await store.get_collection(name) is None:
+    bridge = get_ragbridge(request)
+    if await bridge.collection(name) is None:
         check_collection_name(name)
-    upload = await read_upload(request, UPLOAD_FIELD, settings.max_upload_bytes)
-    result = await pipeline.ingest_bytes(name, upload.filename, upload.data)
+    upload = await read_upload(request, UPLOAD_FIELD, bridge.settings.max_upload_bytes)
+    result = await bridge.ingest_bytes(name, upload.filename, upload.data)
     if result.status == "failed":
         raise DocumentError(result.error or f"{upload.filename}: could not be ingested.")
     response.status_code = 201 if result.status == "added" else 200
@@ -235,20 +204,15 @@ async def delete_document(
     return {"id": document_id, "object": "document.deleted", "deleted": True}
 
 
-# --- search ----------------------------------------------------------------------------------
 @router.post("/v1/search")
-async def search(
-    body: SearchRequest,
-    request: Request,
-    settings: Settings = Depends(get_settings),
-    retriever: HybridRetriever = Depends(get_retriever),
-) -> dict[str, Any]:
+async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
     """The collection's best passages for `query`, best first."""
-    principal: Principal = request.state.principal
-    ensure_collection_access(principal, body.collection)
+    ensure_collection_access(request.state.principal, body.collection)
+    bridge = get_ragbridge(request)
+    settings = bridge.settings
     mode = body.mode or settings.retrieval_mode
     try:
-        hits = await retriever.search(
+        hits = await bridge.retriever.search(
             body.collection,
             body.query,
             top_k=body.top_k or settings.top_k,

@@ -8,11 +8,6 @@ from typing import cast
 from fastapi import Request
 
 from ragbridge.bridge import Ragbridge
-from ragbridge.chat import ChatService
-from ragbridge.embeddings.base import Embedder
-from ragbridge.ingest.pipeline import IngestPipeline
-from ragbridge.llm.upstream import UpstreamClient
-from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.service.rate_limits import RateLimiter
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
@@ -38,24 +33,3 @@ def get_rate_limiter(request: Request) -> RateLimiter:
 
 def get_store(request: Request) -> Store:
     return get_ragbridge(request).store
-
-
-def get_embedder(request: Request) -> Embedder:
-    return get_ragbridge(request).embedder
-
-
-def get_upstream(request: Request) -> UpstreamClient | None:
-    """The upstream LLM client, or None when no upstream is configured (extractive mode)."""
-    return get_ragbridge(request).upstream
-
-
-def get_chat(request: Request) -> ChatService:
-    return get_ragbridge(request).chat
-
-
-def get_retriever(request: Request) -> HybridRetriever:
-    return get_ragbridge(request).retriever
-
-
-def get_pipeline(request: Request) -> IngestPipeline:
-    return get_ragbridge(request).pipeline

@@ -15,10 +15,9 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from ragbridge.api.deps import get_embedder
+from ragbridge.api.deps import get_ragbridge
 from ragbridge.api.security import require_principal
 from ragbridge.api.usage import record_usage
-from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.names import same_model
 from ragbridge.errors import InvalidRequest, NotFound
 from ragbridge.store.base import Vector
@@ -76,10 +75,9 @@ def _encode(vector: Vector, encoding_format: str) -> Vector | str:
 
 
 @router.post("/v1/embeddings")
-async def create_embeddings(
-    body: EmbeddingRequest, request: Request, embedder: Embedder = Depends(get_embedder)
-) -> Response:
+async def create_embeddings(body: EmbeddingRequest, request: Request) -> Response:
     """Embed one text or a list of texts with the configured embedding model."""
+    embedder = get_ragbridge(request).embedder
     if not same_model(body.model, embedder.name):
         raise NotFound(
             f"The model '{body.model}' does not exist; this server embeds with '{embedder.name}'.",

@@ -9,26 +9,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Scope, Send
 
+from ragbridge import errors
 from ragbridge.errors import RagbridgeError
 
 log = logging.getLogger(__name__)
 
-_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    409: "conflict_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "upstream_error",
-    503: "service_unavailable",
-    504: "upstream_timeout",
+_TYPE_BY_STATUS = {405: "invalid_request_error"} | {
+    error.status: error.type
+    for error in vars(errors).values()
+    if isinstance(error, type) and issubclass(error, RagbridgeError)
 }
+"""OpenAI's error type by status, for errors that come without one: as our errors have it."""
 
 
 def error_body(
@@ -54,21 +47,36 @@ def error_response(
     message: str,
     status: int,
     *,
-    type: str | None = None,
     param: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """A JSONResponse carrying the OpenAI error envelope."""
-    body = error_body(message, status, type=type, param=param, code=code)
+    """A JSONResponse carrying the OpenAI error envelope, typed by its status."""
+    body = error_body(message, status, param=param, code=code)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def send_error(
+    scope: Scope,
+    send: Send,
+    message: str,
+    status: int,
+    *,
+    code: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer from an ASGI middleware, in the envelope, without reading the request body."""
+
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    await error_response(message, status, code=code, headers=headers)(scope, no_body, send)
 
 
 def ragbridge_error_response(exc: RagbridgeError) -> JSONResponse:
     """The envelope for one of our own errors, with its status, type, code and headers."""
-    return error_response(
-        exc.message, exc.status, type=exc.type, param=exc.param, code=exc.code, headers=exc.headers
-    )
+    body = error_body(exc.message, exc.status, type=exc.type, param=exc.param, code=exc.code)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -104,4 +112,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response("Internal server error.", 500, type="server_error")
+        return error_response("Internal server error.", 500)

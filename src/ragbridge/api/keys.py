@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ragbridge.api.deps import get_store
 from ragbridge.api.security import require_admin
 from ragbridge.errors import NotFound
 from ragbridge.service.api_keys import create_key
-from ragbridge.store.base import ApiKeyRecord, Store
+from ragbridge.store.base import Store
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], dependencies=[Depends(require_admin)])
 
@@ -24,7 +24,9 @@ class KeyCreate(BaseModel):
 
 
 class KeyInfo(BaseModel):
-    """A key as listed: never the key itself, never its hash."""
+    """A key as listed (read from its `ApiKeyRecord`): never the key itself, never its hash."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     name: str
     collections: list[str] | None
@@ -32,18 +34,6 @@ class KeyInfo(BaseModel):
     tpm: int | None
     created_at: float
     revoked: bool
-
-    @classmethod
-    def of(cls, record: ApiKeyRecord) -> KeyInfo:
-        scope = list(record.collections) if record.collections is not None else None
-        return cls(
-            name=record.name,
-            collections=scope,
-            rpm=record.rpm,
-            tpm=record.tpm,
-            created_at=record.created_at,
-            revoked=record.revoked,
-        )
 
 
 class CreatedKey(KeyInfo):
@@ -65,16 +55,14 @@ class RevokedKey(BaseModel):
 @router.post("", status_code=201)
 async def create(body: KeyCreate, store: Store = Depends(get_store)) -> CreatedKey:
     """Create a key; the response is the only place its secret ever appears."""
-    new = await create_key(
-        store, body.name, collections=body.collections, rpm=body.rpm, tpm=body.tpm
-    )
-    return CreatedKey(**KeyInfo.of(new.record).model_dump(), key=new.secret)
+    new = await create_key(store, **body.model_dump())
+    return CreatedKey(**KeyInfo.model_validate(new.record).model_dump(), key=new.secret)
 
 
 @router.get("")
 async def list_keys(store: Store = Depends(get_store)) -> KeyList:
     """Every key, live and revoked."""
-    return KeyList(data=[KeyInfo.of(r) for r in await store.list_api_keys()])
+    return KeyList(data=[KeyInfo.model_validate(r) for r in await store.list_api_keys()])
 
 
 @router.delete("/{name}")

@@ -4,13 +4,12 @@ tools, `list_collections`, `search` and `get_document`, for any MCP client.
 The endpoint checks the `Authorization: Bearer` key (and its rate limit) before the SDK sees the
 request, and answers a bad key with the usual 401 envelope; tools then run as that key, so a
 scoped key sees only its collections. Sessions are stateless (any replica can answer any
-request). The app's lifespan runs the SDK's session manager (`McpEndpoint.run`).
+request); the app's lifespan runs the SDK's session manager.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -35,23 +34,17 @@ INSTRUCTIONS = (
 )
 
 
-def _request(ctx: Context) -> Request:
-    """The HTTP request that carried this tool call (authorised by `McpEndpoint`)."""
-    request = ctx.request_context.request
-    if not isinstance(request, Request) or not hasattr(request.state, "principal"):
-        raise Unauthorized("This tool call came without an authorised HTTP request.")
-    return request
-
-
 async def _call(
     ctx: Context, tool: Callable[[Toolbox, Principal], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
-    """Run `tool` as the request's key; its errors (not found, bad arguments) become tool
-    errors whose message the model reads, as the OpenAPI tool server's envelope says it."""
+    """Run `tool` as the key `McpEndpoint` authorised; its errors (not found, bad arguments)
+    become tool errors whose message the model reads, as the OpenAPI tool server's envelope
+    says it."""
+    request = ctx.request_context.request
     try:
-        request = _request(ctx)
-        principal: Principal = request.state.principal
-        return await tool(toolbox_for(request), principal)
+        if not isinstance(request, Request) or not hasattr(request.state, "principal"):
+            raise Unauthorized("This tool call came without an authorised HTTP request.")
+        return await tool(toolbox_for(request), request.state.principal)
     except RagbridgeError as exc:
         raise ToolError(exc.message) from exc
     except ValidationError as exc:
@@ -130,12 +123,6 @@ class McpEndpoint:
         self.server.streamable_http_app(
             streamable_http_path=self.PATH, stateless_http=True, transport_security=security
         )
-
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[None]:
-        """Run the SDK's session manager (once per app lifespan)."""
-        async with self.server.session_manager.run():
-            yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)

@@ -1,15 +1,10 @@
-"""The request envelope around every HTTP call: request id, drain gate, body limit, access log.
+"""The request envelope around every HTTP call, one pure ASGI middleware (cheap on streams,
+unlike `BaseHTTPMiddleware`): a request id (the client's `X-Request-ID` when sane), 503 while
+draining, 413 for a non-multipart body over `max_request_bytes` (uploads have their own limit on
+their route), HTTP metrics and one structured log line per request.
 
-One pure ASGI middleware (cheap on streams, unlike `BaseHTTPMiddleware`) that:
-- takes `X-Request-ID` from the client (if sane) or makes one, and returns it on the response;
-- answers 503 while the server drains for shutdown, and counts requests in flight;
-- refuses non-multipart bodies over `settings.max_request_bytes` with 413 while reading them
-  (uploads are multipart and have their own, larger limit on the upload route);
-- records HTTP metrics and writes one structured log line per request.
-
-Routes tell it what they learned through `request.state`: `principal` (the API key),
-`model`, `usage` (prompt and completion tokens) and `user_text` (only when
-`settings.log_user_text`). It never sees or logs the `Authorization` header.
+Routes report through `request.state`: `principal`, `model`, `usage` and `user_text` (only with
+`settings.log_user_text`). The `Authorization` header is never seen or logged.
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragbridge.api.envelope import error_response
+from ragbridge.api.envelope import send_error
 from ragbridge.api.origin import HostGuard
 from ragbridge.api.shutdown import ShutdownGate
 from ragbridge.service.telemetry import Metrics
@@ -36,21 +31,9 @@ log = logging.getLogger("ragbridge.access")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _OPEN_WHILE_DRAINING = frozenset({"/health", "/metrics"})
-UNMATCHED_ROUTE = "unmatched"
-
-
-def _request_id(incoming: str | None) -> str:
-    """The client's id when it is a short token (safe in logs), else a new one."""
-    if incoming and _REQUEST_ID.fullmatch(incoming):
-        return incoming
-    return uuid.uuid4().hex
 
 
 class _TooLarge(Exception):
-    pass
-
-
-class _Disconnected(Exception):
     pass
 
 
@@ -71,7 +54,9 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         headers = Headers(scope=scope)
-        request_id = _request_id(headers.get("x-request-id"))
+        request_id = headers.get("x-request-id", "")  # the client's, if safe in logs
+        if not _REQUEST_ID.fullmatch(request_id):
+            request_id = uuid.uuid4().hex
         state: MutableMapping[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["started_at"] = started  # perf_counter(), for time to first token
@@ -88,11 +73,11 @@ class RequestContextMiddleware:
         self.metrics.in_flight.inc()
         try:
             if self.gate.draining and scope["path"] not in _OPEN_WHILE_DRAINING:
-                await _reply(
-                    "The server is shutting down; retry on another replica or in a moment.",
-                    503,
+                await send_error(
                     scope,
                     send_with_id,
+                    "The server is shutting down; retry on another replica or in a moment.",
+                    503,
                     code="shutting_down",
                     headers={"Connection": "close", "Retry-After": "1"},
                 )
@@ -104,9 +89,9 @@ class RequestContextMiddleware:
                 message = (
                     f"Request body is larger than {limit} bytes (RAGBRIDGE_MAX_REQUEST_BYTES)."
                 )
-                await _reply(message, 413, scope, send_with_id, code="request_too_large")
+                await send_error(scope, send_with_id, message, 413, code="request_too_large")
                 return
-            except _Disconnected:
+            if app_receive is None:
                 status = 499  # the client went away before sending its body
                 return
             await self.app(scope, app_receive, send_with_id)
@@ -115,42 +100,36 @@ class RequestContextMiddleware:
             self.metrics.in_flight.dec()
             self._record(scope, state, status, time.perf_counter() - started)
 
-    async def _bounded_receive(self, headers: Headers, receive: Receive) -> Receive:
-        """Read a non-multipart body up to the limit and replay it; multipart passes through."""
+    async def _bounded_receive(self, headers: Headers, receive: Receive) -> Receive | None:
+        """Read a non-multipart body up to the limit and replay it (None if the client left);
+        multipart passes through."""
         if headers.get("content-type", "").lower().startswith("multipart/"):
             return receive
         limit = self.settings.max_request_bytes
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise _TooLarge
-        chunks: list[bytes] = []
-        size = 0
+        body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
+                return None
+            body += message.get("body", b"")
+            if len(body) > limit:
                 raise _TooLarge
-            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        replayed = False
+        pending: list[Message] = [{"type": "http.request", "body": bytes(body)}]
 
         async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return pending.pop() if pending else await receive()
 
         return replay
 
     def _record(
         self, scope: Scope, state: MutableMapping[str, Any], status: int, seconds: float
     ) -> None:
-        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
         model = state.get("model") or ""
         method = scope["method"]
         # Only models that were served (status < 400) label metrics; typos would not bound.
@@ -173,24 +152,6 @@ class RequestContextMiddleware:
             fields["user_text"] = state["user_text"]
         level = logging.WARNING if status >= 500 else logging.INFO
         log.log(level, "request", extra={"fields": fields})
-
-
-async def _reply(
-    message: str,
-    status: int,
-    scope: Scope,
-    send: Send,
-    *,
-    code: str,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Answer from the middleware itself, in OpenAI's error envelope."""
-
-    async def no_body() -> Message:
-        return {"type": "http.disconnect"}
-
-    response = error_response(message, status, code=code, headers=headers)
-    await response(scope, no_body, send)
 
 
 def install_middleware(

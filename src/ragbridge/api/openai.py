@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ragbridge.api.deps import get_chat, get_settings
+from ragbridge.api.deps import get_ragbridge, get_settings
 from ragbridge.api.relay import CLIENT_GONE, ClientGone, RelayStream, until_disconnect
 from ragbridge.api.schemas import ChatCompletion, ChatCompletionRequest, ModelList
-from ragbridge.api.security import Principal, require_principal, visible_models
+from ragbridge.api.security import require_principal, visible_models
 from ragbridge.api.usage import metered, record_completion
 from ragbridge.citations import public_base_url
 
@@ -25,12 +25,10 @@ router = APIRouter(tags=["openai"], dependencies=[Depends(require_principal)])
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def list_models(
-    request: Request, principal: Principal = Depends(require_principal)
-) -> dict[str, Any]:
+async def list_models(request: Request) -> dict[str, Any]:
     """The models a client can pick; an unreachable upstream is a 502, not an empty list."""
-    models = await get_chat(request).list_models()
-    return {"object": "list", "data": visible_models(principal, models)}
+    models = await get_ragbridge(request).chat.list_models()
+    return {"object": "list", "data": visible_models(request.state.principal, models)}
 
 
 @router.post(
@@ -50,7 +48,7 @@ async def chat_completions(request_body: ChatCompletionRequest, request: Request
     Services come from plain calls, not `Depends`: FastAPI runs sync dependencies in its thread
     pool, a hop per request that costs more than the lookups themselves.
     """
-    chat, settings = get_chat(request), get_settings(request)
+    chat, settings = get_ragbridge(request).chat, get_settings(request)
     turn = await chat.turn(
         await request.json(),
         request.headers,
@@ -68,9 +66,7 @@ async def chat_completions(request_body: ChatCompletionRequest, request: Request
             request.receive,
             settings.keepalive_interval,
         )
-        if failure := await stream.first():
-            await stream.aclose()
-            raise failure  # nothing was sent yet: a plain HTTP error
+        await stream.first()  # a failure now is a plain HTTP error: nothing was sent yet
     except ClientGone:
         return Response(status_code=CLIENT_GONE)  # the upstream call is cancelled already
     return stream  # a Response that owns the stream until its connection ends

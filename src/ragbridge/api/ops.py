@@ -1,8 +1,8 @@
-"""Operations routes: liveness, readiness.
+"""Operations routes: liveness, readiness, Prometheus metrics (who sees what: docs/hardening.md).
 
-`/ready` tells anyone only ready / not ready and the state of each part (store, upstream). The
-details (backend, upstream URL, latency, the error text) go only to the admin key, or to anyone
-when auth is off (loopback only); a failing check is logged with its detail either way.
+`/ready` shows a caller without the admin key only each part's status; a failing check is logged
+with its detail either way. `/metrics` takes `RAGBRIDGE_METRICS_KEY` (or the admin key) once one
+is set: its series carry key names and models.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from ragbridge.api.deps import get_settings, get_store, get_upstream
-from ragbridge.api.metrics import bearer_token, is_admin_token
-from ragbridge.errors import RagbridgeError
+from ragbridge.api.deps import get_metrics, get_ragbridge, get_settings
+from ragbridge.api.security import bearer_token, matches
+from ragbridge.errors import RagbridgeError, Unauthorized
 from ragbridge.llm.upstream import UpstreamClient
 from ragbridge.store.base import Store
 
@@ -34,27 +34,22 @@ async def health() -> dict[str, Any]:
 
 
 @router.get("/ready")
-async def ready(
-    request: Request,
-    upstream: UpstreamClient | None = Depends(get_upstream),
-    store: Store = Depends(get_store),
-) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
     """Ready: every dependency answers; 503 with each check's state when one does not."""
-    checks: dict[str, dict[str, Any]] = {}
-    # each dependency adds its check here
-    checks["store"] = await _store_check(store)
-    checks["upstream"] = await _upstream_check(upstream)
-    warmth = getattr(request.app.state, "warmth", None)
-    if warmth is not None:  # `warming` is still ready: queries work, the first is slower
-        checks["warm"] = warmth.check(store)
-    if (local := getattr(request.app.state, "local_model", None)) is not None:
-        checks["local_model"] = local.status()  # "loading" until the model is in memory
+    bridge = get_ragbridge(request)
+    checks = {
+        "store": await _store_check(bridge.store),
+        "upstream": await _upstream_check(bridge.upstream),
+        "warm": request.app.state.warmth.check(bridge.store),  # `warming` is still ready
+    }
+    if bridge.local_model is not None:
+        checks["local_model"] = bridge.local_model.status()  # "loading" until it is in memory
     is_ready = all(check["status"] not in ("error", "loading") for check in checks.values())
     for name, check in checks.items():
         if check["status"] == "error":
             log.warning("not ready: %s: %s", name, check.get("detail"))
     settings = get_settings(request)
-    if settings.api_key is not None and not is_admin_token(settings, bearer_token(request)):
+    if settings.api_key is not None and not matches(bearer_token(request), settings.api_key):
         checks = {name: {"status": check["status"]} for name, check in checks.items()}
     body = {"status": "ready" if is_ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if is_ready else 503)
@@ -80,3 +75,22 @@ async def _upstream_check(upstream: UpstreamClient | None) -> dict[str, Any]:
     except RagbridgeError as exc:
         return {"status": "error", "url": upstream.base_url, "detail": exc.message}
     return {"status": "ok", "url": upstream.base_url, "latency_ms": round(seconds * 1000, 1)}
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
+async def metrics(request: Request) -> Response:
+    """Counters and histograms for Prometheus: requests, latency, tokens, retrieval, ingest."""
+    settings, token = get_settings(request), bearer_token(request)
+    allowed = settings.metrics_key is None or matches(token, settings.metrics_key)
+    if not (allowed or matches(token, settings.api_key)):
+        raise Unauthorized(
+            "/metrics needs 'Authorization: Bearer <RAGBRIDGE_METRICS_KEY>' (or the admin key).",
+            code="invalid_api_key" if token else "missing_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    registry = get_metrics(request)
+    return Response(registry.render(), media_type=registry.content_type)

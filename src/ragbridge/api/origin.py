@@ -1,14 +1,10 @@
-"""Who may reach the API from a browser: a Host allow-list, and no cross-site writes without keys.
+"""Who may reach the API from a browser (docs/hardening.md): a Host allow-list, and no cross-site
+writes without keys.
 
-- **Host allow-list** (`RAGBRIDGE_ALLOWED_HOSTS`): a request whose `Host` header names another
-  host gets 421. Bound to loopback the default is the loopback names and the bind address, which
-  defeats DNS rebinding (a web page whose own name now resolves to 127.0.0.1 still sends its own
-  name as Host). Bound elsewhere the default is `*` (any), since an admin key is required there.
-- **Cross-site writes**: with auth off (no `RAGBRIDGE_API_KEY`, loopback only), any web page the
-  user opens could send the API a CORS-"simple" request, e.g. a multipart form that uploads a
-  document. A state-changing request (not GET/HEAD/OPTIONS) from a browser page of another origin
-  (`Origin`, or `Sec-Fetch-Site: cross-site`/`same-site` when no Origin is sent) gets 403, unless
-  that origin is in `RAGBRIDGE_CORS_ORIGINS`. Scripts and SDKs send neither header and pass.
+On loopback the allowed hosts default to the loopback names and the bind address, which defeats
+DNS rebinding. With auth off (loopback only) any web page could send a CORS-"simple" write, e.g.
+a multipart upload: a browser's `Origin` (or `Sec-Fetch-Site` when it sends none) tells such a
+request apart from scripts and SDKs, which send neither.
 """
 
 from __future__ import annotations
@@ -16,14 +12,15 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ragbridge.api.envelope import error_response
+from ragbridge.api.envelope import send_error
 from ragbridge.api.security import is_loopback
 from ragbridge.settings import Settings
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CLOSE = {"Connection": "close"}  # the body is never read
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str] | None:
@@ -60,26 +57,20 @@ class HostGuard:
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         if self.hosts is not None and host_name(host) not in self.hosts:
-            await _refuse(
+            message = (
                 f"Host '{host[:100]}' is not served here; add it to RAGBRIDGE_ALLOWED_HOSTS if "
-                "this server should answer to that name.",
-                421,
-                "host_not_allowed",
-                scope,
-                send,
+                "this server should answer to that name."
             )
+            await send_error(scope, send, message, 421, code="host_not_allowed", headers=_CLOSE)
             return
         write = self.check_origin and scope["method"] not in _SAFE_METHODS
         if write and (reason := self._cross_site(headers, host)):
-            await _refuse(
+            message = (
                 f"Cross-site request refused ({reason}): without an API key only this "
                 "server's own pages and non-browser clients may change data. Set "
-                "RAGBRIDGE_API_KEY, or list the page's origin in RAGBRIDGE_CORS_ORIGINS.",
-                403,
-                "cross_site_request",
-                scope,
-                send,
+                "RAGBRIDGE_API_KEY, or list the page's origin in RAGBRIDGE_CORS_ORIGINS."
             )
+            await send_error(scope, send, message, 403, code="cross_site_request", headers=_CLOSE)
             return
         await self.app(scope, receive, send)
 
@@ -97,13 +88,3 @@ class HostGuard:
         if fetch_site in ("cross-site", "same-site"):
             return f"Sec-Fetch-Site: {fetch_site}"
         return None
-
-
-async def _refuse(message: str, status: int, code: str, scope: Scope, send: Send) -> None:
-    """Answer in OpenAI's error envelope without reading the body; the connection closes."""
-
-    async def no_body() -> Message:
-        return {"type": "http.disconnect"}
-
-    response = error_response(message, status, code=code, headers={"Connection": "close"})
-    await response(scope, no_body, send)

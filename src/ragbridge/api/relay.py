@@ -1,14 +1,7 @@
-"""The lifetime of one client request's upstream work, from before the response exists to its end.
-
-`RelayStream` is created as soon as a streamed chat turn starts and is the only owner of its
-read-ahead (`Prefetch`): it watches the client connection from that moment, so the upstream call
-is cancelled (its pooled connection closed) within moments of the client leaving, whatever point
-it leaves at: while the route still waits for the first payload, before the body is first
-iterated, at the headers, mid-stream or during keep-alives. It is also the ASGI response, and its
-`__call__` closes everything in a `finally`, however the send loop ends.
-
-`until_disconnect` does the same for a non-streamed answer: the work is cancelled when the
-client goes away.
+"""The upstream work of one client request, cancelled (its pooled connection closed) within
+moments of the client leaving, wherever that happens: before the first payload, at the headers,
+mid-stream or during keep-alives. `RelayStream` does it for a streamed turn (it owns the
+read-ahead and is the ASGI response), `until_disconnect` for a non-streamed answer.
 """
 
 from __future__ import annotations
@@ -70,12 +63,9 @@ class RelayStream(Response):
         with anyio.CancelScope(shield=True):
             await self.payloads.aclose()  # cancels the upstream call now, not at the next send
 
-    async def first(self) -> BaseException | None:
-        """Wait (up to `interval`) for the first payload; the error it is, if one.
-
-        Raises `ClientGone` if the client leaves meanwhile; closes everything on any way out but
-        a normal return.
-        """
+    async def first(self) -> None:
+        """Wait (up to `interval`) for the first payload; raise it if it is an error, or
+        `ClientGone` if the client leaves meanwhile, closing everything."""
         try:
             waiter = asyncio.ensure_future(self.payloads.wait(self.interval))
             gone = asyncio.ensure_future(self.gone.wait())
@@ -83,11 +73,11 @@ class RelayStream(Response):
                 await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 gone.cancel()
-                if not waiter.done():
-                    waiter.cancel()
+                waiter.cancel()
             if self.gone.is_set():
                 raise ClientGone
-            return self.payloads.error() if waiter.result() else None
+            if waiter.result() and (error := self.payloads.error()) is not None:
+                raise error
         except BaseException:
             await self.aclose()
             raise
@@ -120,11 +110,8 @@ class RelayStream(Response):
             await self.aclose()
 
     async def _events(self) -> AsyncGenerator[bytes, None]:
-        """SSE bytes: chunks encoded (once) as they come, keep-alives in silences, errors as
-        events, `[DONE]`.
-
-        What has arrived together goes out in one write (fewer syscalls); nothing waits for more.
-        """
+        """SSE bytes: chunks encoded once, keep-alives in silences, errors as events, `[DONE]`;
+        what has arrived together goes out in one write, and nothing waits for more."""
         payloads = self.payloads
         finished = False
         while not finished and not self.gone.is_set():

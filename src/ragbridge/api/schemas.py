@@ -37,38 +37,38 @@ class ChatCompletionRequest(_Open):
     stream_options: StreamOptions | None = None
 
 
-class Choice(_Open):
+class _Choice(_Open):
     index: int
-    message: dict[str, Any]
     finish_reason: str | None = None
 
 
-class ChatCompletion(_Open):
+class Choice(_Choice):
+    message: dict[str, Any]
+
+
+class ChunkChoice(_Choice):
+    delta: dict[str, Any]
+
+
+class _Completion(_Open):
+    id: str
+    created: int
+    model: str
+    usage: dict[str, Any] | None = None
+
+
+class ChatCompletion(_Completion):
     """A non-streamed answer."""
 
-    id: str
     object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
     choices: list[Choice]
-    usage: dict[str, Any] | None = None
 
 
-class ChunkChoice(_Open):
-    index: int
-    delta: dict[str, Any]
-    finish_reason: str | None = None
-
-
-class ChatCompletionChunk(_Open):
+class ChatCompletionChunk(_Completion):
     """One `data:` event of a streamed answer."""
 
-    id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChunkChoice]
-    usage: dict[str, Any] | None = None
 
 
 class ModelCard(_Open):

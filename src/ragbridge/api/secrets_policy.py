@@ -1,12 +1,7 @@
-"""Secrets a deployment hands ragbridge: refused at start when weak, and client keys made at start.
-
-- The admin key (`RAGBRIDGE_API_KEY`, when listening beyond loopback), the metrics key and the
-  bootstrap keys must be at least `MIN_SECRET_CHARS` long and no placeholder such as
-  `change-me-admin-key`: a deployment started from an unedited example refuses to start with one
-  line that says which setting to change and how to make a key.
-- `RAGBRIDGE_BOOTSTRAP_KEYS` (`{"open-webui": "rb-…"}`) names non-admin keys that exist from
-  the start, so Compose or Kubernetes can give a client (Open WebUI) its own key without ever
-  sharing the admin key. The store keeps only their hashes; a changed key replaces the old one.
+"""Secrets a deployment hands ragbridge (docs/hardening.md): a key shorter than
+`MIN_SECRET_CHARS` or left at an example's placeholder refuses to start, with one line naming the
+setting; `RAGBRIDGE_BOOTSTRAP_KEYS` are non-admin keys made at start (hashes only; a changed key
+replaces the old one), so a client such as Open WebUI never needs the admin key.
 """
 
 from __future__ import annotations
@@ -33,24 +28,13 @@ class WeakSecretError(UnsafeBindError):
     """A configured key that anyone could guess: refused at start."""
 
 
-def weakness(secret: str) -> str | None:
-    """Why `secret` is not fit to guard the API, or None when it is."""
-    lowered = secret.lower()
-    if any(marker in lowered for marker in _PLACEHOLDERS):
-        return "is the example's placeholder"
-    if len(secret) < MIN_SECRET_CHARS:
-        return f"is {len(secret)} characters long; at least {MIN_SECRET_CHARS} are needed"
-    return None
-
-
 def check_secrets(settings: Settings) -> None:
     """Raise `WeakSecretError` (one line, naming the setting) for any key unfit to use."""
     if settings.api_key is not None and not is_loopback(settings.host):
         _require_strong("RAGBRIDGE_API_KEY", settings.api_key)
     if settings.metrics_key is not None:
         _require_strong("RAGBRIDGE_METRICS_KEY", settings.metrics_key)
-    admin = settings.api_key.get_secret_value() if settings.api_key else None
-    seen: set[str] = set()
+    seen = {settings.api_key.get_secret_value()} if settings.api_key else set()
     for name, key in settings.bootstrap_keys.items():
         where = f"RAGBRIDGE_BOOTSTRAP_KEYS[{name!r}]"
         if name in RESERVED_NAMES or not name.replace("-", "").replace("_", "").isalnum():
@@ -62,14 +46,20 @@ def check_secrets(settings: Settings) -> None:
                 f'`echo "{KEY_PREFIX}$(openssl rand -hex 32)"`.'
             )
         _require_strong(where, key)
-        if value == admin or value in seen:
+        if value in seen:
             raise WeakSecretError(f"{where} must differ from the admin key and the other keys.")
         seen.add(value)
 
 
 def _require_strong(where: str, secret: SecretStr) -> None:
-    if reason := weakness(secret.get_secret_value()):
-        raise WeakSecretError(f"Refusing to start: {where} {reason}; {_HOW}.")
+    value = secret.get_secret_value()
+    if any(marker in value.lower() for marker in _PLACEHOLDERS):
+        reason = "is the example's placeholder"
+    elif len(value) < MIN_SECRET_CHARS:
+        reason = f"is {len(value)} characters long; at least {MIN_SECRET_CHARS} are needed"
+    else:
+        return
+    raise WeakSecretError(f"Refusing to start: {where} {reason}; {_HOW}.")
 
 
 async def ensure_bootstrap_keys(store: Store, keys: dict[str, SecretStr]) -> None:

@@ -1,20 +1,12 @@
 """Who is calling, what they may touch, and how fast: API keys, collection scope, rate limits.
 
-Routes opt in with dependencies:
-- `Depends(require_principal)` on every API router: resolves the `Authorization: Bearer` key
-  to a `Principal`, enforces input limits and the key's rate limits;
-- `Depends(require_admin)` on routes that change things (collections, documents, keys);
-- `Depends(require_collection)` on routes with a `{name}` collection path parameter, and
-  `ensure_collection_access(principal, name)` where the collection comes in the body;
-- `visible_models` on the `/v1/models` list, for the `rag/<collection>[/<model>]` models; a chat
-  turn checks its model against the key's scope once, as `ChatService.turn` resolves it
-  (`ensure_model_access` does it for callers outside a turn).
-
-A key limited to some collections gets 404 for the others, with the same message as a
-collection (or model) that does not exist: a scoped key cannot even learn that they exist.
-
-Auth is off when no admin key (`RAGBRIDGE_API_KEY`) is configured: every caller is the
-unlimited `anonymous` admin. `check_bind_safety` makes that possible only on loopback.
+`require_principal` (on every API router) resolves the Bearer key to a `Principal` and checks
+input and rate limits, once; `require_admin` guards routes that change things; collection scope
+is checked by `require_collection` (a `{name}` path parameter), `ensure_collection_access` (a
+collection in the body) and, for `rag/<collection>` models, `visible_models` and the chat turn.
+A scoped key gets 404 for other collections, with the same message as a missing one, so it
+cannot even learn that they exist. With no admin key (`RAGBRIDGE_API_KEY`) auth is off: every
+caller is the unlimited `anonymous` admin, which `check_bind_safety` allows only on loopback.
 """
 
 from __future__ import annotations
@@ -27,6 +19,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from ragbridge.api.deps import get_metrics, get_rate_limiter, get_settings, get_store
 from ragbridge.errors import Forbidden, InvalidRequest, NotFound, RateLimited, Unauthorized
@@ -86,18 +79,33 @@ def check_bind_safety(settings: Settings) -> None:
         )
 
 
-async def _authenticate(request: Request, token: str | None) -> Principal:
+def bearer_token(request: Request) -> str | None:
+    """The `Authorization: Bearer` token of a request, if it sent one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def matches(token: str | None, secret: SecretStr | None) -> bool:
+    """Whether `token` is `secret` (constant-time); False when either is missing."""
+    if token is None or secret is None:
+        return False
+    return secrets.compare_digest(token.encode(), secret.get_secret_value().encode())
+
+
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
     settings = get_settings(request)
     if settings.api_key is None:
         return Principal(ANONYMOUS, is_admin=True)
+    token = credentials.credentials if credentials else None
     if not token:
         raise Unauthorized(
             "Missing API key. Send it as 'Authorization: Bearer <key>'.",
             code="missing_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    admin_key = settings.api_key.get_secret_value()
-    if secrets.compare_digest(token.encode(), admin_key.encode()):
+    if matches(token, settings.api_key):
         return Principal(ADMIN, is_admin=True)
     # A hash lookup needs no constant-time compare: timing could only reveal hash prefixes,
     # and finding a key with a given hash prefix is as hard as guessing the key.
@@ -114,9 +122,8 @@ async def _authenticate(request: Request, token: str | None) -> Principal:
 async def _json_payload(request: Request) -> Mapping[str, Any] | None:
     """The JSON body as FastAPI parsed it (Starlette caches it), or None."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if request.method not in ("POST", "PUT", "PATCH") or not (
-        content_type == "application/json" or content_type.endswith("+json")
-    ):
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    if request.method not in ("POST", "PUT", "PATCH") or not is_json:
         return None
     try:
         payload = await request.json()
@@ -134,12 +141,8 @@ def _last_user_text(payload: Mapping[str, Any]) -> str:
 
 
 async def _inspect(request: Request, settings: Settings) -> int:
-    """Note model and (if configured) user text for the log, check input limits (the one
-    place they are checked, before the key is charged).
-
-    Returns the estimated prompt tokens the request asks for: the one estimate a chat turn
-    uses (`request.state.prompt_estimate`, then `ChatTurn.prompt_tokens`).
-    """
+    """Note model and (if configured) user text for the log, check input limits (the one place,
+    before the key is charged); the prompt's token estimate, the one a chat turn uses."""
     payload = await _json_payload(request)
     if payload is None:
         return 0
@@ -163,20 +166,15 @@ async def require_principal(
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> Principal:
     """The authenticated caller, within its input and rate limits; also on `request.state`."""
-    settings = get_settings(request)
-    principal = await _authenticate(request, credentials.credentials if credentials else None)
-    request.state.principal = principal
-    tokens = await _inspect(request, settings)
-    request.state.prompt_estimate = tokens
+    principal = request.state.principal = await _authenticate(request, credentials)
+    tokens = request.state.prompt_estimate = await _inspect(request, get_settings(request))
     return await _charge(request, principal, tokens)
 
 
 async def authorize_bearer(request: Request) -> Principal:
     """`require_principal` for a request whose body must stay unread (the MCP endpoint reads
     it itself): the key and its request rate limit, no input limits. Also on `request.state`."""
-    credentials = await _bearer(request)
-    principal = await _authenticate(request, credentials.credentials if credentials else None)
-    request.state.principal = principal
+    principal = request.state.principal = await _authenticate(request, await _bearer(request))
     return await _charge(request, principal, 0)
 
 

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.datastructures import State
 
 from ragbridge import __version__
-from ragbridge.api.deps import get_retriever, get_settings, get_store
+from ragbridge.api.deps import get_ragbridge, get_settings
 from ragbridge.api.envelope import install_error_handlers
-from ragbridge.api.security import Principal, require_principal
+from ragbridge.api.security import require_principal
 from ragbridge.citations import public_base_url
 from ragbridge.tools import DocumentArgs, SearchArgs, Toolbox
 
@@ -28,22 +28,15 @@ router = APIRouter(dependencies=[Depends(require_principal)])
 
 def toolbox_for(request: Request) -> Toolbox:
     """The tools over this app's store and retriever, linking passages at the caller's URL."""
-    settings = get_settings(request)
-    return Toolbox(
-        settings, get_store(request), get_retriever(request), public_base_url(request, settings)
-    )
-
-
-def _principal(request: Request) -> Principal:
-    principal: Principal = request.state.principal
-    return principal
+    settings, bridge = get_settings(request), get_ragbridge(request)
+    return Toolbox(settings, bridge.store, bridge.retriever, public_base_url(request, settings))
 
 
 @router.post("/list_collections", operation_id="list_collections", summary="List collections")
 async def list_collections(request: Request) -> dict[str, Any]:
     """List the document collections you can search, with how many documents and passages each
     holds. Call this first when you do not know which collection to search."""
-    return await toolbox_for(request).list_collections(_principal(request))
+    return await toolbox_for(request).list_collections(request.state.principal)
 
 
 @router.post("/search", operation_id="search", summary="Search a collection")
@@ -52,14 +45,14 @@ async def search(args: SearchArgs, request: Request) -> dict[str, Any]:
     the best passages, best first: each with its text, source file, page, headings, score and a
     URL that opens it. Cite passages by their source; pass document_id to get_document for
     the surrounding text."""
-    return await toolbox_for(request).search(_principal(request), args)
+    return await toolbox_for(request).search(request.state.principal, args)
 
 
 @router.post("/get_document", operation_id="get_document", summary="Read a document")
 async def get_document(args: DocumentArgs, request: Request) -> dict[str, Any]:
     """Read a document of a collection in order, passage by passage (a window of at most
     max_chunks passages from first_chunk), e.g. to see the context of a search result."""
-    return await toolbox_for(request).get_document(_principal(request), args)
+    return await toolbox_for(request).get_document(request.state.principal, args)
 
 
 def create_tools_app(state: State) -> FastAPI:
@@ -69,8 +62,6 @@ def create_tools_app(state: State) -> FastAPI:
         version=__version__,
         description="Search your ragbridge document collections: list_collections, search, "
         "get_document. Authenticate with a ragbridge API key (Bearer).",
-        openapi_url="/openapi.json",
-        docs_url="/docs",
         redoc_url=None,
     )
     app.state = state

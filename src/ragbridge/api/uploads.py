@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 _MAX_FIELD_BYTES = 64 * 1024  # other form fields are ignored, but bounded
 _MAX_PARTS = 16
-
-
 _MAX_NAME_CHARS = 512
 
 

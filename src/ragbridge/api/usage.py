@@ -16,27 +16,24 @@ import anyio
 from fastapi import Request
 
 from ragbridge.api.deps import get_metrics, get_rate_limiter
+from ragbridge.api.security import Principal
 from ragbridge.chat import ChatTurn
 from ragbridge.llm.chunks import Chunk
-from ragbridge.service.api_keys import ANONYMOUS
 from ragbridge.text.tokens import estimate_tokens
 
 
 async def record_usage(
     request: Request, *, model: str, prompt_tokens: int, completion_tokens: int
 ) -> None:
-    """Count a finished answer's tokens: metrics, the key's token budget, the log line.
-
-    Tokens beyond the prompt estimate charged on arrival are charged to the key now.
-    """
-    principal = getattr(request.state, "principal", None)
-    key = principal.name if principal is not None else ANONYMOUS
+    """Count a finished answer's tokens: metrics, the log line, and the key's token budget
+    (what the prompt estimate charged on arrival did not cover)."""
+    principal: Principal = request.state.principal  # every route that answers requires one
     request.state.usage = (prompt_tokens, completion_tokens)
-    get_metrics(request).add_tokens(model, key, prompt_tokens, completion_tokens)
-    if principal is not None and not principal.limits.unlimited:
+    get_metrics(request).add_tokens(model, principal.name, prompt_tokens, completion_tokens)
+    if not principal.limits.unlimited:
         reserved: int = getattr(request.state, "reserved_tokens", 0)
         extra = max(0, prompt_tokens - reserved) + completion_tokens
-        await get_rate_limiter(request).add_tokens(key, extra)
+        await get_rate_limiter(request).add_tokens(principal.name, extra)
 
 
 def _reported(usage: Any) -> tuple[int, int] | None:
@@ -82,18 +79,16 @@ async def metered(
     Closing this generator closes `chunks` (and so cancels the upstream request).
     """
     started: float = getattr(request.state, "started_at", time.perf_counter())
-    first_token = False
     content_chunks = 0
     usage: tuple[int, int] | None = None
     try:
         async for chunk in chunks:
             usage = _reported(chunk.get("usage")) or usage
             if _has_content(chunk):
-                content_chunks += 1
-                if not first_token:
-                    first_token = True
+                if not content_chunks:
                     elapsed = time.perf_counter() - started
                     get_metrics(request).observe_ttft(turn.model, elapsed)
+                content_chunks += 1
             yield chunk
     finally:
         with anyio.CancelScope(shield=True):

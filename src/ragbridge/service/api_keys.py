@@ -45,11 +45,6 @@ class NewKey:
     record: ApiKeyRecord
 
 
-def _check_limit(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise InvalidRequest(f"{name} must be a positive number.", param=name)
-
-
 async def create_key(
     store: Store,
     name: str,
@@ -67,8 +62,9 @@ async def create_key(
             "Key names are 1-64 letters, digits, '.', '_' or '-', not 'admin' or 'anonymous'.",
             param="name",
         )
-    _check_limit("rpm", rpm)
-    _check_limit("tpm", tpm)
+    for param, limit in (("rpm", rpm), ("tpm", tpm)):
+        if limit is not None and limit < 1:
+            raise InvalidRequest(f"{param} must be a positive number.", param=param)
     scope: tuple[str, ...] | None = None
     if collections is not None:
         scope = tuple(dict.fromkeys(c.strip() for c in collections if c.strip()))

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from ragbridge.service.redis_connection import RedisBreaker
 
+_PREFIX = "ragbridge:ratelimit"
+
 # Shared prologue: the server's time, and both windows with their expired entries dropped.
 # A spend is stored as the member "<id>:<tokens>" so one sorted set holds time and amount.
 _PROLOGUE = """
@@ -89,18 +91,15 @@ return 1
 class RedisRateLimiter:
     """`RateLimiter` on Redis: one count per key for all replicas. Raises on Redis errors."""
 
-    def __init__(
-        self, client: Redis, *, window: float = 60.0, prefix: str = "ragbridge:ratelimit"
-    ) -> None:
+    def __init__(self, client: Redis, *, window: float = 60.0) -> None:
         self.client = client
         self.window = window
-        self.prefix = prefix
         self._acquire = client.register_script(_ACQUIRE)
         self._add_tokens = client.register_script(_ADD_TOKENS)
 
     def keys_for(self, key: str) -> list[str]:
         """The Redis keys holding `key`'s requests and spends (one hash slot, for Cluster)."""
-        return [f"{self.prefix}:{{{key}}}:requests", f"{self.prefix}:{{{key}}}:tokens"]
+        return [f"{_PREFIX}:{{{key}}}:requests", f"{_PREFIX}:{{{key}}}:tokens"]
 
     async def acquire(self, key: str, limits: Limits, tokens: int = 0) -> Decision:
         if limits.unlimited:

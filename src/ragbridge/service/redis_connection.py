@@ -34,16 +34,16 @@ SOCKET_TIMEOUT = 0.5
 """Seconds a Redis connect or command may take before it counts as an outage."""
 
 
-def open_redis(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> Redis:
+def open_redis(url: str) -> Redis:
     """A client with one connection pool for `url`; connects lazily, so startup never waits.
 
     One immediate retry after a connection error replaces a pooled connection that went stale
-    (Redis restarted); a timeout is not retried, so no call waits longer than `socket_timeout`.
+    (Redis restarted); a timeout is not retried, so no call waits longer than `SOCKET_TIMEOUT`.
     """
     client: Redis = Redis.from_url(
         url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         health_check_interval=30,
     )
@@ -51,7 +51,8 @@ def open_redis(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> Redis:
 
 
 class RedisBreaker:
-    """Decides per call whether `component` uses Redis or its in-process fallback."""
+    """Decides per call whether `component` uses Redis or its in-process fallback; `up` is
+    whether the last Redis call succeeded."""
 
     def __init__(
         self,
@@ -63,49 +64,39 @@ class RedisBreaker:
     ) -> None:
         self.component = component
         self.backoff = backoff
-        self._metrics = metrics
+        self.up = True
+        self._metrics = metrics or Metrics()
         self._clock = clock
-        self._up = True
         self._retry_at = 0.0
-        if metrics is not None:
-            metrics.set_redis_up(component, True)
-
-    @property
-    def up(self) -> bool:
-        """Whether the last Redis call succeeded."""
-        return self._up
+        self._metrics.set_redis_up(component, True)
 
     async def call(
         self, on_redis: Callable[[], Awaitable[T]], in_process: Callable[[], Awaitable[T]]
     ) -> T:
         """`on_redis()` while Redis works (or is due a retry), else `in_process()`."""
-        if self._due():
-            try:
-                result = await on_redis()
-            except RedisError as exc:
-                self._failed(exc)
-            else:
-                self._succeeded()
-                return result
+        if not self.up:
+            now = self._clock()
+            if now < self._retry_at:
+                return await in_process()
+            self._retry_at = now + self.backoff  # one probe at a time; the others stay in-process
+        try:
+            result = await on_redis()
+        except RedisError as exc:
+            self._failed(exc)
+        else:
+            if not self.up:
+                self.up = True
+                self._metrics.set_redis_up(self.component, True)
+                log.warning("Redis is back for %s; shared again across replicas", self.component)
+            return result
         return await in_process()
-
-    def _due(self) -> bool:
-        if self._up:
-            return True
-        now = self._clock()
-        if now < self._retry_at:
-            return False
-        self._retry_at = now + self.backoff  # one probe at a time; the others stay in-process
-        return True
 
     def _failed(self, exc: RedisError) -> None:
         self._retry_at = self._clock() + self.backoff
-        if self._metrics is not None:
-            self._metrics.count_redis_error(self.component)
-        if self._up:
-            self._up = False
-            if self._metrics is not None:
-                self._metrics.set_redis_up(self.component, False)
+        self._metrics.count_redis_error(self.component)
+        if self.up:
+            self.up = False
+            self._metrics.set_redis_up(self.component, False)
             log.warning(
                 "Redis unavailable for %s (%s: %s); serving in-process until it answers "
                 "again (retrying every %g s)",
@@ -116,11 +107,3 @@ class RedisBreaker:
             )
         else:
             log.debug("Redis still unavailable for %s: %s", self.component, exc)
-
-    def _succeeded(self) -> None:
-        if self._up:
-            return
-        self._up = True
-        if self._metrics is not None:
-            self._metrics.set_redis_up(self.component, True)
-        log.warning("Redis is back for %s; shared again across replicas", self.component)

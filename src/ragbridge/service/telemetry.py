@@ -7,6 +7,8 @@ configuration (key names) are capped, so nobody can grow the registry without bo
 
 from __future__ import annotations
 
+from functools import partial
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -32,12 +34,9 @@ class _CappedLabel:
         self._seen: set[str] = set()
 
     def __call__(self, value: str) -> str:
-        if value in self._seen:
-            return value
-        if len(self._seen) >= self._cap:
-            return OTHER
-        self._seen.add(value)
-        return value
+        if value not in self._seen and len(self._seen) < self._cap:
+            self._seen.add(value)
+        return value if value in self._seen else OTHER
 
 
 class Metrics:
@@ -49,91 +48,76 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._model = _CappedLabel(label_cap)
         self._key = _CappedLabel(label_cap)
-        reg = self.registry
-        self.requests = Counter(
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        self.requests = counter(
             "ragbridge_http_requests",
             "HTTP requests by route template, status and model.",
             ["method", "route", "status", "model"],
-            registry=reg,
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = histogram(
             "ragbridge_http_request_duration_seconds",
             "Time from request to the end of the response (whole stream), by route.",
             ["method", "route"],
             buckets=_LATENCY_BUCKETS,
-            registry=reg,
         )
-        self.in_flight = Gauge(
-            "ragbridge_http_requests_in_flight", "Requests being served now.", registry=reg
-        )
-        self.ttft_seconds = Histogram(
+        self.in_flight = gauge("ragbridge_http_requests_in_flight", "Requests being served now.")
+        self.ttft_seconds = histogram(
             "ragbridge_time_to_first_token_seconds",
             "Time from request to the first generated token, by model.",
             ["model"],
             buckets=_TTFT_BUCKETS,
-            registry=reg,
         )
-        self.upstream_retries = Counter(
-            "ragbridge_upstream_retries",
-            "Retried upstream calls, by reason.",
-            ["reason"],
-            registry=reg,
+        self.upstream_retries = counter(
+            "ragbridge_upstream_retries", "Retried upstream calls, by reason.", ["reason"]
         )
-        self.upstream_errors = Counter(
+        self.upstream_errors = counter(
             "ragbridge_upstream_errors",
             "Failed upstream calls (after retries), by reason.",
             ["reason"],
-            registry=reg,
         )
-        self.tokens = Counter(
+        self.tokens = counter(
             "ragbridge_tokens",
             "Tokens by model, API key name and direction (prompt or completion).",
             ["model", "key", "direction"],
-            registry=reg,
         )
-        self.retrieval_seconds = Histogram(
+        self.retrieval_seconds = histogram(
             "ragbridge_retrieval_duration_seconds",
             "Retrieval latency by mode.",
             ["mode"],
             buckets=_RETRIEVAL_BUCKETS,
-            registry=reg,
         )
-        self.retrieval_hits = Histogram(
+        self.retrieval_hits = histogram(
             "ragbridge_retrieval_hits",
             "Passages returned per retrieval, by mode.",
             ["mode"],
             buckets=_HITS_BUCKETS,
-            registry=reg,
         )
-        self.ingested = Counter(
+        self.ingested = counter(
             "ragbridge_ingest_documents",
             "Documents through ingest, by outcome (added, updated, unchanged, failed).",
             ["status"],
-            registry=reg,
         )
-        self.cache_lookups = Counter(
+        self.cache_lookups = counter(
             "ragbridge_cache_lookups",
             "Cache lookups by cache and result (hit or miss); hit ratio = hit / total.",
             ["cache", "result"],
-            registry=reg,
         )
-        self.rate_limited = Counter(
+        self.rate_limited = counter(
             "ragbridge_rate_limited_requests",
             "Requests refused by a rate limit, by key name and limit (requests or tokens).",
             ["key", "limit"],
-            registry=reg,
         )
-        self.redis_errors = Counter(
+        self.redis_errors = counter(
             "ragbridge_redis_errors",
             "Failed Redis calls by component (cache, ratelimit); each was served in-process.",
             ["component"],
-            registry=reg,
         )
-        self.redis_up = Gauge(
+        self.redis_up = gauge(
             "ragbridge_redis_up",
             "1 while a component uses Redis, 0 while it serves in-process after a failure.",
             ["component"],
-            registry=reg,
         )
 
     # --- HTTP (recorded by the request middleware) ---------------------------------------
