@@ -52,7 +52,9 @@ class SharedQueryEmbeddings:
 
     async def embed_query(self, text: str) -> Vector:
         key = cache_key(CACHE_NAME, self.embedder.name, text)
-        cached = _decode(await self._cache.get(key))
+        data = await self._cache.get(key)
+        # A float32 vector, read-only like the embedder's own; anything else is a miss.
+        cached = np.frombuffer(data, dtype=np.float32) if data and not len(data) % 4 else None
         if self._metrics is not None:
             self._metrics.count_cache(CACHE_NAME, cached is not None)
         if cached is not None:
@@ -63,10 +65,3 @@ class SharedQueryEmbeddings:
 
     async def close(self) -> None:
         await self.embedder.close()
-
-
-def _decode(data: bytes | None) -> Vector | None:
-    """A cached float32 vector (read-only, like the embedder's own), or None."""
-    if not data or len(data) % 4:
-        return None
-    return np.frombuffer(data, dtype=np.float32)

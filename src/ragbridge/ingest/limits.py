@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ragbridge.errors import DocumentError, PayloadTooLarge
@@ -29,13 +29,9 @@ class IngestLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestLimits:
+        """Each limit from the setting of its name with `ingest_` in front."""
         return cls(
-            max_records=settings.ingest_max_records,
-            max_record_bytes=settings.ingest_max_record_bytes,
-            max_json_depth=settings.ingest_max_json_depth,
-            max_pdf_pages=settings.ingest_max_pdf_pages,
-            max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
-            max_zip_ratio=settings.ingest_max_zip_ratio,
+            **{field.name: getattr(settings, f"ingest_{field.name}") for field in fields(cls)}
         )
 
     def check_records(self, source: str, count: int) -> None:
@@ -125,16 +121,13 @@ class IngestLimits:
             total += member.file_size
             ratio = member.file_size / max(member.compress_size, 1)
             if member.file_size > 1024 * 1024 and ratio > self.max_zip_ratio:
-                raise self._ratio_error(source, member.filename, ratio)
+                raise PayloadTooLarge(
+                    f"{source}: {member.filename} inflates {ratio:.0f}x; the limit is "
+                    f"RAGBRIDGE_INGEST_MAX_ZIP_RATIO={self.max_zip_ratio}",
+                    code="zip_bomb",
+                )
         if total > self.max_unzipped_bytes:
             raise self._size_error(source, total)
-
-    def _ratio_error(self, source: str, name: str, ratio: float) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"{source}: {name} inflates {ratio:.0f}x; the limit is "
-            f"RAGBRIDGE_INGEST_MAX_ZIP_RATIO={self.max_zip_ratio}",
-            code="zip_bomb",
-        )
 
     def _size_error(self, source: str, size: int) -> PayloadTooLarge:
         return PayloadTooLarge(

@@ -9,18 +9,8 @@ from pathlib import PurePosixPath
 
 from ragbridge import plugins
 from ragbridge.errors import DocumentError, UnsupportedMediaType
-from ragbridge.ingest.documents import LoadedDocument, Section, decode_text
+from ragbridge.ingest.documents import LoadedDocument, decode_text
 from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
-
-__all__ = [
-    "IngestLimits",
-    "LoadedDocument",
-    "Section",
-    "detect_format",
-    "extension_formats",
-    "load",
-    "supported_extensions",
-]
 
 
 def extension_formats() -> dict[str, str]:

@@ -16,7 +16,7 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
 from ragbridge.errors import DocumentError, PayloadTooLarge
 from ragbridge.ingest.documents import LoadedDocument, Section, whole_file
-from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
+from ragbridge.ingest.limits import IngestLimits
 from ragbridge.ingest.markup import HeadingPath
 
 log = logging.getLogger(__name__)
@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 _HEADING_STYLE = re.compile(r"^(?:heading|제목)\s*([1-9])$", re.IGNORECASE)
 
 
-def read_pdf(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_pdf(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """PDF: one section per page with its 0-based page number; encrypted or corrupt is an error."""
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
@@ -68,9 +66,7 @@ def _opens_without_password(reader: pypdf.PdfReader) -> bool:
         return False
 
 
-def read_docx(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_docx(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """DOCX: body paragraphs and tables in order, a new section at every heading. The zip is
     checked and inflated within `limits` first (a zip bomb is refused before it inflates)."""
     inflated = limits.inflate_zip(source, data)

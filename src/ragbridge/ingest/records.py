@@ -10,42 +10,28 @@ from typing import Any
 
 from ragbridge.errors import DocumentError
 from ragbridge.ingest.documents import LoadedDocument, Section, decode_text, sha256, whole_file
-from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
+from ragbridge.ingest.limits import IngestLimits
 
 _TITLE_FIELDS = ("title", "name", "heading", "subject")
 _DELIMITERS = ",;\t|"
 
 
-def read_json(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_json(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """JSON: an object of records (all values objects, or all strings) or an array of objects
     gives one document per record; any other shape is one document."""
     value = _parse_json(decode_text(data, source), source, limits)
+    records: list[tuple[str, str | None, Any]]
     if isinstance(value, dict) and _is_record_map(value):
-        limits.check_records(source, len(value))
-        return _non_empty(
-            source,
-            [
-                _record(f"{source}#{key}", str(key), record, "json", limits)
-                for key, record in value.items()
-            ],
-        )
-    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-        limits.check_records(source, len(value))
-        return _non_empty(
-            source,
-            [
-                _record(f"{source}#row-{number}", None, item, "json", limits)
-                for number, item in enumerate(value, start=1)
-            ],
-        )
-    return whole_file(source, data, "json", [Section("\n".join(flatten(value)))])
+        records = [(f"{source}#{key}", str(key), record) for key, record in value.items()]
+    elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        records = [(f"{source}#row-{n}", None, item) for n, item in enumerate(value, start=1)]
+    else:
+        return whole_file(source, data, "json", [Section("\n".join(flatten(value)))])
+    limits.check_records(source, len(records))
+    return _non_empty(source, [_record(*record, "json", limits) for record in records])
 
 
-def read_jsonl(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_jsonl(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """JSON Lines: one document per non-blank line."""
     documents: list[LoadedDocument] = []
     lines = decode_text(data, source).splitlines()
@@ -60,9 +46,7 @@ def read_jsonl(
     return _non_empty(source, documents)
 
 
-def read_csv(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_csv(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """CSV or TSV with a header row: one document per row, header names as field names."""
     text = decode_text(data, source)
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from ragbridge.ingest.documents import LoadedDocument
 from ragbridge.text.scripts import CJK_CHARS, HANGUL, HANGUL_CHARS, kiwi
@@ -173,7 +174,7 @@ class TextSplitter:
             total = tokens if tokens is not None else self.count_tokens(text[start:end])
             yield from self._hard_split(text, start, end, limit, total)
             return
-        spans = _LEVELS[level](self, text, start, end)
+        spans = _LEVELS[level](text, start, end)
         if len(spans) == 1:  # no boundary of this kind inside: try the next finer kind
             span_start, span_end = spans[0]
             known = tokens if (span_start, span_end) == (start, end) else None
@@ -241,34 +242,18 @@ class TextSplitter:
             break
         return kept
 
-    def _paragraphs(self, text: str, start: int, end: int) -> list[Span]:
-        return _between(_PARAGRAPH_BREAK, text, start, end)
 
-    def _sentences(self, text: str, start: int, end: int) -> list[Span]:
-        spans = _between(_SENTENCE_BREAK, text, start, end)
-        if len(spans) == 1 and HANGUL.search(text, start, end):
-            return self._korean_sentences(text, start, end) or spans
-        return spans
-
-    def _korean_sentences(self, text: str, start: int, end: int) -> list[Span]:
-        """Kiwi finds Korean sentence ends that carry no punctuation (…했다 그리고 …)."""
+def _sentences(text: str, start: int, end: int) -> list[Span]:
+    """Sentences by punctuation; in Korean without any, Kiwi finds ends like `…했다 그리고 …`."""
+    spans = _between(_SENTENCE_BREAK, text, start, end)
+    if len(spans) == 1 and HANGUL.search(text, start, end):
         sentences = kiwi().split_into_sents(text[start:end])
-        return [(start + s.start, start + s.end) for s in sentences if s.end > s.start]
-
-    def _lines(self, text: str, start: int, end: int) -> list[Span]:
-        return _between(_LINE_BREAK, text, start, end)
-
-    def _words(self, text: str, start: int, end: int) -> list[Span]:
-        return [match.span() for match in _WORD.finditer(text, start, end)]
+        return [(start + s.start, start + s.end) for s in sentences if s.end > s.start] or spans
+    return spans
 
 
-_LEVELS: tuple[Callable[[TextSplitter, str, int, int], list[Span]], ...] = (
-    TextSplitter._paragraphs,
-    TextSplitter._sentences,
-    TextSplitter._lines,
-    TextSplitter._words,
-)
-"""Boundaries to cut at, coarsest first."""
+def _words(text: str, start: int, end: int) -> list[Span]:
+    return [match.span() for match in _WORD.finditer(text, start, end)]
 
 
 def _bare_headings(text: str, headings: tuple[str, ...]) -> list[str]:
@@ -295,3 +280,12 @@ def _trim(text: str, start: int, end: int) -> Span | None:
     while end > start and text[end - 1].isspace():
         end -= 1
     return (start, end) if start < end else None
+
+
+_LEVELS: tuple[Callable[[str, int, int], list[Span]], ...] = (
+    partial(_between, _PARAGRAPH_BREAK),
+    _sentences,
+    partial(_between, _LINE_BREAK),
+    _words,
+)
+"""Boundaries to cut at, coarsest first."""
