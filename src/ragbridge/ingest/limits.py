@@ -43,12 +43,15 @@ class IngestLimits:
                 code="too_many_records",
             )
 
-    def check_record_size(self, where: str, size: int) -> None:
-        """Refuse one record larger than `max_record_bytes` (413)."""
-        if size > self.max_record_bytes:
-            raise self.record_too_large(where, f"a record of {size} bytes")
+    def check_record_size(self, where: str, text: str) -> None:
+        """Refuse one record whose text is over `max_record_bytes` in UTF-8 (413); UTF-8 takes at
+        most 4 bytes a character, so only a text longer than a quarter of that is encoded."""
+        if len(text) * 4 > self.max_record_bytes:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > self.max_record_bytes:
+                raise self.record_too_large(where, f"a record of {size} bytes")
 
-    def record_too_large(self, where: str, what: str = "a record too large") -> PayloadTooLarge:
+    def record_too_large(self, where: str, what: str) -> PayloadTooLarge:
         return PayloadTooLarge(
             f"{where}: {what}; the limit is "
             f"RAGBRIDGE_INGEST_MAX_RECORD_BYTES={self.max_record_bytes}",

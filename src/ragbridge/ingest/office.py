@@ -6,6 +6,7 @@ import io
 import logging
 import re
 from collections.abc import Iterator
+from itertools import groupby
 
 import docx
 import pypdf
@@ -113,13 +114,9 @@ def _heading_level(paragraph: Paragraph) -> int | None:
 
 
 def _table_text(table: Table) -> str:
-    """A table as lines of cells joined by ` | `, merged cells once."""
-    rows = []
+    """A table as lines of cells joined by ` | `, merged cells (repeated side by side) once."""
+    lines = []
     for row in table.rows:
-        cells: list[str] = []
-        for cell in row.cells:
-            text = " ".join(cell.text.split())
-            if not cells or cells[-1] != text:
-                cells.append(text)
-        rows.append(" | ".join(cells))
-    return "\n".join(rows)
+        cells = (" ".join(cell.text.split()) for cell in row.cells)
+        lines.append(" | ".join(text for text, _ in groupby(cells)))
+    return "\n".join(lines)

@@ -38,7 +38,7 @@ def read_jsonl(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDoc
     for line_number, line in enumerate(lines, start=1):
         if line.strip():
             where = f"{source} line {line_number}"
-            _check_text_size(limits, where, line)
+            limits.check_record_size(where, line)
             value = _parse_json(line, where, limits)
             number = len(documents) + 1
             limits.check_records(source, number)
@@ -59,7 +59,7 @@ def read_csv(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocum
     csv.field_size_limit(limits.max_record_bytes)  # process-wide; a longer field is refused
     try:
         for row in csv.reader(io.StringIO(text), dialect):
-            _check_text_size(limits, f"{source} row {len(rows)}", "".join(row))
+            limits.check_record_size(f"{source} row {len(rows)}", "".join(row))
             rows.append(row)
             limits.check_records(source, len(rows) - 1)
     except csv.Error as exc:
@@ -109,7 +109,7 @@ def _record(
     """One record as a document; its hash is of its own text, so siblings change independently."""
     body = "\n".join(flatten(value))
     text = f"{key}\n{body}" if key and body else body
-    _check_text_size(limits, source, text)
+    limits.check_record_size(source, text)
     title = _record_title(value) or key or source.replace("#row-", " row ")
     return LoadedDocument(source, title, (Section(text),) if text else (), sha256(text), fmt)
 
@@ -141,12 +141,6 @@ def _non_empty(source: str, documents: list[LoadedDocument]) -> list[LoadedDocum
     if not kept:
         raise DocumentError(f"{source}: no records with text", code="empty_document")
     return kept
-
-
-def _check_text_size(limits: IngestLimits, where: str, text: str) -> None:
-    """Refuse a record whose text passes the record limit (UTF-8 is at most 4 bytes a char)."""
-    if len(text) * 4 > limits.max_record_bytes:
-        limits.check_record_size(where, len(text.encode("utf-8", "surrogatepass")))
 
 
 def _parse_json(text: str, where: str, limits: IngestLimits) -> Any:

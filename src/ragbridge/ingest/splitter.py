@@ -110,12 +110,11 @@ class TextSplitter:
         for index, section in enumerate(sections):
             text = f"{carried}\n\n{section.text}" if carried else section.text
             carried = ""
-            following = sections[index + 1] if index + 1 < len(sections) else None
             if (
-                following is not None
+                index + 1 < len(sections)
                 and section.headings
                 and text.strip() == "\n\n".join(_bare_headings(text, section.headings))
-                and following.page == section.page
+                and sections[index + 1].page == section.page
             ):
                 carried = text.strip()
                 continue
