@@ -27,13 +27,12 @@ def pick_language(request: Request) -> str:
         return chosen
     ranked: list[tuple[float, int, str]] = []
     for index, part in enumerate(request.headers.get("accept-language", "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
+        tag, _, params = part.partition(";")
+        weight = params.strip()
+        try:
+            quality = float(weight[2:]) if weight.startswith("q=") else 1.0
+        except ValueError:
+            quality = 0.0
         primary = tag.strip().lower().split("-")[0]
         if primary in LANGUAGES and quality > 0:
             ranked.append((-quality, index, primary))

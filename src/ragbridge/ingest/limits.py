@@ -93,8 +93,8 @@ class IngestLimits:
         """The zip (DOCX) `data` rewritten uncompressed, after refusing one whose members would
         inflate past `max_unzipped_bytes` in all, or one member past `max_zip_ratio` times its
         compressed size (413). The central directory is checked before anything is inflated;
-        members are then inflated in bounded steps, so sizes a hostile file misdeclares cannot
-        cost more memory than the limit either."""
+        members are then inflated no further than the limit leaves, so sizes a hostile file
+        misdeclares cannot cost more memory than the limit either."""
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
             members = archive.infolist()
@@ -103,14 +103,12 @@ class IngestLimits:
             total = 0
             with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as stored:
                 for member in members:
-                    parts = []
-                    with archive.open(member) as stream:
-                        while chunk := stream.read(1024 * 1024):
-                            total += len(chunk)
-                            if total > self.max_unzipped_bytes:
-                                raise self._size_error(source, total)
-                            parts.append(chunk)
-                    stored.writestr(member.filename, b"".join(parts))
+                    with archive.open(member) as stream:  # one byte past what is left, at most
+                        content = stream.read(self.max_unzipped_bytes - total + 1)
+                    total += len(content)
+                    if total > self.max_unzipped_bytes:
+                        raise self._size_error(source, total)
+                    stored.writestr(member.filename, content)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
             raise DocumentError(
                 f"{source}: corrupt or unreadable DOCX ({type(exc).__name__}: {exc})",
@@ -119,9 +117,7 @@ class IngestLimits:
         return out.getvalue()
 
     def _check_declared(self, source: str, members: list[zipfile.ZipInfo]) -> None:
-        total = 0
         for member in members:
-            total += member.file_size
             ratio = member.file_size / max(member.compress_size, 1)
             if member.file_size > 1024 * 1024 and ratio > self.max_zip_ratio:
                 raise PayloadTooLarge(
@@ -129,6 +125,7 @@ class IngestLimits:
                     f"RAGBRIDGE_INGEST_MAX_ZIP_RATIO={self.max_zip_ratio}",
                     code="zip_bomb",
                 )
+        total = sum(member.file_size for member in members)
         if total > self.max_unzipped_bytes:
             raise self._size_error(source, total)
 

@@ -61,10 +61,6 @@ class HeadingPath:
         while self._levels and self._levels[-1][0] >= level:
             self._levels.pop()
         self._levels.append((level, title))
-        return self.path
-
-    @property
-    def path(self) -> tuple[str, ...]:
         return tuple(title for _, title in self._levels)
 
 
