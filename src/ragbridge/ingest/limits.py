@@ -70,15 +70,11 @@ class IngestLimits:
         stack: list[tuple[Any, int]] = [(value, 1)]
         while stack:
             item, depth = stack.pop()
-            if isinstance(item, dict):
-                children: Any = item.values()
-            elif isinstance(item, list):
-                children = item
-            else:
-                continue
-            if depth > self.max_json_depth:
-                raise self.depth_error(where)
-            stack.extend((child, depth + 1) for child in children)
+            if isinstance(item, dict | list):
+                if depth > self.max_json_depth:
+                    raise self.depth_error(where)
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
 
     def check_pages(self, source: str, pages: int) -> None:
         """Refuse a PDF with more pages than `max_pdf_pages` (422)."""

@@ -36,6 +36,7 @@ _SENTENCE_BREAK = re.compile(
 )
 _LINE_BREAK = re.compile(r"\s*\n\s*")
 _WORD = re.compile(r"\S+")
+_NON_BLANK = re.compile(r"\S(?:.*\S)?", re.DOTALL)
 _CHARS_SURELY_OVER = 32
 """A span with this many characters per allowed token is cut up without being counted whole
 (counting a long text is the costly part; its pieces are counted anyway)."""
@@ -274,11 +275,8 @@ def _between(separator: re.Pattern[str], text: str, start: int, end: int) -> lis
 
 def _trim(text: str, start: int, end: int) -> Span | None:
     """The span without surrounding whitespace, or None if it is all whitespace."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if start < end else None
+    match = _NON_BLANK.search(text, start, end)
+    return match.span() if match else None
 
 
 _LEVELS: tuple[Callable[[str, int, int], list[Span]], ...] = (
