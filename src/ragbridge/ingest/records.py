@@ -34,8 +34,7 @@ def read_json(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocu
 def read_jsonl(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """JSON Lines: one document per non-blank line."""
     documents: list[LoadedDocument] = []
-    lines = decode_text(data, source).splitlines()
-    for line_number, line in enumerate(lines, start=1):
+    for line_number, line in enumerate(decode_text(data, source).splitlines(), start=1):
         if line.strip():
             where = f"{source} line {line_number}"
             limits.check_record_size(where, line)
