@@ -10,7 +10,7 @@ from pathlib import Path
 from ragbridge.errors import DocumentError
 from ragbridge.ingest.loaders import extension_formats
 
-_REASONS = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory"}
+_READ_FAILURES = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory"}
 
 
 @dataclass(frozen=True)
@@ -58,5 +58,5 @@ async def read_source(file: SourceFile) -> bytes:
     try:
         return await asyncio.to_thread(file.path.read_bytes)
     except OSError as exc:
-        reason = _REASONS.get(type(exc), f"cannot read the file ({exc.strerror or exc})")
+        reason = _READ_FAILURES.get(type(exc), f"cannot read the file ({exc.strerror or exc})")
         raise DocumentError(f"{file.source}: {reason}", code="unreadable_document") from exc

@@ -20,14 +20,14 @@ def read_json(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocu
     """JSON: an object of records (all values objects, or all strings) or an array of objects
     gives one document per record; any other shape is one document."""
     value = _parse_json(decode_text(data, source), source, limits)
-    records: list[tuple[str, str | None, Any]]
+    records: Iterator[tuple[str, str | None, Any]]
     if isinstance(value, dict) and _is_record_map(value):
-        records = [(f"{source}#{key}", str(key), record) for key, record in value.items()]
+        records = ((f"{source}#{key}", str(key), record) for key, record in value.items())
     elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-        records = [(f"{source}#row-{n}", None, item) for n, item in enumerate(value, start=1)]
+        records = ((f"{source}#row-{n}", None, item) for n, item in enumerate(value, start=1))
     else:
         return whole_file(source, data, "json", [Section("\n".join(flatten(value)))])
-    limits.check_records(source, len(records))
+    limits.check_records(source, len(value))  # before any record is read
     return _non_empty(source, [_record(*record, "json", limits) for record in records])
 
 
