@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,19 +15,17 @@ from ragbridge.store.base import Vector
 CACHE_NAME = "query_embedding"
 
 
+@dataclass(eq=False)
 class SharedQueryEmbeddings:
     """An `Embedder` that looks query vectors up in `cache` first; everything else passes through.
 
     Used only with Redis: the wrapped embedder already remembers its own recent queries.
     """
 
-    def __init__(
-        self, embedder: Embedder, cache: Cache, ttl: float, metrics: Metrics | None = None
-    ) -> None:
-        self.embedder = embedder
-        self._cache = cache
-        self._ttl = ttl
-        self._metrics = metrics
+    embedder: Embedder
+    cache: Cache
+    ttl: float
+    metrics: Metrics | None = None
 
     @property
     def name(self) -> str:
@@ -52,21 +51,16 @@ class SharedQueryEmbeddings:
 
     async def embed_query(self, text: str) -> Vector:
         key = cache_key(CACHE_NAME, self.embedder.name, text)
-        cached = _decode(await self._cache.get(key))
-        if self._metrics is not None:
-            self._metrics.count_cache(CACHE_NAME, cached is not None)
+        data = await self.cache.get(key)
+        # A float32 vector, read-only like the embedder's own; anything else is a miss.
+        cached = np.frombuffer(data, dtype=np.float32) if data and not len(data) % 4 else None
+        if self.metrics is not None:
+            self.metrics.count_cache(CACHE_NAME, cached is not None)
         if cached is not None:
             return cached
         vector = await self.embedder.embed_query(text)
-        await self._cache.set(key, np.asarray(vector, dtype=np.float32).tobytes(), self._ttl)
+        await self.cache.set(key, np.asarray(vector, dtype=np.float32).tobytes(), self.ttl)
         return vector
 
     async def close(self) -> None:
         await self.embedder.close()
-
-
-def _decode(data: bytes | None) -> Vector | None:
-    """A cached float32 vector (read-only, like the embedder's own), or None."""
-    if not data or len(data) % 4:
-        return None
-    return np.frombuffer(data, dtype=np.float32)

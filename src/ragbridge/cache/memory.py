@@ -28,11 +28,6 @@ class MemoryCache:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
 
-    @property
-    def nbytes(self) -> int:
-        """What the entries take, by the count the limit uses."""
-        return self._bytes
-
     async def get(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None:

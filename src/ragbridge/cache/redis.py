@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ragbridge.cache.base import Cache
@@ -12,11 +13,11 @@ if TYPE_CHECKING:
     from ragbridge.service.redis_connection import RedisBreaker
 
 
+@dataclass(eq=False)
 class RedisCache:
     """Bytes in Redis with a TTL (`SET ... PX`); raises on Redis errors (see `SharedCache`)."""
 
-    def __init__(self, client: Redis) -> None:
-        self.client = client
+    client: Redis
 
     async def get(self, key: str) -> bytes | None:
         value = await self.client.get(key)
@@ -31,13 +32,13 @@ class RedisCache:
         await self.client.aclose()
 
 
+@dataclass(eq=False)
 class SharedCache:
     """`primary` (Redis) while it works; `fallback` (in-process) during an outage, then back."""
 
-    def __init__(self, primary: RedisCache, fallback: Cache, breaker: RedisBreaker) -> None:
-        self.primary = primary
-        self.fallback = fallback
-        self.breaker = breaker
+    primary: RedisCache
+    fallback: Cache
+    breaker: RedisBreaker
 
     async def get(self, key: str) -> bytes | None:
         return await self.breaker.call(

@@ -12,6 +12,7 @@ would now rank above the cached hits; that lasts at most `cache_ttl` seconds.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from ragbridge.cache.base import Cache, cache_key
 from ragbridge.errors import NotFound
@@ -23,22 +24,15 @@ from ragbridge.store.base import CollectionInfo, MetadataFilter, SearchHit, Stor
 CACHE_NAME = "retrieval"
 
 
+@dataclass(eq=False)
 class CachedRetriever:
     """`retriever` with its results remembered for `ttl` seconds in `cache`."""
 
-    def __init__(
-        self,
-        retriever: Retriever,
-        store: Store,
-        cache: Cache,
-        ttl: float,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.retriever = retriever
-        self._store = store
-        self._cache = cache
-        self._ttl = ttl
-        self._metrics = metrics
+    retriever: Retriever
+    store: Store
+    cache: Cache
+    ttl: float
+    metrics: Metrics | None = None
 
     async def search(
         self,
@@ -52,7 +46,7 @@ class CachedRetriever:
         collection_info: CollectionInfo | None = None,
     ) -> list[SearchHit]:
         """Like `HybridRetriever.search`; a cached result is checked against the store first."""
-        info = collection_info or await self._store.get_collection(collection)
+        info = collection_info or await self.store.get_collection(collection)
         if info is None:
             raise NotFound(f"collection {collection!r} not found", param="collection")
         key = cache_key(
@@ -68,8 +62,8 @@ class CachedRetriever:
             score_threshold,
         )
         hits = await self._cached(collection, key)
-        if self._metrics is not None:
-            self._metrics.count_cache(CACHE_NAME, hits is not None)
+        if self.metrics is not None:
+            self.metrics.count_cache(CACHE_NAME, hits is not None)
         if hits is not None:
             return hits
         hits = await self.retriever.search(
@@ -82,12 +76,12 @@ class CachedRetriever:
             collection_info=info,
         )
         ranked = [[hit.chunk.id, hit.score] for hit in hits]
-        await self._cache.set(key, json.dumps(ranked).encode(), self._ttl)
+        await self.cache.set(key, json.dumps(ranked).encode(), self.ttl)
         return hits
 
     async def _cached(self, collection: str, key: str) -> list[SearchHit] | None:
         """The cached hits with their chunks as stored now, or None (absent, or a chunk gone)."""
-        data = await self._cache.get(key)
+        data = await self.cache.get(key)
         if data is None:
             return None
         try:
@@ -96,7 +90,7 @@ class CachedRetriever:
             return None
         if not ranked:
             return []
-        chunks = await self._store.get_chunks(collection, [chunk_id for chunk_id, _ in ranked])
+        chunks = await self.store.get_chunks(collection, [chunk_id for chunk_id, _ in ranked])
         if len(chunks) != len(ranked):
             return None
         return [SearchHit(chunk, score) for chunk, (_, score) in zip(chunks, ranked, strict=True)]

@@ -73,10 +73,8 @@ def decode_text(data: bytes, source: str) -> str:
             return data.decode("utf-16")
     if b"\x00" in data[:8192]:
         raise DocumentError(f"{source}: binary content, not text", code="unreadable_document")
-    try:
+    with contextlib.suppress(UnicodeDecodeError):
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
     best = from_bytes(data).best()
     if best is None:
         raise DocumentError(

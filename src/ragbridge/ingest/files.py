@@ -10,6 +10,8 @@ from pathlib import Path
 from ragbridge.errors import DocumentError
 from ragbridge.ingest.loaders import extension_formats
 
+_READ_FAILURES = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory"}
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -55,12 +57,6 @@ async def read_source(file: SourceFile) -> bytes:
     """The file's bytes; an unreadable or missing file is a `DocumentError` naming it."""
     try:
         return await asyncio.to_thread(file.path.read_bytes)
-    except FileNotFoundError as exc:
-        raise DocumentError(f"{file.source}: no such file", code="unreadable_document") from exc
-    except IsADirectoryError as exc:
-        raise DocumentError(f"{file.source}: is a directory", code="unreadable_document") from exc
     except OSError as exc:
-        raise DocumentError(
-            f"{file.source}: cannot read the file ({exc.strerror or exc})",
-            code="unreadable_document",
-        ) from exc
+        reason = _READ_FAILURES.get(type(exc), f"cannot read the file ({exc.strerror or exc})")
+        raise DocumentError(f"{file.source}: {reason}", code="unreadable_document") from exc

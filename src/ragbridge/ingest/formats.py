@@ -11,23 +11,15 @@ from ragbridge.ingest.records import read_csv, read_json, read_jsonl
 from ragbridge.plugins import LoaderPlugin
 
 
-def read_text(data: bytes, source: str, limits: IngestLimits | None = None) -> list[LoadedDocument]:
+def read_text(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """Plain text: one section; the splitter finds paragraphs and sentences."""
     return whole_file(source, data, "text", [Section(decode_text(data, source))])
 
 
-def _html(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
-    return read_html(data, source)
-
-
-def _markdown(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
-    return read_markdown(data, source)
-
-
 PDF = LoaderPlugin((".pdf",), read_pdf)
 DOCX = LoaderPlugin((".docx",), read_docx)
-HTML = LoaderPlugin((".html", ".htm", ".xhtml"), _html)
-MARKDOWN = LoaderPlugin((".md", ".markdown"), _markdown)
+HTML = LoaderPlugin((".html", ".htm", ".xhtml"), read_html)
+MARKDOWN = LoaderPlugin((".md", ".markdown"), read_markdown)
 TEXT = LoaderPlugin((".txt", ".text", ".rst", ".log"), read_text)
 JSON = LoaderPlugin((".json",), read_json)
 JSONL = LoaderPlugin((".jsonl", ".ndjson"), read_jsonl)

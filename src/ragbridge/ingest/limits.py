@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ragbridge.errors import DocumentError, PayloadTooLarge
@@ -29,13 +29,9 @@ class IngestLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestLimits:
+        """Each limit from the setting of its name with `ingest_` in front."""
         return cls(
-            max_records=settings.ingest_max_records,
-            max_record_bytes=settings.ingest_max_record_bytes,
-            max_json_depth=settings.ingest_max_json_depth,
-            max_pdf_pages=settings.ingest_max_pdf_pages,
-            max_unzipped_bytes=settings.ingest_max_unzipped_bytes,
-            max_zip_ratio=settings.ingest_max_zip_ratio,
+            **{field.name: getattr(settings, f"ingest_{field.name}") for field in fields(cls)}
         )
 
     def check_records(self, source: str, count: int) -> None:
@@ -47,12 +43,15 @@ class IngestLimits:
                 code="too_many_records",
             )
 
-    def check_record_size(self, where: str, size: int) -> None:
-        """Refuse one record larger than `max_record_bytes` (413)."""
-        if size > self.max_record_bytes:
-            raise self.record_too_large(where, f"a record of {size} bytes")
+    def check_record_size(self, where: str, text: str) -> None:
+        """Refuse one record whose text is over `max_record_bytes` in UTF-8 (413); UTF-8 takes at
+        most 4 bytes a character, so only a text longer than a quarter of that is encoded."""
+        if len(text) * 4 > self.max_record_bytes:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > self.max_record_bytes:
+                raise self.record_too_large(where, f"a record of {size} bytes")
 
-    def record_too_large(self, where: str, what: str = "a record too large") -> PayloadTooLarge:
+    def record_too_large(self, where: str, what: str) -> PayloadTooLarge:
         return PayloadTooLarge(
             f"{where}: {what}; the limit is "
             f"RAGBRIDGE_INGEST_MAX_RECORD_BYTES={self.max_record_bytes}",
@@ -71,15 +70,11 @@ class IngestLimits:
         stack: list[tuple[Any, int]] = [(value, 1)]
         while stack:
             item, depth = stack.pop()
-            if isinstance(item, dict):
-                children: Any = item.values()
-            elif isinstance(item, list):
-                children = item
-            else:
-                continue
-            if depth > self.max_json_depth:
-                raise self.depth_error(where)
-            stack.extend((child, depth + 1) for child in children)
+            if isinstance(item, dict | list):
+                if depth > self.max_json_depth:
+                    raise self.depth_error(where)
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
 
     def check_pages(self, source: str, pages: int) -> None:
         """Refuse a PDF with more pages than `max_pdf_pages` (422)."""
@@ -94,8 +89,8 @@ class IngestLimits:
         """The zip (DOCX) `data` rewritten uncompressed, after refusing one whose members would
         inflate past `max_unzipped_bytes` in all, or one member past `max_zip_ratio` times its
         compressed size (413). The central directory is checked before anything is inflated;
-        members are then inflated in bounded steps, so sizes a hostile file misdeclares cannot
-        cost more memory than the limit either."""
+        members are then inflated no further than the limit leaves, so sizes a hostile file
+        misdeclares cannot cost more memory than the limit either."""
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
             members = archive.infolist()
@@ -104,14 +99,12 @@ class IngestLimits:
             total = 0
             with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as stored:
                 for member in members:
-                    parts = []
-                    with archive.open(member) as stream:
-                        while chunk := stream.read(1024 * 1024):
-                            total += len(chunk)
-                            if total > self.max_unzipped_bytes:
-                                raise self._size_error(source, total)
-                            parts.append(chunk)
-                    stored.writestr(member.filename, b"".join(parts))
+                    with archive.open(member) as stream:  # one byte past what is left, at most
+                        content = stream.read(self.max_unzipped_bytes - total + 1)
+                    total += len(content)
+                    if total > self.max_unzipped_bytes:
+                        raise self._size_error(source, total)
+                    stored.writestr(member.filename, content)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
             raise DocumentError(
                 f"{source}: corrupt or unreadable DOCX ({type(exc).__name__}: {exc})",
@@ -120,21 +113,17 @@ class IngestLimits:
         return out.getvalue()
 
     def _check_declared(self, source: str, members: list[zipfile.ZipInfo]) -> None:
-        total = 0
         for member in members:
-            total += member.file_size
             ratio = member.file_size / max(member.compress_size, 1)
             if member.file_size > 1024 * 1024 and ratio > self.max_zip_ratio:
-                raise self._ratio_error(source, member.filename, ratio)
+                raise PayloadTooLarge(
+                    f"{source}: {member.filename} inflates {ratio:.0f}x; the limit is "
+                    f"RAGBRIDGE_INGEST_MAX_ZIP_RATIO={self.max_zip_ratio}",
+                    code="zip_bomb",
+                )
+        total = sum(member.file_size for member in members)
         if total > self.max_unzipped_bytes:
             raise self._size_error(source, total)
-
-    def _ratio_error(self, source: str, name: str, ratio: float) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"{source}: {name} inflates {ratio:.0f}x; the limit is "
-            f"RAGBRIDGE_INGEST_MAX_ZIP_RATIO={self.max_zip_ratio}",
-            code="zip_bomb",
-        )
 
     def _size_error(self, source: str, size: int) -> PayloadTooLarge:
         return PayloadTooLarge(

@@ -4,23 +4,14 @@ page and heading path. Formats are plugins: see `ragbridge.plugins` and docs/plu
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import PurePosixPath
 
 from ragbridge import plugins
 from ragbridge.errors import DocumentError, UnsupportedMediaType
-from ragbridge.ingest.documents import LoadedDocument, Section, decode_text
+from ragbridge.ingest.documents import LoadedDocument, decode_text
 from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
-
-__all__ = [
-    "IngestLimits",
-    "LoadedDocument",
-    "Section",
-    "detect_format",
-    "extension_formats",
-    "load",
-    "supported_extensions",
-]
 
 
 def extension_formats() -> dict[str, str]:
@@ -60,11 +51,10 @@ def sniff_format(data: bytes, source: str) -> str:
         ) from None
     stripped = text.lstrip()[:512].lower()
     if stripped.startswith(("{", "[")):
-        try:
+        # (JSON too deep for Python's parser is not JSON to us.)
+        with contextlib.suppress(ValueError, RecursionError):
             json.loads(text)
             return "json"
-        except (ValueError, RecursionError):  # too deep for Python's parser: not JSON to us
-            pass
     if stripped.startswith(("<!doctype html", "<html")):
         return "html"
     return "text"

@@ -10,6 +10,7 @@ from bs4.element import Comment, NavigableString
 from markdown_it import MarkdownIt
 
 from ragbridge.ingest.documents import LoadedDocument, Section, decode_text, whole_file
+from ragbridge.ingest.limits import IngestLimits
 
 _HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _NOISE_TAGS = (
@@ -60,10 +61,6 @@ class HeadingPath:
         while self._levels and self._levels[-1][0] >= level:
             self._levels.pop()
         self._levels.append((level, title))
-        return self.path
-
-    @property
-    def path(self) -> tuple[str, ...]:
         return tuple(title for _, title in self._levels)
 
 
@@ -73,7 +70,7 @@ def tidy(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
-def read_markdown(data: bytes, source: str) -> list[LoadedDocument]:
+def read_markdown(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """Markdown: one section per heading (ATX or setext, code fences respected)."""
     text = decode_text(data, source)
     lines = text.splitlines()
@@ -95,7 +92,7 @@ def read_markdown(data: bytes, source: str) -> list[LoadedDocument]:
     return whole_file(source, data, "markdown", sections, title)
 
 
-def read_html(data: bytes, source: str) -> list[LoadedDocument]:
+def read_html(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """HTML: the main text without scripts, styles, navigation, headers, footers or asides."""
     soup = BeautifulSoup(data, "html.parser")
     title_tag = soup.find("title")

@@ -6,6 +6,7 @@ import io
 import logging
 import re
 from collections.abc import Iterator
+from itertools import groupby
 
 import docx
 import pypdf
@@ -16,7 +17,7 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
 from ragbridge.errors import DocumentError, PayloadTooLarge
 from ragbridge.ingest.documents import LoadedDocument, Section, whole_file
-from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
+from ragbridge.ingest.limits import IngestLimits
 from ragbridge.ingest.markup import HeadingPath
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,7 @@ log = logging.getLogger(__name__)
 _HEADING_STYLE = re.compile(r"^(?:heading|제목)\s*([1-9])$", re.IGNORECASE)
 
 
-def read_pdf(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_pdf(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """PDF: one section per page with its 0-based page number; encrypted or corrupt is an error."""
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
@@ -68,9 +67,7 @@ def _opens_without_password(reader: pypdf.PdfReader) -> bool:
         return False
 
 
-def read_docx(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_docx(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """DOCX: body paragraphs and tables in order, a new section at every heading. The zip is
     checked and inflated within `limits` first (a zip bomb is refused before it inflates)."""
     inflated = limits.inflate_zip(source, data)
@@ -117,13 +114,9 @@ def _heading_level(paragraph: Paragraph) -> int | None:
 
 
 def _table_text(table: Table) -> str:
-    """A table as lines of cells joined by ` | `, merged cells once."""
-    rows = []
+    """A table as lines of cells joined by ` | `, merged cells (repeated side by side) once."""
+    lines = []
     for row in table.rows:
-        cells: list[str] = []
-        for cell in row.cells:
-            text = " ".join(cell.text.split())
-            if not cells or cells[-1] != text:
-                cells.append(text)
-        rows.append(" | ".join(cells))
-    return "\n".join(rows)
+        cells = (" ".join(cell.text.split()) for cell in row.cells)
+        lines.append(" | ".join(text for text, _ in groupby(cells)))
+    return "\n".join(lines)

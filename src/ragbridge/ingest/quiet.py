@@ -8,8 +8,10 @@ caught while one file loads and summed up as one line that the pipeline logs and
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import warnings
+from logging.handlers import BufferingHandler
 
 from ragbridge.ingest.documents import LoadedDocument
 from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
@@ -22,21 +24,13 @@ _MAX_CHARS = 200
 _capture = threading.Lock()
 
 
-class _Collector(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 def load_quietly(
     data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS, fmt: str | None = None
 ) -> tuple[list[LoadedDocument], str | None]:
     """`load(data, source, limits, fmt)` and its parsers' warnings as one line (None when there
     were none). Raises like `load`."""
-    collector = _Collector()
+    collector = BufferingHandler(capacity=sys.maxsize)  # keeps every record: never full
+    collector.setLevel(logging.WARNING)
     loggers = [logging.getLogger(name) for name in PARSER_LOGGERS]
     with _capture, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -50,7 +44,8 @@ def load_quietly(
             for logger, propagate in saved:
                 logger.removeHandler(collector)
                 logger.propagate = propagate
-    messages = collector.messages + [str(warning.message) for warning in caught]
+    messages = [record.getMessage() for record in collector.buffer]
+    messages += [str(warning.message) for warning in caught]
     return documents, summarize(messages)
 
 

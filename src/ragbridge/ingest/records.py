@@ -10,49 +10,34 @@ from typing import Any
 
 from ragbridge.errors import DocumentError
 from ragbridge.ingest.documents import LoadedDocument, Section, decode_text, sha256, whole_file
-from ragbridge.ingest.limits import DEFAULT_LIMITS, IngestLimits
+from ragbridge.ingest.limits import IngestLimits
 
 _TITLE_FIELDS = ("title", "name", "heading", "subject")
 _DELIMITERS = ",;\t|"
 
 
-def read_json(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_json(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """JSON: an object of records (all values objects, or all strings) or an array of objects
     gives one document per record; any other shape is one document."""
     value = _parse_json(decode_text(data, source), source, limits)
+    records: Iterator[tuple[str, str | None, Any]]
     if isinstance(value, dict) and _is_record_map(value):
-        limits.check_records(source, len(value))
-        return _non_empty(
-            source,
-            [
-                _record(f"{source}#{key}", str(key), record, "json", limits)
-                for key, record in value.items()
-            ],
-        )
-    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-        limits.check_records(source, len(value))
-        return _non_empty(
-            source,
-            [
-                _record(f"{source}#row-{number}", None, item, "json", limits)
-                for number, item in enumerate(value, start=1)
-            ],
-        )
-    return whole_file(source, data, "json", [Section("\n".join(flatten(value)))])
+        records = ((f"{source}#{key}", str(key), record) for key, record in value.items())
+    elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        records = ((f"{source}#row-{n}", None, item) for n, item in enumerate(value, start=1))
+    else:
+        return whole_file(source, data, "json", [Section("\n".join(flatten(value)))])
+    limits.check_records(source, len(value))  # before any record is read
+    return _non_empty(source, [_record(*record, "json", limits) for record in records])
 
 
-def read_jsonl(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_jsonl(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """JSON Lines: one document per non-blank line."""
     documents: list[LoadedDocument] = []
-    lines = decode_text(data, source).splitlines()
-    for line_number, line in enumerate(lines, start=1):
+    for line_number, line in enumerate(decode_text(data, source).splitlines(), start=1):
         if line.strip():
             where = f"{source} line {line_number}"
-            _check_text_size(limits, where, line)
+            limits.check_record_size(where, line)
             value = _parse_json(line, where, limits)
             number = len(documents) + 1
             limits.check_records(source, number)
@@ -60,9 +45,7 @@ def read_jsonl(
     return _non_empty(source, documents)
 
 
-def read_csv(
-    data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS
-) -> list[LoadedDocument]:
+def read_csv(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocument]:
     """CSV or TSV with a header row: one document per row, header names as field names."""
     text = decode_text(data, source)
     try:
@@ -75,7 +58,7 @@ def read_csv(
     csv.field_size_limit(limits.max_record_bytes)  # process-wide; a longer field is refused
     try:
         for row in csv.reader(io.StringIO(text), dialect):
-            _check_text_size(limits, f"{source} row {len(rows)}", "".join(row))
+            limits.check_record_size(f"{source} row {len(rows)}", "".join(row))
             rows.append(row)
             limits.check_records(source, len(rows) - 1)
     except csv.Error as exc:
@@ -125,7 +108,7 @@ def _record(
     """One record as a document; its hash is of its own text, so siblings change independently."""
     body = "\n".join(flatten(value))
     text = f"{key}\n{body}" if key and body else body
-    _check_text_size(limits, source, text)
+    limits.check_record_size(source, text)
     title = _record_title(value) or key or source.replace("#row-", " row ")
     return LoadedDocument(source, title, (Section(text),) if text else (), sha256(text), fmt)
 
@@ -157,12 +140,6 @@ def _non_empty(source: str, documents: list[LoadedDocument]) -> list[LoadedDocum
     if not kept:
         raise DocumentError(f"{source}: no records with text", code="empty_document")
     return kept
-
-
-def _check_text_size(limits: IngestLimits, where: str, text: str) -> None:
-    """Refuse a record whose text passes the record limit (UTF-8 is at most 4 bytes a char)."""
-    if len(text) * 4 > limits.max_record_bytes:
-        limits.check_record_size(where, len(text.encode("utf-8", "surrogatepass")))
 
 
 def _parse_json(text: str, where: str, limits: IngestLimits) -> Any:

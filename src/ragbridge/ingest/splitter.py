@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from ragbridge.ingest.documents import LoadedDocument
 from ragbridge.text.scripts import CJK_CHARS, HANGUL, HANGUL_CHARS, kiwi
@@ -35,6 +36,7 @@ _SENTENCE_BREAK = re.compile(
 )
 _LINE_BREAK = re.compile(r"\s*\n\s*")
 _WORD = re.compile(r"\S+")
+_NON_BLANK = re.compile(r"\S(?:.*\S)?", re.DOTALL)
 _CHARS_SURELY_OVER = 32
 """A span with this many characters per allowed token is cut up without being counted whole
 (counting a long text is the costly part; its pieces are counted anyway)."""
@@ -109,12 +111,11 @@ class TextSplitter:
         for index, section in enumerate(sections):
             text = f"{carried}\n\n{section.text}" if carried else section.text
             carried = ""
-            following = sections[index + 1] if index + 1 < len(sections) else None
             if (
-                following is not None
+                index + 1 < len(sections)
                 and section.headings
                 and text.strip() == "\n\n".join(_bare_headings(text, section.headings))
-                and following.page == section.page
+                and sections[index + 1].page == section.page
             ):
                 carried = text.strip()
                 continue
@@ -173,7 +174,7 @@ class TextSplitter:
             total = tokens if tokens is not None else self.count_tokens(text[start:end])
             yield from self._hard_split(text, start, end, limit, total)
             return
-        spans = _LEVELS[level](self, text, start, end)
+        spans = _LEVELS[level](text, start, end)
         if len(spans) == 1:  # no boundary of this kind inside: try the next finer kind
             span_start, span_end = spans[0]
             known = tokens if (span_start, span_end) == (start, end) else None
@@ -241,34 +242,18 @@ class TextSplitter:
             break
         return kept
 
-    def _paragraphs(self, text: str, start: int, end: int) -> list[Span]:
-        return _between(_PARAGRAPH_BREAK, text, start, end)
 
-    def _sentences(self, text: str, start: int, end: int) -> list[Span]:
-        spans = _between(_SENTENCE_BREAK, text, start, end)
-        if len(spans) == 1 and HANGUL.search(text, start, end):
-            return self._korean_sentences(text, start, end) or spans
-        return spans
-
-    def _korean_sentences(self, text: str, start: int, end: int) -> list[Span]:
-        """Kiwi finds Korean sentence ends that carry no punctuation (…했다 그리고 …)."""
+def _sentences(text: str, start: int, end: int) -> list[Span]:
+    """Sentences by punctuation; in Korean without any, Kiwi finds ends like `…했다 그리고 …`."""
+    spans = _between(_SENTENCE_BREAK, text, start, end)
+    if len(spans) == 1 and HANGUL.search(text, start, end):
         sentences = kiwi().split_into_sents(text[start:end])
-        return [(start + s.start, start + s.end) for s in sentences if s.end > s.start]
-
-    def _lines(self, text: str, start: int, end: int) -> list[Span]:
-        return _between(_LINE_BREAK, text, start, end)
-
-    def _words(self, text: str, start: int, end: int) -> list[Span]:
-        return [match.span() for match in _WORD.finditer(text, start, end)]
+        return [(start + s.start, start + s.end) for s in sentences if s.end > s.start] or spans
+    return spans
 
 
-_LEVELS: tuple[Callable[[TextSplitter, str, int, int], list[Span]], ...] = (
-    TextSplitter._paragraphs,
-    TextSplitter._sentences,
-    TextSplitter._lines,
-    TextSplitter._words,
-)
-"""Boundaries to cut at, coarsest first."""
+def _words(text: str, start: int, end: int) -> list[Span]:
+    return [match.span() for match in _WORD.finditer(text, start, end)]
 
 
 def _bare_headings(text: str, headings: tuple[str, ...]) -> list[str]:
@@ -290,8 +275,14 @@ def _between(separator: re.Pattern[str], text: str, start: int, end: int) -> lis
 
 def _trim(text: str, start: int, end: int) -> Span | None:
     """The span without surrounding whitespace, or None if it is all whitespace."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if start < end else None
+    match = _NON_BLANK.search(text, start, end)
+    return match.span() if match else None
+
+
+_LEVELS: tuple[Callable[[str, int, int], list[Span]], ...] = (
+    partial(_between, _PARAGRAPH_BREAK),
+    _sentences,
+    partial(_between, _LINE_BREAK),
+    _words,
+)
+"""Boundaries to cut at, coarsest first."""

@@ -12,7 +12,8 @@ import pypdf
 import pytest
 
 from ragbridge.errors import DocumentError, UnsupportedMediaType
-from ragbridge.ingest.loaders import LoadedDocument, detect_format, load
+from ragbridge.ingest.documents import LoadedDocument
+from ragbridge.ingest.loaders import detect_format, load
 from tests.support import documents as generated
 
 
