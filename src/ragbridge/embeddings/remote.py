@@ -23,6 +23,7 @@ from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
 from ragbridge.retry import error_message, send
 from ragbridge.settings import Settings
 from ragbridge.store.base import Vector
+from ragbridge.store.vector_index import normalise
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,4 @@ class RemoteEmbedder:
                 f"The embedding API returned {dimension}-dimensional vectors for {self.name!r}, "
                 f"earlier {self._dimension}: did the model behind it change?"
             )
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        normalised: Vector = vectors / np.maximum(norms, 1e-12)
-        return normalised
+        return normalise(vectors)
