@@ -25,10 +25,8 @@ SAMPLE_COLLECTION = "sample"
 def sample_docs_dir() -> Path | None:
     """The docs shipped in the wheel (`ragbridge/sample_docs`), else a checkout's `docs/`."""
     package = Path(__file__).resolve().parent
-    for candidate in (package / "sample_docs", package.parents[1] / "docs"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    candidates = (package / "sample_docs", package.parents[1] / "docs")
+    return next((candidate for candidate in candidates if candidate.is_dir()), None)
 
 
 async def ingest_sample(

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,16 +43,11 @@ class Warmth:
             status = "warming"
         else:
             status = "ok"
-        body: dict[str, Any] = {
-            "status": status,
-            "embedder": self.embedder,
-            "collections": self.collections,
-            "seconds": self.seconds,
-        }
+        body = {"status": status, **asdict(self)}
+        if not self.detail:
+            del body["detail"]
         if "collections" in indexes:
             body["indexes"] = indexes["collections"]
-        if self.detail:
-            body["detail"] = self.detail
         return body
 
 

