@@ -46,7 +46,7 @@ def _minilm_tokenizer() -> Any:
         from ragbridge.embeddings.local import load_tokenizer, packaged_minilm_path
 
         return load_tokenizer(packaged_minilm_path())
-    except ImportError:
+    except (ImportError, ValueError):  # no tokenizers, or no packaged MiniLM
         return None
 
 
