@@ -281,3 +281,20 @@ def test_token_counts_and_limits(remote_settings: Callable[..., Settings]) -> No
     assert approximate_tokens("internationalization 2024") == 6
     for embedder in (other, minilm):
         asyncio.run(embedder.close())
+
+
+def test_remote_minilm_without_the_packaged_model_counts_approximately(
+    remote_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tokenizers` installed but not the `[torch]` extra's packaged MiniLM: the embedder still
+    starts, counting tokens approximately (as it does without `tokenizers`)."""
+
+    def missing() -> None:
+        raise ValueError("needs the [torch] extra")
+
+    monkeypatch.setattr("ragbridge.embeddings.local.packaged_minilm_path", missing)
+    minilm = remote_embedder(
+        remote_settings("http://127.0.0.1:9/v1", embedding_model="all-MiniLM-L6-v2")
+    )
+    assert minilm.count_tokens("안녕하세요, 세계!") == approximate_tokens("안녕하세요, 세계!") == 9
+    asyncio.run(minilm.close())
