@@ -25,6 +25,7 @@ import numpy as np
 
 from ragbridge.errors import Conflict, InvalidRequest, NotFound, RagbridgeError
 from ragbridge.store.base import DocumentRecord, NewChunk, Store, Vector
+from ragbridge.store.sqlite_schema import fts_table, require_collection
 
 if TYPE_CHECKING:
     from ragbridge.settings import Settings
@@ -95,12 +96,12 @@ class SqliteExporter:
     def _export(
         conn: sqlite3.Connection, collection: str, document_id: str
     ) -> tuple[list[NewChunk], Vector]:
+        seq, _ = require_collection(conn, collection)
         rows = conn.execute(
             "SELECT c.position, c.text, f.keywords, c.metadata, v.vector FROM chunks c"
-            " JOIN collections k ON k.seq = c.collection_seq"
-            " JOIN chunks_fts f ON f.rowid = c.seq JOIN vectors v ON v.seq = c.seq"
-            " WHERE k.name = ? AND c.document_id = ? ORDER BY c.seq",
-            (collection, document_id),
+            f" JOIN {fts_table(seq)} f ON f.rowid = c.seq JOIN vectors v ON v.seq = c.seq"
+            " WHERE c.collection_seq = ? AND c.document_id = ? ORDER BY c.seq",
+            (seq, document_id),
         ).fetchall()
         chunks = [NewChunk(text, keywords, position, json.loads(meta)) for position, text,
                   keywords, meta, _ in rows]  # fmt: skip
