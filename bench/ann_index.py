@@ -15,8 +15,8 @@ by opening the store with it on, as `ragbridge serve` would after an upgrade.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
@@ -108,6 +108,11 @@ async def until_ready(store: SqliteStore) -> None:
         await asyncio.sleep(0.05)
 
 
+def has_graph(path: Path) -> bool:
+    """Whether a finished graph is saved beside the file (then it is reused, not built)."""
+    return any(Path(f"{path}.ann").glob("*.npz"))
+
+
 def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
 
@@ -122,7 +127,7 @@ async def measure(
     centres = centres_for(size)
     print(f"{size:,}: wrote {written:,} rows in {insert_s:.0f} s", flush=True)
 
-    reused = Path(f"{path}.ann").is_dir() and any(Path(f"{path}.ann").glob("*.npz"))
+    reused = has_graph(path)
     ann = SqliteStore(path, ann=ANN)
     started = time.perf_counter()
     await ann.open()

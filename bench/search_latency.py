@@ -196,7 +196,9 @@ async def measure(size: int, queries: int, words: list[str], workdir: Path) -> l
 
         async def keyword_schema_1(i: int) -> object:
             params = (fts_query(term_sets[i]), collection_seq, TOP_K)
-            return await asyncio.to_thread(lambda: schema_1.execute(SCHEMA_1_QUERY, params).fetchall())
+            return await asyncio.to_thread(
+                lambda: schema_1.execute(SCHEMA_1_QUERY, params).fetchall()
+            )
 
         # Agreement check: the same top 10 and scores as schema 1's query (one collection).
         for i in range(5):
@@ -228,10 +230,17 @@ async def measure(size: int, queries: int, words: list[str], workdir: Path) -> l
                 f"search (loads matrix) {load_s * 1000:,.0f} ms; file {size_mb:,.0f} MB",
             ),
             Row(size, "store dense, filter 10 %", *percentiles(filtered)),
-            Row(size, "keyword, schema 1 query (file-wide FTS + join; baseline)",
-                *percentiles(bm25_1)),
-            Row(size, "store keyword (BM25, 3 terms)", *percentiles(bm25),
-                f"{statistics.median(bm25_1) / statistics.median(bm25):.1f}× faster p50"),
+            Row(
+                size,
+                "keyword, schema 1 query (file-wide FTS + join; baseline)",
+                *percentiles(bm25_1),
+            ),
+            Row(
+                size,
+                "store keyword (BM25, 3 terms)",
+                *percentiles(bm25),
+                f"{statistics.median(bm25_1) / statistics.median(bm25):.1f}× faster p50",
+            ),
         ]
     finally:
         await store.close()

@@ -44,7 +44,11 @@ def run_and_kill(db: Path, round_: int, commits: int) -> int:
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        # The writer imports the same ragbridge as this test (a worktree's src/ on PYTHONPATH).
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     assert process.stdout is not None
     last = -1

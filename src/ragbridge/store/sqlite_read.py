@@ -270,7 +270,10 @@ class SqliteReader:
                     f" WHERE {fts} MATCH ?{where} ORDER BY f.rank, f.rowid LIMIT ?"
                 )
             else:
-                sql = f"SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ? ORDER BY rank, rowid LIMIT ?"
+                sql = (
+                    f"SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ?"
+                    " ORDER BY rank, rowid LIMIT ?"
+                )
             ranked = self.conn.execute(sql, (match, *params, top_k)).fetchall()
             records = self._chunks_by_seq(collection, [row[0] for row in ranked])
         finally:
