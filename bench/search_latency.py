@@ -130,11 +130,17 @@ def remove_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-SCHEMA_1_QUERY = (
-    "SELECT c.seq, c.id, c.document_id, c.position, c.text, c.metadata,"
-    " bm25(schema1_fts) AS rank FROM schema1_fts JOIN chunks c ON c.seq = schema1_fts.rowid"
-    " WHERE schema1_fts MATCH ? AND c.collection_seq = ? ORDER BY rank, c.seq LIMIT ?"
-)
+def schema_1_query(fts: str) -> str:
+    """Schema 1's keyword query on the FTS5 table `fts`: the collection's rows found by a join
+    to `chunks`, every column carried through the sort."""
+    return (
+        "SELECT c.seq, c.id, c.document_id, c.position, c.text, c.metadata,"
+        f" bm25({fts}) AS rank FROM {fts} JOIN chunks c ON c.seq = {fts}.rowid"
+        f" WHERE {fts} MATCH ? AND c.collection_seq = ? ORDER BY rank, c.seq LIMIT ?"
+    )
+
+
+SCHEMA_1_QUERY = schema_1_query("schema1_fts")
 
 
 def schema_1_keywords(path: Path) -> sqlite3.Connection:
