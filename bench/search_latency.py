@@ -210,7 +210,7 @@ async def measure(size: int, queries: int, words: list[str], workdir: Path) -> l
         for i in range(5):
             want = [-row[6] for row in await keyword_schema_1(i)]  # type: ignore[attr-defined]
             got = [hit.score for hit in await store.keyword_search(COLLECTION, term_sets[i], TOP_K)]
-            assert np.allclose(got, want), (got, want)
+            assert np.allclose(got, want), (term_sets[i], got, want)
 
         # Agreement check: the store returns exactly the baseline's top k.
         hits = await store.dense_search(COLLECTION, query_vectors[1], TOP_K)
