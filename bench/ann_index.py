@@ -1,15 +1,19 @@
 """The embedded store's approximate index (faiss HNSW) against its exact scan, side by side:
-dense p50/p99 and recall@10, keyword and hybrid p50/p99 (query embedding included), index
-build time and size, and restart-to-first-answer, at 100k and 1M clustered 384-d chunks.
+dense p50/p99 and recall@10, keyword (next to schema 1's query) and hybrid p50/p99 with the
+query embedded by the default model (multilingual USE, 512-d), index build time and size, and
+restart-to-first-answer, at 100k and 1M clustered 512-d chunks.
 
-    python -m bench.ann_index            # 100k and 1M (1M: about an hour on 2 busy cores)
-    python -m bench.ann_index --sizes 100000 --queries 200
+    python -m bench.ann_index --workdir /data/ann --fill-only    # write the files once
+    python -m bench.ann_index --workdir /data/ann                # measure (reuses files, graphs)
+    python -m bench.ann_index --sizes 100000 --queries 200        # temporary files
 
 Vectors are clustered (1 % of the rows are centres, each row a centre plus noise, unit length),
 as embeddings of real text are; queries are drawn the same way and are not in the data. The
 keyword text is `bench.search_latency`'s synthetic Zipf vocabulary. Chunks are written through
-`SqliteStore.upsert_document` in documents of 1000, with the index off; the index is then built
-by opening the store with it on, as `ragbridge serve` would after an upgrade.
+`SqliteStore.upsert_document` in documents of 1000, with the index off (each document seeded by
+its position, so a stopped fill resumes where it was); the index is then built by opening the
+store with it on, as `ragbridge serve` would after an upgrade, or opened if `--workdir` already
+holds it.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ragbridge.store.ann_index import AnnConfig
 from ragbridge.store.base import DocumentRecord, NewChunk
 from ragbridge.store.sqlite import SqliteStore
 from ragbridge.store.sqlite_schema import fts_query, fts_table
@@ -164,7 +165,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 async def measure(size: int, queries: int, words: list[str], workdir: Path) -> list[Row]:
-    store = SqliteStore(workdir / f"bench-{size}.db")
+    store = SqliteStore(workdir / f"bench-{size}.db", ann=AnnConfig(enabled=False))  # exact
     await store.open()
     try:
         start = time.perf_counter()
