@@ -44,7 +44,11 @@ def run_and_kill(db: Path, round_: int, commits: int) -> int:
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        # The writer imports the same ragbridge as this test (a worktree's src/ on PYTHONPATH).
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     assert process.stdout is not None
     last = -1
@@ -74,15 +78,18 @@ def check_consistent(db: Path) -> None:
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        conn.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')")
+        collections = [row[0] for row in conn.execute("SELECT seq FROM collections")]
+        for seq in collections:  # each collection's FTS index matches its rows
+            conn.execute(f"INSERT INTO fts_c{seq} (fts_c{seq}) VALUES ('integrity-check')")
+            keyword_rows = {row[0] for row in conn.execute(f"SELECT rowid FROM fts_c{seq}")}
+            rows = conn.execute("SELECT seq FROM chunks WHERE collection_seq = ?", (seq,))
+            assert keyword_rows == {row[0] for row in rows}
         orphans = conn.execute(
             "SELECT COUNT(*) FROM chunks c LEFT JOIN documents d"
             " ON d.collection_seq = c.collection_seq AND d.id = c.document_id WHERE d.id IS NULL"
         ).fetchone()[0]
         assert orphans == 0
         chunk_seqs = {row[0] for row in conn.execute("SELECT seq FROM chunks")}
-        fts_rows = {row[0] for row in conn.execute("SELECT rowid FROM chunks_fts")}
-        assert fts_rows == chunk_seqs
         vector_rows = {row[0] for row in conn.execute("SELECT seq FROM vectors")}
         assert vector_rows == chunk_seqs
         documents = conn.execute("SELECT id, content_hash, chunk_count FROM documents").fetchall()

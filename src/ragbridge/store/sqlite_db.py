@@ -29,6 +29,8 @@ from ragbridge.store.sqlite_schema import (
     COLLECTION_COLUMNS,
     collection_info,
     connect,
+    create_fts_sql,
+    fts_table,
     require_collection,
 )
 from ragbridge.store.vector_index import IdArray
@@ -65,6 +67,9 @@ class SqliteDatabase:
                     " created_at) VALUES (?, ?, ?, ?, ?)",
                     (name, embedding_model, dimension, metadata, time.time()),
                 )
+                seq = self._collection_seq(name)
+                assert seq is not None
+                self.conn.execute(create_fts_sql(seq))
                 created = self._collection(name)
                 assert created is not None
                 return created
@@ -78,6 +83,7 @@ class SqliteDatabase:
             self.conn.execute("DELETE FROM chunks WHERE collection_seq = ?", (seq,))
             self.conn.execute("DELETE FROM documents WHERE collection_seq = ?", (seq,))
             self.conn.execute("DELETE FROM collections WHERE seq = ?", (seq,))
+            self.conn.execute(f"DROP TABLE IF EXISTS {fts_table(seq)}")
         self.vectors.forget(seq)
         self.ann.dropped(seq)
         return True
@@ -145,7 +151,7 @@ class SqliteDatabase:
             "SELECT created_at FROM documents WHERE collection_seq = ? AND id = ?", key
         ).fetchone()
         old_seqs = self._chunk_seqs(*key)
-        db.execute("DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", key)
+        self._delete_chunks(seq, document.id)
         created_at = float(old[0]) if old else now
         db.execute(
             "INSERT INTO documents (collection_seq, id, source, content_hash, title, metadata,"
@@ -166,7 +172,7 @@ class SqliteDatabase:
         new_seqs = self._chunk_seqs(*key)
         seq_list = new_seqs.tolist()
         db.executemany(
-            "INSERT INTO chunks_fts (rowid, keywords) VALUES (?, ?)",
+            f"INSERT INTO {fts_table(seq)} (rowid, keywords) VALUES (?, ?)",
             zip(seq_list, keywords, strict=True),
         )
         db.executemany(
@@ -186,10 +192,18 @@ class SqliteDatabase:
         )
         return record, old_seqs, new_seqs
 
-    def _delete(self, seq: int, document_id: str) -> bool:
+    def _delete_chunks(self, seq: int, document_id: str) -> None:
+        """The document's chunks and their keywords (a trigger deletes their vectors)."""
+        key = (seq, document_id)
         self.conn.execute(
-            "DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", (seq, document_id)
+            f"DELETE FROM {fts_table(seq)} WHERE rowid IN"
+            " (SELECT seq FROM chunks WHERE collection_seq = ? AND document_id = ?)",
+            key,
         )
+        self.conn.execute("DELETE FROM chunks WHERE collection_seq = ? AND document_id = ?", key)
+
+    def _delete(self, seq: int, document_id: str) -> bool:
+        self._delete_chunks(seq, document_id)
         deleted = self.conn.execute(
             "DELETE FROM documents WHERE collection_seq = ? AND id = ?", (seq, document_id)
         ).rowcount

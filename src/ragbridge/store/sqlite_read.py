@@ -40,6 +40,7 @@ from ragbridge.store.sqlite_schema import (
     chunk_record,
     collection_info,
     document_record,
+    fts_table,
     require_collection,
 )
 from ragbridge.store.vector_index import IdArray, VectorIndex
@@ -253,18 +254,31 @@ class SqliteReader:
     def keyword_search(
         self, collection: str, match: str, top_k: int, where: str, params: Sequence[Any]
     ) -> list[SearchHit]:
-        """Best `top_k` chunks for the FTS5 query `match`, by BM25 (negated: higher is better)."""
-        seq, _ = require_collection(self.conn, collection)
-        if not match or top_k <= 0:
+        """Best `top_k` chunks for the FTS5 query `match`, by BM25 over the collection's own
+        FTS table (negated: higher is better). The best row ids are found in the FTS index
+        alone (joined with `chunks` only to apply a filter); then their rows are read."""
+        if top_k <= 0 or not match:
+            require_collection(self.conn, collection)
             return []
-        rows = self.conn.execute(
-            f"SELECT {CHUNK_COLUMNS}, bm25(chunks_fts) AS rank FROM chunks_fts"
-            " JOIN chunks c ON c.seq = chunks_fts.rowid"
-            f" WHERE chunks_fts MATCH ? AND c.collection_seq = ?{where}"
-            " ORDER BY rank, c.seq LIMIT ?",
-            (match, seq, *params, top_k),
-        ).fetchall()
-        return [SearchHit(chunk_record(collection, row), -float(row[6])) for row in rows]
+        self.conn.execute("BEGIN")  # one snapshot for the ranking and the rows
+        try:
+            seq, _ = require_collection(self.conn, collection)
+            fts = fts_table(seq)
+            if where:
+                sql = (
+                    f"SELECT f.rowid, f.rank FROM {fts} f JOIN chunks c ON c.seq = f.rowid"
+                    f" WHERE {fts} MATCH ?{where} ORDER BY f.rank, f.rowid LIMIT ?"
+                )
+            else:
+                sql = (
+                    f"SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ?"
+                    " ORDER BY rank, rowid LIMIT ?"
+                )
+            ranked = self.conn.execute(sql, (match, *params, top_k)).fetchall()
+            records = self._chunks_by_seq(collection, [row[0] for row in ranked])
+        finally:
+            self.conn.execute("COMMIT")
+        return [SearchHit(records[rs], -float(rank)) for rs, rank in ranked if rs in records]
 
     def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
         found: dict[str, ChunkRecord] = {}

@@ -12,15 +12,16 @@ from typing import Any
 from ragbridge.errors import InvalidRequest, NotFound
 from ragbridge.store.base import ApiKeyRecord, ChunkRecord, CollectionInfo, DocumentRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # `seq` columns use AUTOINCREMENT so row ids only ever grow: the in-memory vector index relies
 # on that, and a collection deleted and re-created never reuses a cached id.
 # Vectors live in their own table, so scans of chunks (filters, keyword joins) stay small and
 # a collection's vectors load in `seq` order through `vectors_by_collection`.
 # `chunks_by_metadata` covers metadata filters: they read the index, never the chunk rows.
-# The FTS table holds analysed terms, space-joined; `unicode61` with diacritics kept leaves
-# Hangul and accented Latin terms exactly as the analyser wrote them.
+# Keywords live in one FTS5 table per collection (`fts_table`), so BM25's statistics (row
+# count, mean length, document frequencies) are the collection's, and a search reads no other
+# collection's postings; the writer keeps them in step with `chunks`.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,11 +61,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vectors_by_collection ON vectors (collection_seq);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (
-    keywords, tokenize = "unicode61 remove_diacritics 0"
-);
 CREATE TRIGGER IF NOT EXISTS chunks_delete AFTER DELETE ON chunks BEGIN
-    DELETE FROM chunks_fts WHERE rowid = old.seq;
     DELETE FROM vectors WHERE seq = old.seq;
 END;
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -82,8 +79,23 @@ CREATE INDEX IF NOT EXISTS api_keys_by_hash ON api_keys (key_hash);
 """
 
 
+def fts_table(collection_seq: int) -> str:
+    """The name of the collection's FTS5 table (analysed terms, space-joined)."""
+    return f"fts_c{int(collection_seq)}"
+
+
+def create_fts_sql(collection_seq: int) -> str:
+    """`unicode61` with diacritics kept leaves Hangul and accented Latin terms exactly as the
+    analyser wrote them."""
+    return (
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts_table(collection_seq)} USING fts5"
+        ' (keywords, tokenize = "unicode61 remove_diacritics 0")'
+    )
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, schema in place."""
+    """A connection in autocommit mode (transactions are explicit), WAL, schema in place
+    (an older file is migrated, in one transaction)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -94,15 +106,61 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise RuntimeError(f"{path} has schema {version}; this ragbridge knows {SCHEMA_VERSION}")
     if version < SCHEMA_VERSION:
-        script = f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
         try:
-            conn.executescript(script)
+            conn.execute("BEGIN IMMEDIATE")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # under the lock
+            if version == 1:
+                _split_fts(conn)
+            for statement in _statements(_SCHEMA):  # executescript would COMMIT first
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.close()
             raise
     return conn
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of `script`, one by one (trigger bodies hold `;` too)."""
+    statements, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
+def _split_fts(conn: sqlite3.Connection) -> None:
+    """Schema 1 to 2: the file-wide `chunks_fts` becomes one FTS5 table per collection. The
+    collection with the most chunks takes the old table over (a rename, instant at any size);
+    the others' rows are copied out of it first."""
+    counts = conn.execute(
+        "SELECT k.seq, (SELECT COUNT(*) FROM chunks c WHERE c.collection_seq = k.seq) AS n"
+        " FROM collections k ORDER BY n DESC, k.seq"
+    ).fetchall()
+    conn.execute("DROP TRIGGER IF EXISTS chunks_delete")  # it named chunks_fts
+    for seq, _ in counts[1:]:
+        conn.execute(create_fts_sql(seq))
+        conn.execute(
+            f"INSERT INTO {fts_table(seq)} (rowid, keywords) SELECT f.rowid, f.keywords"
+            " FROM chunks_fts f JOIN chunks c ON c.seq = f.rowid WHERE c.collection_seq = ?",
+            (seq,),
+        )
+    if counts:
+        largest = counts[0][0]
+        conn.execute(
+            "DELETE FROM chunks_fts WHERE rowid IN"
+            " (SELECT seq FROM chunks WHERE collection_seq != ?)",
+            (largest,),
+        )
+        conn.execute(f"ALTER TABLE chunks_fts RENAME TO {fts_table(largest)}")
+    else:
+        conn.execute("DROP TABLE chunks_fts")
 
 
 def filter_sql(filters: Mapping[str, Any] | None, column: str) -> tuple[str, list[Any]]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ragbridge.errors import Conflict, InvalidRequest, NotFound, RagbridgeError
 from ragbridge.store.base import DocumentRecord, NewChunk, Store, Vector
+from ragbridge.store.sqlite_schema import fts_table, require_collection
 
 if TYPE_CHECKING:
     from ragbridge.settings import Settings
@@ -78,32 +79,36 @@ class SqliteExporter:
     async def export_document(
         self, collection: str, document_id: str
     ) -> tuple[list[NewChunk], Vector]:
-        rows = await self._rows(
-            "SELECT c.position, c.text, f.keywords, c.metadata, v.vector FROM chunks c"
-            " JOIN collections k ON k.seq = c.collection_seq"
-            " JOIN chunks_fts f ON f.rowid = c.seq JOIN vectors v ON v.seq = c.seq"
-            " WHERE k.name = ? AND c.document_id = ? ORDER BY c.seq",
-            collection,
-            document_id,
-        )
+        def read(conn: sqlite3.Connection) -> list[Any]:
+            seq, _ = require_collection(conn, collection)
+            return conn.execute(
+                "SELECT c.position, c.text, f.keywords, c.metadata, v.vector FROM chunks c"
+                f" JOIN {fts_table(seq)} f ON f.rowid = c.seq JOIN vectors v ON v.seq = c.seq"
+                " WHERE c.collection_seq = ? AND c.document_id = ? ORDER BY c.seq",
+                (seq, document_id),
+            ).fetchall()
+
+        rows = await self._read(read)
         chunks = [NewChunk(text, keywords, position, json.loads(meta)) for position, text,
                   keywords, meta, _ in rows]  # fmt: skip
         vectors = [np.frombuffer(row[4], dtype=np.float32) for row in rows]
         return chunks, np.array(vectors, dtype=np.float32)
 
     async def vector_count(self, collection: str) -> int:
-        rows = await self._rows(
-            "SELECT count(*) FROM vectors v JOIN collections k ON k.seq = v.collection_seq"
-            " WHERE k.name = ?",
-            collection,
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT count(*) FROM vectors v JOIN collections k ON k.seq = v.collection_seq"
+                " WHERE k.name = ?",
+                (collection,),
+            ).fetchall()
         )
         return int(rows[0][0])
 
-    async def _rows(self, query: str, *params: str) -> list[Any]:
+    async def _read(self, query: Callable[[sqlite3.Connection], list[Any]]) -> list[Any]:
         def read() -> list[Any]:
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
             with closing(sqlite3.connect(uri, uri=True)) as conn:
-                return conn.execute(query, params).fetchall()
+                return query(conn)
 
         return await asyncio.to_thread(read)
 
