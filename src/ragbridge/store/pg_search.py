@@ -116,21 +116,25 @@ WITH q AS (
         SELECT count(*) AS df FROM chunks c WHERE c.collection_id = {cid} AND c.tsv @@ q.tsq
     ) s
 ), hits AS (
-    SELECT {cols}, c.keyword_count,
+    SELECT c.id, c.keyword_count,
            ts_delete(c.tsv, tsvector_to_array(
                ts_delete(c.tsv, (SELECT array_agg(lexeme) FROM q)))) AS matched
     FROM chunks c
     WHERE c.collection_id = {cid}
       AND c.tsv @@ (SELECT string_agg(tsq::text, ' | ')::tsquery FROM q){where}
+), top AS (
+    SELECT h.id,
+           sum(df.idf * (cardinality(m.positions) * ({k1} + 1))
+               / (cardinality(m.positions)
+                  + {k1} * (1 - {b} + {b} * h.keyword_count / {avgdl}))) AS score
+    FROM hits h CROSS JOIN LATERAL unnest(h.matched) m JOIN df ON df.lexeme = m.lexeme
+    GROUP BY h.id
+    ORDER BY score DESC, h.id
+    LIMIT {k}
 )
-SELECT h.id, h.document_id, h.position, h.text, h.metadata,
-       (SELECT sum(df.idf * (cardinality(m.positions) * ({k1} + 1))
-                   / (cardinality(m.positions)
-                      + {k1} * (1 - {b} + {b} * h.keyword_count / {avgdl})))
-        FROM unnest(h.matched) m JOIN df ON df.lexeme = m.lexeme) AS score
-FROM hits h
-ORDER BY score DESC, h.id
-LIMIT {k}
+SELECT {cols}, top.score
+FROM top JOIN chunks c ON c.collection_id = {cid} AND c.id = top.id
+ORDER BY top.score DESC, top.id
 """
     ).format(
         n=sql.Literal(float(chunk_total)),
