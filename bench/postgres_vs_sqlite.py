@@ -171,7 +171,9 @@ async def recall(store: Store, vectors: Matrix, exact: list[set[str]]) -> float:
     """Share of the exact top 10 that the store's (approximate) dense search returns."""
     found = 0
     for vector, truth in zip(vectors, exact, strict=True):
-        found += len(truth & {h.chunk.id for h in await store.dense_search(COLLECTION, vector, TOP_K)})
+        found += len(
+            truth & {h.chunk.id for h in await store.dense_search(COLLECTION, vector, TOP_K)}
+        )
     return found / (TOP_K * len(vectors))
 
 
@@ -220,9 +222,10 @@ async def fill(store: Store, corpus: Corpus, size: int) -> tuple[int, float | No
 async def ann_ready(store: SqliteStore) -> float:
     """Wait until the embedded store's ANN graphs are built; returns the seconds waited."""
     start = time.perf_counter()
-    while {"building", "opening"} & set(store.index_status()["collections"]):
+    while True:  # the graphs are built on the store's own thread: poll its status
+        if not {"building", "opening"} & set(store.index_status()["collections"]):
+            return time.perf_counter() - start
         await asyncio.sleep(1)
-    return time.perf_counter() - start
 
 
 @contextmanager
@@ -272,8 +275,9 @@ async def run(options: Options, workdir: Path, url: str, only: str | None) -> No
     corpus = Corpus()
     vectors, terms = corpus.queries(options.queries + 3)
     sqlite, postgres = SqliteStore(workdir / "bench.db"), PostgresStore(url)
-    stores: list[Store] = [s for s, name in ((sqlite, "sqlite"), (postgres, "postgres"))
-                           if only in (None, name)]
+    stores: list[Store] = [
+        s for s, name in ((sqlite, "sqlite"), (postgres, "postgres")) if only in (None, name)
+    ]
     rows: list[Row] = []
     notes: list[str] = []
     for store in stores:
@@ -344,7 +348,7 @@ def main() -> None:
         "--build-memory", default="3GB", help="maintenance_work_mem for the HNSW build"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="parallel HNSW build workers beside the leader"
+        "--workers", type=int, default=2, help="parallel HNSW build workers beside the leader"
     )
     parser.add_argument(
         "--workdir",

@@ -145,3 +145,24 @@ async def test_keyword_scores_equal_sqlite_fts5_bm25(
                 assert got[chunk_id] == pytest.approx(score, rel=1e-6), terms
     finally:
         await sqlite.close()
+
+
+async def test_a_keyword_filter_picks_chunks_but_keeps_collection_wide_scores(
+    pg_store: PostgresStore,
+) -> None:
+    """df stays the collection's (as FTS5 keeps it): a filter only drops chunks from the list."""
+    await pg_store.create_collection("c", "m", 4)
+    for i, keywords in enumerate(KEYWORD_CORPUS * 3):
+        doc = DocumentRecord(id=f"d{i}", collection="c", source=f"{i}.txt", content_hash="h")
+        chunk = NewChunk(text=keywords, keywords=keywords, position=0, metadata={"part": i % 3})
+        await pg_store.upsert_document(doc, [chunk], unit_rows(1, 4, seed=i))
+    for terms in (["apple", "date"], ["서울", "날씨", "비"], ["elder", "zzz"]):
+        everything = await pg_store.keyword_search("c", terms, 100)
+        expected = [(h.chunk.id, h.score) for h in everything if h.chunk.metadata["part"] == 1]
+        filtered = await pg_store.keyword_search("c", terms, 100, {"part": 1})
+        assert [(h.chunk.id, h.score) for h in filtered] == expected, terms
+        assert expected, terms
+        top = await pg_store.keyword_search("c", terms, 2, {"part": [0, 2]})
+        assert [h.chunk.id for h in top] == [
+            h.chunk.id for h in everything if h.chunk.metadata["part"] != 1
+        ][:2]
