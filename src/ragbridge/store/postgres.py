@@ -229,8 +229,10 @@ class PostgresStore:
             await conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
             rows = await (await conn.execute(statement, [query, *params])).fetchall()
             if len(rows) < top_k:
-                await conn.execute("SET LOCAL enable_indexscan = off")
-                rows = await (await conn.execute(statement, [query, *params])).fetchall()
+                exact = pg_search.dense_query(
+                    found.id, found.info.dimension, top_k, where, exact=True
+                )
+                rows = await (await conn.execute(exact, [query, *params])).fetchall()
         return [SearchHit(chunk_row(collection, row), float(row["score"])) for row in rows]
 
     async def keyword_search(
