@@ -1,7 +1,9 @@
 """PostgreSQL + pgvector next to the embedded SQLite store: ingest throughput and query latency.
 
-    python -m bench.postgres_vs_sqlite                  # 100k, then 1M chunks (~20 min, 2 cores)
-    python -m bench.postgres_vs_sqlite --sizes 100000   # ~6 min
+    python -m bench.postgres_vs_sqlite          # 100k, then 1M chunks (over an hour, 2 cores)
+    python -m bench.postgres_vs_sqlite --sizes 1000000 --workdir /big/disk   # kept, reused next run
+    python -m bench.postgres_vs_sqlite --fill-only sqlite --sizes 1000000 --workdir D &
+    python -m bench.postgres_vs_sqlite --fill-only postgres --sizes 1000000 --workdir D  # at once
     RAGBRIDGE_DATABASE_URL=postgresql://... python -m bench.postgres_vs_sqlite   # your server
 
 Both stores get the same synthetic chunks, written through `upsert_document` (one transaction per
@@ -9,31 +11,35 @@ document of 100 chunks, what ingest does): 384-d unit vectors around 1,000 clust
 real embeddings cluster), and keyword text drawn from the Zipf vocabulary of
 `bench.search_latency` (Latin and Hangul terms). No embedder runs, so the stores are what is
 measured. PostgreSQL is written the way a bulk import would be: the HNSW index dropped, the rows
-written, the index built after (timed separately), then a few documents re-ingested with the
-index live (the steady-state rate). Above `--hnsw-max` chunks the index is not built (its build
-takes too long on a small machine) and PostgreSQL's dense queries are skipped. PostgreSQL runs
-from `pgserver` with its default settings (128 MB shared buffers) unless RAGBRIDGE_DATABASE_URL
-points elsewhere.
+written, the index built after (timed separately, with `--build-memory` as maintenance_work_mem
+and `--workers` parallel workers), then a few documents re-ingested with the index live (the
+steady-state rate). Above `--hnsw-max` chunks the index is not built and PostgreSQL's dense
+queries are skipped. PostgreSQL runs from `pgserver` with its default settings (128 MB shared
+buffers) unless RAGBRIDGE_DATABASE_URL points elsewhere. With `--workdir` the data stays there and
+a later run writes only what is missing and keeps a built index (its build time is then not
+reported).
 
 Queries (same vectors and terms for both): dense top 10, dense with a 10 % metadata filter,
 keyword top 10 (BM25, 3 mid-frequency terms), and hybrid: dense and keyword issued together,
-as the retriever does. Dense recall@10 of PostgreSQL's HNSW is measured against SQLite's exact
-search.
+as the retriever does. Dense recall@10 of both stores' approximate search is measured against
+PostgreSQL's exact scan (kept in the workdir), after SQLite's ANN graph is built.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import tempfile
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -147,19 +153,54 @@ async def latency(
     return results
 
 
-async def recall(sqlite: Store, postgres: Store, vectors: Matrix) -> float:
-    """Share of SQLite's exact top 10 that PostgreSQL's HNSW search also returns."""
+async def exact_top(url: str, vectors: Matrix, cache: Path) -> list[set[str]]:
+    """The true top 10 of each query: PostgreSQL's exact scan (index scans off), kept in
+    `cache` for the next run on the same data (seconds per query at 1M)."""
+    if kept := read_json(cache):
+        return [set(top) for top in kept]
+    tops = []
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT id FROM collections WHERE name = %s", [COLLECTION])
+        row = await cur.fetchone()
+        assert row is not None
+        await conn.execute("SET enable_indexscan = off")
+        for vector in vectors:
+            literal = "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
+            cur = await conn.execute(
+                f"SELECT id FROM chunks WHERE collection_id = {row[0]}"
+                f" ORDER BY embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT {TOP_K}",
+                [literal],
+            )
+            tops.append({r[0] for r in await cur.fetchall()})
+        await conn.rollback()
+    write_json(cache, [sorted(top) for top in tops])
+    return tops
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in `path`, or None when there is none."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value))
+
+
+async def recall(store: Store, vectors: Matrix, exact: list[set[str]]) -> float:
+    """Share of the exact top 10 that the store's (approximate) dense search returns."""
     found = 0
-    for vector in vectors:
-        exact = {h.chunk.id for h in await sqlite.dense_search(COLLECTION, vector, TOP_K)}
-        approx = {h.chunk.id for h in await postgres.dense_search(COLLECTION, vector, TOP_K)}
-        found += len(exact & approx)
+    for vector, truth in zip(vectors, exact, strict=True):
+        found += len(
+            truth & {h.chunk.id for h in await store.dense_search(COLLECTION, vector, TOP_K)}
+        )
     return found / (TOP_K * len(vectors))
 
 
-async def index(url: str, action: str) -> float:
+async def index(url: str, action: str, build_memory: str = "3GB", workers: int = 1) -> float:
     """`drop`, `build` (then VACUUM ANALYZE) or just `analyze` the collection's HNSW index;
-    returns the seconds taken."""
+    returns the seconds taken. A build runs with `maintenance_work_mem` = `build_memory` (the
+    whole graph must fit, else pgvector builds on disk, many times slower) and `workers`
+    parallel workers beside the leader."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         cur = await conn.execute("SELECT id FROM collections WHERE name = %s", [COLLECTION])
         row = await cur.fetchone()
@@ -168,15 +209,48 @@ async def index(url: str, action: str) -> float:
         if action == "drop":
             await conn.execute(f"DROP INDEX IF EXISTS chunks_embedding_c{row[0]}")
         elif action == "build":
-            await conn.execute("SET maintenance_work_mem = '2GB'")
+            await conn.execute(f"SET maintenance_work_mem = '{build_memory}'")
+            await conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
             await conn.execute(create_hnsw_index(row[0], DIM))
         await conn.execute("VACUUM ANALYZE chunks")
         return time.perf_counter() - start
 
 
+async def has_index(url: str) -> bool:
+    """Whether the collection's HNSW index exists (a kept `--workdir` may already have it)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_indexes i JOIN collections c"
+            " ON i.indexname = 'chunks_embedding_c' || c.id WHERE c.name = %s",
+            [COLLECTION],
+        )
+        row = await cur.fetchone()
+        return bool(row and row[0])
+
+
+async def fill(store: Store, corpus: Corpus, size: int) -> tuple[int, float | None]:
+    """Write the chunks the store lacks up to `size` (a kept `--workdir` resumes);
+    returns the chunks it held before and the ingest rate (None when nothing was written)."""
+    info = await store.get_collection(COLLECTION)
+    held = info.chunk_count if info else 0
+    if held >= size:
+        return held, None
+    return held, await ingest(store, corpus, held // DOC_CHUNKS, size // DOC_CHUNKS)
+
+
+async def ann_ready(store: SqliteStore) -> float:
+    """Wait until the embedded store's ANN graphs are built; returns the seconds waited."""
+    start = time.perf_counter()
+    while True:  # the graphs are built on the store's own thread: poll its status
+        if not {"building", "opening"} & set(store.index_status()["collections"]):
+            return time.perf_counter() - start
+        await asyncio.sleep(1)
+
+
 @contextmanager
-def postgres_url(workdir: Path) -> Iterator[str]:
-    """RAGBRIDGE_DATABASE_URL, or a pgserver-started PostgreSQL in `workdir`."""
+def postgres_url(workdir: Path, keep: bool) -> Iterator[str]:
+    """RAGBRIDGE_DATABASE_URL, or a pgserver-started PostgreSQL in `workdir` (its data deleted
+    afterwards unless `keep`)."""
     if url := os.environ.get("RAGBRIDGE_DATABASE_URL"):
         yield url
         return
@@ -184,7 +258,7 @@ def postgres_url(workdir: Path) -> Iterator[str]:
         warnings.simplefilter("ignore")
         import pgserver
 
-    server = pgserver.get_server(workdir / "pgdata", cleanup_mode="delete")
+    server = pgserver.get_server(workdir / "pgdata", cleanup_mode=None if keep else "delete")
     try:
         yield server.get_uri()
     finally:
@@ -204,50 +278,81 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def run(sizes: list[int], queries: int, hnsw_max: int, workdir: Path, url: str) -> None:
+@dataclass
+class Options:
+    """What `main` parsed."""
+
+    sizes: list[int]
+    queries: int
+    hnsw_max: int
+    build_memory: str
+    workers: int
+
+
+async def run(options: Options, workdir: Path, url: str, only: str | None) -> None:
+    """Fill both stores (or only one, `only`), build PostgreSQL's index, measure each size."""
     corpus = Corpus()
-    vectors, terms = corpus.queries(queries + 3)
+    vectors, terms = corpus.queries(options.queries + 3)
     sqlite, postgres = SqliteStore(workdir / "bench.db"), PostgresStore(url)
+    stores: list[Store] = [
+        s for s, name in ((sqlite, "sqlite"), (postgres, "postgres")) if only in (None, name)
+    ]
     rows: list[Row] = []
     notes: list[str] = []
-    await sqlite.open()
-    await postgres.open()
+    for store in stores:
+        await store.open()
     try:
-        for store in (sqlite, postgres):
+        for store in stores:
             await store.create_collection(COLLECTION, "synthetic-384", DIM)
-        await index(url, "drop")
-        written = 0
-        for size in sizes:
-            first, last = written // DOC_CHUNKS, size // DOC_CHUNKS
-            sqlite_rate = await ingest(sqlite, corpus, first, last)
-            pg_rate = await ingest(postgres, corpus, first, last)
-            written = size
+        if only is not None:
+            if only == "postgres" and await has_index(url):
+                await index(url, "drop")
+            held, rate = await fill(stores[0], corpus, options.sizes[-1])
+            print(f"{only}: {held:,} → {options.sizes[-1]:,} chunks at {rate or 0:,.0f}/s")
+            return
+        for size in options.sizes:
+            held, sqlite_rate = await fill(sqlite, corpus, size)
+            pg_held = (await postgres.get_collection(COLLECTION)).chunk_count  # type: ignore[union-attr]
+            if pg_held < size and await has_index(url):
+                await index(url, "drop")  # written without it, as a bulk load would
+            _, pg_rate = await fill(postgres, corpus, size)
             note = (
-                f"{size:,} chunks: ingest SQLite {sqlite_rate:,.0f} chunks/s, PostgreSQL "
-                f"{pg_rate:,.0f} chunks/s (HNSW index dropped while writing)"
+                f"{size:,} chunks: ingest SQLite {sqlite_rate or 0:,.0f} chunks/s, PostgreSQL "
+                f"{pg_rate or 0:,.0f} chunks/s (HNSW index dropped while writing; 0: kept data)"
             )
-            if size <= hnsw_max:
-                build_s = await index(url, "build")
-                live = await ingest(postgres, corpus, 0, REINGEST_DOCS)
-                share = await recall(sqlite, postgres, vectors[:50])
+            dense = size <= options.hnsw_max
+            if dense and not await has_index(url):
+                build_s = await index(url, "build", options.build_memory, options.workers)
                 note += (
-                    f"; HNSW build {build_s:,.0f} s; re-ingest with the index live "
-                    f"{live:,.0f} chunks/s; dense recall@10 vs exact {share:.3f}"
+                    f"; HNSW build {build_s:,.0f} s (maintenance_work_mem "
+                    f"{options.build_memory}, {options.workers} parallel worker(s) + leader)"
                 )
             else:
                 await index(url, "analyze")
-                note += "; HNSW not built (too slow here), PostgreSQL dense not measured"
+            if dense:
+                live = await ingest(postgres, corpus, 0, REINGEST_DOCS)
+                note += f"; re-ingest with the index live {live:,.0f} chunks/s"
+            waited = await ann_ready(sqlite)
+            note += f"; waited {waited:,.0f} s for SQLite's ANN graph"
+            if dense:
+                exact = await exact_top(url, vectors[:50], workdir / f"exact-{size}.json")
+                pg_recall = await recall(postgres, vectors[:50], exact)
+                lite_recall = await recall(sqlite, vectors[:50], exact)
+                note += (
+                    f"; dense recall@10 vs exact: PostgreSQL {pg_recall:.3f}, "
+                    f"SQLite {lite_recall:.3f}"
+                )
+            else:
+                note += "; HNSW not built (--hnsw-max), PostgreSQL dense not measured"
             notes.append(note)
             print(note, flush=True)
             lite = await latency(sqlite, vectors, terms, dense=True)
-            pg = await latency(postgres, vectors, terms, dense=size <= hnsw_max)
+            pg = await latency(postgres, vectors, terms, dense=dense)
             rows += [Row(size, name, lite[name], pg.get(name)) for name in lite]
-            print(table(rows[-len(lite) :]), flush=True)
-            if size <= hnsw_max and size != sizes[-1]:
-                await index(url, "drop")  # the next size is written without it, as bulk loads
+            print(table(rows[-len(lite) :]), f"\n(load average {os.getloadavg()})", flush=True)
     finally:
-        await sqlite.close()
-        await postgres.close()
+        for store in stores:
+            await store.close()
     print("\n" + table(rows) + "\n\n" + "\n".join(f"- {note}" for note in notes))
 
 
@@ -256,15 +361,39 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200, help="timed queries per kind")
     parser.add_argument(
-        "--hnsw-max", type=int, default=100_000, help="largest size to build PostgreSQL's HNSW at"
+        "--hnsw-max", type=int, default=1_000_000, help="largest size to build PostgreSQL's HNSW at"
     )
-    parser.add_argument("--workdir", type=Path, default=None, help="where the data goes")
+    parser.add_argument(
+        "--build-memory", default="3GB", help="maintenance_work_mem for the HNSW build"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="parallel HNSW build workers beside the leader"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the data here and reuse it on the next run (default: a temporary dir)",
+    )
+    parser.add_argument(
+        "--fill-only",
+        choices=["sqlite", "postgres"],
+        default=None,
+        help="only write the largest size into one store, then stop (fill both at once)",
+    )
     args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory(dir=args.workdir) as workdir,
-        postgres_url(Path(workdir)) as url,
-    ):
-        asyncio.run(run(sorted(args.sizes), args.queries, args.hnsw_max, Path(workdir), url))
+    options = Options(
+        sorted(args.sizes), args.queries, args.hnsw_max, args.build_memory, args.workers
+    )
+    with ExitStack() as stack:
+        if args.workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            workdir = args.workdir
+            workdir.mkdir(parents=True, exist_ok=True)
+        keep = args.workdir is not None
+        url = "" if args.fill_only == "sqlite" else stack.enter_context(postgres_url(workdir, keep))
+        asyncio.run(run(options, workdir, url, args.fill_only))
 
 
 if __name__ == "__main__":

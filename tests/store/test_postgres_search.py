@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ragbridge.store.base import DocumentRecord, NewChunk
 from ragbridge.store.postgres import HNSW_MAX_DIMENSION, PostgresStore
@@ -145,3 +146,48 @@ async def test_keyword_scores_equal_sqlite_fts5_bm25(
                 assert got[chunk_id] == pytest.approx(score, rel=1e-6), terms
     finally:
         await sqlite.close()
+
+
+async def test_a_keyword_filter_picks_chunks_but_keeps_collection_wide_scores(
+    pg_store: PostgresStore,
+) -> None:
+    """df stays the collection's (as FTS5 keeps it): a filter only drops chunks from the list."""
+    await pg_store.create_collection("c", "m", 4)
+    for i, keywords in enumerate(KEYWORD_CORPUS * 3):
+        doc = DocumentRecord(id=f"d{i}", collection="c", source=f"{i}.txt", content_hash="h")
+        chunk = NewChunk(text=keywords, keywords=keywords, position=0, metadata={"part": i % 3})
+        await pg_store.upsert_document(doc, [chunk], unit_rows(1, 4, seed=i))
+    for terms in (["apple", "date"], ["서울", "날씨", "비"], ["elder", "zzz"]):
+        everything = await pg_store.keyword_search("c", terms, 100)
+        expected = [(h.chunk.id, h.score) for h in everything if h.chunk.metadata["part"] == 1]
+        filtered = await pg_store.keyword_search("c", terms, 100, {"part": 1})
+        assert [(h.chunk.id, h.score) for h in filtered] == expected, terms
+        assert expected, terms
+        top = await pg_store.keyword_search("c", terms, 2, {"part": [0, 2]})
+        assert [h.chunk.id for h in top] == [
+            h.chunk.id for h in everything if h.chunk.metadata["part"] != 1
+        ][:2]
+
+
+async def test_the_exact_fallback_stays_exact_once_statements_are_prepared(
+    postgres_url: str,
+) -> None:
+    """psycopg prepares a statement after 5 uses and a cached plan ignores `enable_indexscan`:
+    on one connection with generic plans forced, the fallback stays exact and full."""
+    info = conninfo_to_dict(postgres_url)
+    info["options"] = f"{info.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
+    store = PostgresStore(make_conninfo("", **info), min_connections=1, max_connections=1)
+    await store.open()
+    try:
+        dim, count = 16, 1000
+        matrix = unit_rows(count, dim, seed=11)
+        await store.create_collection("c", "m", dim)
+        await fill(store, matrix, per_doc=250)
+        members = np.flatnonzero(np.arange(count) % 100 == 42)  # 10 chunks: HNSW finds fewer
+        for query in unit_rows(8, dim, seed=12):
+            exact = members[np.argsort(-(matrix[members] @ query))][:5]
+            hits = await store.dense_search("c", query, 5, {"group": 42})
+            assert [int(h.chunk.text.split()[1]) for h in hits] == exact.tolist()
+            assert len(await store.dense_search("c", query, 5)) == 5
+    finally:
+        await store.close()

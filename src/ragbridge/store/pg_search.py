@@ -9,7 +9,9 @@ SQLite's FTS5 `bm25()` on the embedded store, so both stores score a collection 
 - terms are the analysed chunk `keywords` (Korean morphemes, English stems), indexed as
   `to_tsvector('simple', keywords)` with a GIN index; a query matches chunks having any term;
 - idf(t) = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6 (as FTS5), with N the collection's
-  chunk count and df counted through the GIN index per query term;
+  chunk count and df counted among the chunks matching any query term (found through the GIN
+  index), so the table is read once per query: the metadata filter only decides which of those
+  chunks are scored, as df is collection-wide (as in FTS5);
 - tf comes from the term's positions in the chunk's tsvector, the chunk length is its number of
   keyword tokens, and avgdl the collection's mean, kept as running totals on the collection row.
 """
@@ -76,15 +78,33 @@ def create_hnsw_index(collection_id: int, dimension: int) -> sql.Composed:
     )
 
 
+EF_SEARCH = 200
+"""`hnsw.ef_search` for an unfiltered search: candidates the HNSW walk keeps. Measured at 1M
+chunks (docs/scaling.md): recall@10 0.66 at pgvector's default 40, 0.89 at 200, 0.95 at 1,000."""
+FILTERED_EF_PER_RESULT = 40
+"""Per requested result when filtering: pgvector 0.6 filters after the walk, so a filter keeping
+10 % of the chunks needs ~10× the candidates; too few and the exact fallback runs."""
+
+
+def ef_search(top_k: int, filtered: bool) -> int:
+    """`hnsw.ef_search` for one query (pgvector accepts at most 1,000)."""
+    return min(1000, top_k * FILTERED_EF_PER_RESULT if filtered else max(EF_SEARCH, top_k))
+
+
 def dense_query(
-    collection_id: int, dimension: int, top_k: int, where: sql.Composable
+    collection_id: int, dimension: int, top_k: int, where: sql.Composable, *, exact: bool = False
 ) -> sql.Composed:
-    """Nearest chunks by cosine distance; params: the query vector, then the filter params."""
+    """Nearest chunks by cosine distance; params: the query vector, then the filter params.
+
+    `exact` orders by the score instead of the distance, which the HNSW index cannot serve: a
+    different statement, so a plan psycopg prepared for one is never reused for the other
+    (a prepared plan ignores later `SET enable_indexscan`)."""
+    order = "score DESC" if exact else "(c.embedding::{vtype}) <=> q.v"
     return sql.SQL(
         "WITH q AS (SELECT %s::{vtype} AS v) "
         "SELECT {cols}, 1 - ((c.embedding::{vtype}) <=> q.v) AS score "
         "FROM chunks c, q WHERE c.collection_id = {cid}{where} "
-        "ORDER BY (c.embedding::{vtype}) <=> q.v LIMIT {k}"
+        f"ORDER BY {order} LIMIT {{k}}"
     ).format(
         vtype=vector_type(dimension),
         cols=_CHUNK_COLUMNS,
@@ -109,28 +129,32 @@ WITH q AS (
     SELECT lexeme,
            ('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery AS tsq
     FROM unnest(to_tsvector('simple', %s))
-), df AS MATERIALIZED (
-    SELECT q.lexeme,
-           greatest(ln(greatest(({n} - s.df + 0.5) / (s.df + 0.5), 1)), 1e-6) AS idf
-    FROM q, LATERAL (
-        SELECT count(*) AS df FROM chunks c WHERE c.collection_id = {cid} AND c.tsv @@ q.tsq
-    ) s
 ), hits AS (
-    SELECT {cols}, c.keyword_count,
+    SELECT c.id, c.keyword_count, true{where} AS keep,
            ts_delete(c.tsv, tsvector_to_array(
                ts_delete(c.tsv, (SELECT array_agg(lexeme) FROM q)))) AS matched
     FROM chunks c
     WHERE c.collection_id = {cid}
-      AND c.tsv @@ (SELECT string_agg(tsq::text, ' | ')::tsquery FROM q){where}
+      AND c.tsv @@ (SELECT string_agg(tsq::text, ' | ')::tsquery FROM q)
+), tf AS (
+    SELECT h.id, h.keyword_count, h.keep, m.lexeme, cardinality(m.positions) AS tf
+    FROM hits h CROSS JOIN LATERAL unnest(h.matched) m
+), df AS (
+    SELECT lexeme, greatest(ln(greatest(({n} - count(*) + 0.5) / (count(*) + 0.5), 1)), 1e-6) AS idf
+    FROM tf GROUP BY lexeme
+), top AS (
+    SELECT tf.id,
+           sum(df.idf * (tf.tf * ({k1} + 1))
+               / (tf.tf + {k1} * (1 - {b} + {b} * tf.keyword_count / {avgdl}))) AS score
+    FROM tf JOIN df ON df.lexeme = tf.lexeme
+    WHERE tf.keep
+    GROUP BY tf.id
+    ORDER BY score DESC, tf.id
+    LIMIT {k}
 )
-SELECT h.id, h.document_id, h.position, h.text, h.metadata,
-       (SELECT sum(df.idf * (cardinality(m.positions) * ({k1} + 1))
-                   / (cardinality(m.positions)
-                      + {k1} * (1 - {b} + {b} * h.keyword_count / {avgdl})))
-        FROM unnest(h.matched) m JOIN df ON df.lexeme = m.lexeme) AS score
-FROM hits h
-ORDER BY score DESC, h.id
-LIMIT {k}
+SELECT {cols}, top.score
+FROM top JOIN chunks c ON c.collection_id = {cid} AND c.id = top.id
+ORDER BY top.score DESC, top.id
 """
     ).format(
         n=sql.Literal(float(chunk_total)),

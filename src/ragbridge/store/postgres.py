@@ -193,14 +193,14 @@ class PostgresStore:
                 return []
             where, params = pg_search.filter_sql(filters)
             statement = pg_search.dense_query(found.id, found.info.dimension, top_k, where)
-            # The index yields at most ef_search rows before filters apply: ask for more when
-            # filtering, so a filter keeping 10 % of the chunks still leaves top_k.
-            ef_search = min(1000, top_k * 40 if filters else max(40, top_k))
+            ef_search = pg_search.ef_search(top_k, bool(filters))
             await conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
             rows = await (await conn.execute(statement, [query, *params])).fetchall()
             if len(rows) < top_k:
-                await conn.execute("SET LOCAL enable_indexscan = off")
-                rows = await (await conn.execute(statement, [query, *params])).fetchall()
+                exact = pg_search.dense_query(
+                    found.id, found.info.dimension, top_k, where, exact=True
+                )
+                rows = await (await conn.execute(exact, [query, *params])).fetchall()
         return [SearchHit(chunk_row(collection, row), float(row["score"])) for row in rows]
 
     async def keyword_search(
