@@ -248,7 +248,9 @@ class Settings(BaseSettings):
     ann_exact_filter_limit: int = Field(
         10_000, description="Filters matching at most this many chunks are searched exactly."
     )
-    ann_ef_search: int = Field(64, description="HNSW efSearch: higher is slower, better recall.")
+    ann_ef_search: int = Field(
+        64, description="HNSW efSearch up to 125k rows (grows in proportion above, at most 1024)."
+    )
     warm_start: bool = Field(
         True, description="Load the embedder and open indexes in the background at start."
     )

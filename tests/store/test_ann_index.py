@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ragbridge.store.ann_index import AnnConfig
+from ragbridge.store.ann_indexes import search_breadth
 from ragbridge.store.base import DocumentRecord, NewChunk
 from ragbridge.store.sqlite import SqliteStore
 
@@ -254,3 +255,22 @@ async def test_a_rebuild_that_finishes_during_a_search_loses_no_row(
     assert state.graph is not old_graph  # the rebuild did finish during the search
     assert [hit.chunk.document_id for hit in hits] == ["b"]
     await store.close()
+
+
+class Sized:
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def test_search_breadth_grows_with_the_graph_and_with_narrow_filters() -> None:
+    """efSearch as configured up to 125k rows, in proportion above (recall@10 at 1M went from
+    0.79 at 64 to 0.96 at 512 in bench.ann_index), wider for selective filters, capped."""
+    assert search_breadth(64, None, None) == 64
+    assert search_breadth(64, Sized(100_000), None) == 64
+    assert search_breadth(64, Sized(1_000_000), None) == 512
+    assert search_breadth(128, Sized(1_000_000), None) == 1024
+    assert search_breadth(64, Sized(100_000), np.arange(25_000)) == 256
+    assert search_breadth(64, Sized(1_000_000), np.arange(10)) == 1024
