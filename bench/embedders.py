@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from bench.retrieval_quality import (
     KOREAN,
     SCIFACT,
@@ -45,6 +46,7 @@ from bench.retrieval_quality import (
     measure,
 )
 from ragbridge.embeddings import create_embedder
+from ragbridge.embeddings.use import UseEmbedder
 from ragbridge.retrieval.analyzer import default_analyzer
 from ragbridge.settings import Settings
 
@@ -132,6 +134,45 @@ async def query_p50(model: str, korean: Dataset, english: Dataset) -> tuple[floa
         timings.append((time.perf_counter() - started) * 1000)
     await embedder.close()
     return load_s, statistics.median(timings)
+
+
+class PreviousUseEmbedder(UseEmbedder):
+    """`UseEmbedder` as it encoded before the one-thread query path: every call with the
+    configured BLAS threads, and the package's unit vectors normalised again."""
+
+    def _encode(self, texts: list[str]) -> Any:
+        self._model._model.threads = self._threads
+        vectors = np.asarray(self._model.encode(texts), dtype=np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+async def query_latency_ab(korean: Dataset, english: Dataset, rounds: int) -> None:
+    """USE `embed_query` p50 (and CPU ms per query), previous and current path side by side:
+    the two embedders alternate query by query, so both see the same machine load."""
+    texts = list(korean.queries.values()) + list(english.queries.values())
+    embedders = {"previous": PreviousUseEmbedder(), "current": UseEmbedder()}
+    wall: dict[str, list[float]] = {name: [] for name in embedders}
+    cpu: dict[str, list[float]] = {name: [] for name in embedders}
+    for embedder in embedders.values():
+        await embedder.embed_query("warm up")
+    for round_ in range(rounds):
+        for text in texts:
+            for name, embedder in embedders.items():
+                unique = f"{text} {round_}"  # never a query-cache hit
+                started, cpu_started = time.perf_counter(), time.process_time()
+                await embedder.embed_query(unique)
+                wall[name].append((time.perf_counter() - started) * 1000)
+                cpu[name].append((time.process_time() - cpu_started) * 1000)
+    load = os.getloadavg()
+    print(f"query embedding, USE, {len(texts) * rounds} queries each, {os.cpu_count()} cores, "
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
+    print("| path | threads | p50 ms | p90 ms | CPU ms/query (p50) |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, embedder in embedders.items():
+        threads = f"{embedder._threads} BLAS" if name == "previous" else "1 BLAS for one text"
+        p50, p90 = statistics.median(wall[name]), float(np.percentile(wall[name], 90))
+        print(f"| {name} | {threads} | {p50:.1f} | {p90:.1f} | {statistics.median(cpu[name]):.1f} |")
+        await embedder.close()
 
 
 def write_korean_docs(folder: Path, copies: int) -> int:
@@ -318,9 +359,17 @@ def cli() -> None:
     parser.add_argument("--scifact-budget", type=float, default=400.0)
     parser.add_argument("--ingest-copies", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--query-ab", type=int, metavar="ROUNDS",
+        help="only USE query-embedding p50, previous vs current path, ROUNDS over the questions",
+    )  # fmt: skip
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.query_ab:
+        korean = load_korean(KOREAN)
+        asyncio.run(query_latency_ab(korean, load_crosslingual(korean)[1], args.query_ab))
+        return
     if args.one:
         result = asyncio.run(one_model(args.one, args))
         args.out.write_text(json.dumps(result))
