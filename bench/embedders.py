@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,34 +132,42 @@ class PreviousUseEmbedder(UseEmbedder):
 
 
 async def query_latency_ab(korean: Dataset, english: Dataset, rounds: int) -> None:
-    """USE `embed_query` p50 (and CPU ms per query), previous and current path side by side:
-    the two embedders alternate query by query, so both see the same machine load."""
+    """USE `embed_query` p50 (and CPU ms per query), previous and current path side by side,
+    plus the current encode run in the calling thread (the model alone, without the hop to the
+    worker thread and back): the three alternate query by query, so all see the same load."""
     texts = list(korean.queries.values()) + list(english.queries.values())
-    embedders = {"previous": PreviousUseEmbedder(), "current": UseEmbedder()}
-    wall: dict[str, list[float]] = {name: [] for name in embedders}
-    cpu: dict[str, list[float]] = {name: [] for name in embedders}
-    for embedder in embedders.values():
-        await embedder.embed_query("warm up")
+    previous, current = PreviousUseEmbedder(), UseEmbedder()
+    arms = {
+        "previous (2 BLAS threads)": previous.embed_query,
+        "current (1 BLAS thread for one text)": current.embed_query,
+        "current, encode only (in the caller)": partial(_in_caller, current),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in arms}
+    cpu: dict[str, list[float]] = {name: [] for name in arms}
+    for embed in arms.values():
+        await embed("warm up")
     for round_ in range(rounds):
         for text in texts:
-            for name, embedder in embedders.items():
-                unique = f"{text} {round_}"  # never a query-cache hit
+            for name, embed in arms.items():
+                unique = f"{text} {round_} {len(wall[name])}"  # never a query-cache hit
                 started, cpu_started = time.perf_counter(), time.process_time()
-                await embedder.embed_query(unique)
+                await embed(unique)
                 wall[name].append((time.perf_counter() - started) * 1000)
                 cpu[name].append((time.process_time() - cpu_started) * 1000)
     load = os.getloadavg()
     print(f"query embedding, USE, {len(texts) * rounds} queries each, {os.cpu_count()} cores, "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
-    print("| path | threads | p50 ms | p90 ms | CPU ms/query (p50) |")
-    print("| --- | --- | ---: | ---: | ---: |")
-    for name, embedder in embedders.items():
-        threads = f"{embedder._threads} BLAS" if name == "previous" else "1 BLAS for one text"
+    print("| path | p50 ms | p90 ms | CPU ms/query (p50) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in arms:
         p50, p90 = statistics.median(wall[name]), float(np.percentile(wall[name], 90))
-        print(
-            f"| {name} | {threads} | {p50:.1f} | {p90:.1f} | {statistics.median(cpu[name]):.1f} |"
-        )
-        await embedder.close()
+        print(f"| {name} | {p50:.1f} | {p90:.1f} | {statistics.median(cpu[name]):.1f} |")
+    await previous.close()
+    await current.close()
+
+
+async def _in_caller(embedder: UseEmbedder, text: str) -> Any:
+    return embedder.encode_sync([text])[0]
 
 
 def write_korean_docs(folder: Path, copies: int) -> int:
