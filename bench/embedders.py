@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ async def query_latency_ab(korean: Dataset, english: Dataset, rounds: int) -> No
     worker thread and back): the three alternate query by query, so all see the same load."""
     texts = list(korean.queries.values()) + list(english.queries.values())
     previous, current = PreviousUseEmbedder(), UseEmbedder()
-    arms = {
+    arms: dict[str, Callable[[str], Awaitable[Any]]] = {
         "previous (2 BLAS threads)": previous.embed_query,
         "current (1 BLAS thread for one text)": current.embed_query,
         "current, encode only (in the caller)": partial(_in_caller, current),

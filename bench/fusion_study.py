@@ -18,16 +18,17 @@ import pickle
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bench.embedders import load_crosslingual
 from bench.retrieval_quality import (
     CACHE,
     KOREAN,
     SCIFACT,
     Dataset,
     indexed,
+    load_crosslingual,
     load_korean,
     load_scifact,
 )
@@ -176,7 +177,9 @@ def fuse(
     return [d for d in ranked if d not in low][:10]
 
 
-def evaluate(data: Dataset, found, qids, **kw) -> float:
+def evaluate(
+    data: Dataset, found: dict[str, tuple[List, List]], qids: list[str], **kw: Any
+) -> float:
     return float(
         np.mean(
             [
@@ -196,7 +199,7 @@ def main() -> None:
     halves = {"sA": qids[0::2], "sB": qids[1::2]}
     others = {n: sets[n] for n in ("korean", "ko->en", "en->ko")}
 
-    def row(label: str, **kw) -> None:
+    def row(label: str, **kw: Any) -> None:
         cells = [evaluate(sci, sfound, halves[h], **kw) for h in ("sA", "sB")]
         cells += [evaluate(d, f, sorted(d.queries), **kw) for d, f in others.values()]
         print(f"{label:<40} " + " ".join(f"{c:.4f}" for c in cells), flush=True)
@@ -204,21 +207,21 @@ def main() -> None:
     print(f"{'config':<40} sciA   sciB   korean ko->en en->ko")
     base = dict(ddepth=50, kdepth=50, dnorm=n_relative, knorm=n_relative)
     minmax = dict(base, dnorm=n_minmax, knorm=n_minmax)
-    row("dense only", **base, w=1.0, floor=0.0, kdepth=0)
+    row("dense only", **{**base, "kdepth": 0}, w=1.0, floor=0.0)
     row("current: relative, w 0.5, floor 0.15", **base, w=0.5, floor=0.15)
     row("relative, w 1.0, no floor", **base, w=1.0, floor=0.0)
     for w in (0.3, 1.0):
         row(f"rrf k=60, w {w}, floor 0.15", **base, w=w, floor=0.15, rrf=60)
     for w in (0.3, 0.5, 1.0):
         row(f"min-max, w {w}, floor 0.15", **minmax, w=w, floor=0.15)
-    row(
-        "min-max, w 0.5, floor 0.15, depth 200", **minmax, w=0.5, floor=0.15, ddepth=200, kdepth=200
-    )
+    deep = {**minmax, "ddepth": 200, "kdepth": 200}
+    row("min-max, w 0.5, floor 0.15, depth 200", **deep, w=0.5, floor=0.15)
     for lo, w in ((0.1, 0.5), (0.2, 0.5), (0.3, 0.3)):
         origin = partial(n_minmax_abs, lo=lo)
-        row(f"cosine origin {lo}, w {w}, floor 0.15", **base, w=w, floor=0.15, dnorm=origin)
+        row(f"cosine origin {lo}, w {w}, floor 0.15", **{**base, "dnorm": origin}, w=w, floor=0.15)
     for w in (0.3, 0.5):
-        row(f"z-score, w {w}, floor 0.15", **base, w=w, floor=0.15, dnorm=n_z, knorm=n_z)
+        zscore = {**base, "dnorm": n_z, "knorm": n_z}
+        row(f"z-score, w {w}, floor 0.15", **zscore, w=w, floor=0.15)
     for g, f in ((0.15, 0.10), (0.15, 0.05)):
         row(f"floor {f} if best cosine >= {g}, w 0.5", **base, w=0.5, floor=f, gate=g)
 
