@@ -50,6 +50,7 @@ from ragbridge.embeddings.use import USE_DIMENSION as DIM
 from ragbridge.embeddings.use import UseEmbedder
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.store.ann_index import AnnConfig
+from ragbridge.store.ann_indexes import search_breadth
 from ragbridge.store.base import DocumentRecord, NewChunk
 from ragbridge.store.sqlite import SqliteStore
 from ragbridge.store.sqlite_schema import fts_query, fts_table
@@ -212,7 +213,8 @@ async def measure(
         return [
             Row(size, "dense, exact scan (baseline)", *percentiles(d_exact),
                 f"first answer after restart {restart_exact_s:.2f} s (loads the matrix)"),
-            Row(size, "dense, HNSW (faiss, M=32, ef=64)", *percentiles(d_ann),
+            Row(size, f"dense, HNSW (faiss, M=32, ef={search_breadth(ANN.ef_search, range(size), None)})",
+                *percentiles(d_ann),
                 f"{speedup:.0f}× faster p50; recall@10 {statistics.mean(recall):.3f}; "
                 f"{built}; {index_mb:,.0f} MB; first answer after restart "
                 f"{restart_ann_s:.2f} s"),
