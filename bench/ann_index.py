@@ -210,11 +210,11 @@ async def measure(
             embed_only, hybrid_with_exact, hybrid_with_ann, runs=queries
         )
         speedup = statistics.median(d_exact) / statistics.median(d_ann)
+        ef = search_breadth(ANN.ef_search, range(size), None)
         return [
             Row(size, "dense, exact scan (baseline)", *percentiles(d_exact),
                 f"first answer after restart {restart_exact_s:.2f} s (loads the matrix)"),
-            Row(size, f"dense, HNSW (faiss, M=32, ef={search_breadth(ANN.ef_search, range(size), None)})",
-                *percentiles(d_ann),
+            Row(size, f"dense, HNSW (faiss, M=32, ef={ef})", *percentiles(d_ann),
                 f"{speedup:.0f}× faster p50; recall@10 {statistics.mean(recall):.3f}; "
                 f"{built}; {index_mb:,.0f} MB; first answer after restart "
                 f"{restart_ann_s:.2f} s"),
