@@ -36,8 +36,10 @@ from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.names import USE_MULTILINGUAL, calibration
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.hybrid import HybridRetriever, cross_script, relative_score_fusion
+from ragbridge.retrieval.fusion import relative_score_fusion
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import Settings
+from ragbridge.text.scripts import cross_script
 
 DEPTH = 50  # candidates per retriever, as the retriever asks for
 Candidates = dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]]

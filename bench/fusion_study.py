@@ -34,8 +34,9 @@ from bench.retrieval_quality import (
 )
 from ragbridge.embeddings import create_embedder
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.hybrid import HybridRetriever, cross_script
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import Settings
+from ragbridge.text.scripts import cross_script
 
 MODEL = "universal-sentence-encoder-multilingual"
 List = list[tuple[str, float]]

@@ -36,13 +36,13 @@ from ranx import Qrels, Run, evaluate
 from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.hybrid import (
+from ragbridge.retrieval.fusion import (
     FusionConfig,
-    HybridRetriever,
     Ranking,
     reciprocal_rank_fusion,
     relative_score_fusion,
 )
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.retrieval.rerank import RemoteReranker, RerankConfig, Reranker
 from ragbridge.settings import RetrievalMode, Settings
 from ragbridge.store.base import DocumentRecord, NewChunk, SearchHit, Vector

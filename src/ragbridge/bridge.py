@@ -27,7 +27,8 @@ from ragbridge.cache.embeddings import SharedQueryEmbeddings
 from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.remote import RemoteEmbedder
-from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
+from ragbridge.retrieval.fusion import FusionConfig
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.retrieval.rerank import create_reranker
 from ragbridge.service.api_keys import NewKey, create_key
 from ragbridge.service.telemetry import Metrics

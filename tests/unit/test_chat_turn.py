@@ -23,7 +23,8 @@ from ragbridge.errors import NotFound
 from ragbridge.llm.sse import encode_event
 from ragbridge.rag import RagAnswerer
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
+from ragbridge.retrieval.fusion import FusionConfig
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.service.rate_limits import Limits
 from ragbridge.settings import Settings
 from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk

@@ -15,7 +15,8 @@ from ragbridge.cache.retrieval import CachedRetriever
 from ragbridge.llm.cache import ResponseCache, is_deterministic
 from ragbridge.llm.chunks import CompletionAssembler, completion_chunks, finished_completion
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
+from ragbridge.retrieval.fusion import FusionConfig
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode
 from ragbridge.store.base import (

@@ -31,7 +31,6 @@ from ragbridge.ingest.loaders import detect_format
 from ragbridge.ingest.quiet import load_quietly
 from ragbridge.ingest.splitter import TextSplitter
 from ragbridge.retrieval.analyzer import analyze
-from ragbridge.retrieval.hybrid import dense_reads_query
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 from ragbridge.store.base import (
@@ -42,6 +41,7 @@ from ragbridge.store.base import (
     Store,
     Vector,
 )
+from ragbridge.text.scripts import dense_reads_query
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,5 @@
-"""Hybrid retrieval: dense (cosine) and keyword (BM25) candidates, fused, optionally reranked.
-
-Two fusions: `relative` (the default) averages each retriever's scores divided by its best
-score; `rrf` is reciprocal rank fusion. With equal weights the score-aware one is clearly
-better on SciFact (nDCG@10 0.739 vs 0.712 for RRF k=60) and within 0.003 of RRF on the Korean
-set; see docs/benchmarks.md (Retrieval quality).
+"""Hybrid retrieval: dense (cosine) and keyword (BM25) candidates, fused (`fusion.py`),
+optionally reranked.
 
 A retriever that cannot read the query's language is left out of the fusion: an English-only
 embedder ranks a Korean query by noise, so for a mostly non-Latin query it gets no vote (see
@@ -25,148 +21,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.names import calibration
 from ragbridge.errors import EmbeddingMismatch, InvalidRequest, NotFound, UpstreamError
 from ragbridge.retrieval.analyzer import Analyzer, default_analyzer
-from ragbridge.retrieval.query import DEFAULT_MAX_CHARS, bounded_query
+from ragbridge.retrieval.fusion import (
+    FusionConfig,
+    Ranking,
+    reciprocal_rank_fusion,
+    relative_score_fusion,
+)
+from ragbridge.retrieval.query import bounded_query
 from ragbridge.retrieval.rerank import Reranker
 from ragbridge.service.telemetry import Metrics
-from ragbridge.settings import RetrievalFusion, RetrievalMode, Settings
+from ragbridge.settings import RetrievalMode
 from ragbridge.store.base import ChunkRecord, CollectionInfo, MetadataFilter, SearchHit, Store
+from ragbridge.text.scripts import cross_script, dense_reads_query
 
 log = logging.getLogger(__name__)
 
 MODES: tuple[RetrievalMode, ...] = ("hybrid", "dense", "keyword")
-
-_LATIN = "A-Za-z\u00c0-\u024f\u1e00-\u1eff"
-# Words as letter runs, split where the script changes: "Python에서" is "Python" + "에서".
-_SCRIPT_WORD = re.compile(f"[{_LATIN}]+|[^\\W\\d_{_LATIN}]+")
-_LATIN_WORD = re.compile(f"[{_LATIN}]+")
-
-
-def latin_share(text: str) -> float:
-    """Fraction of `text`'s words in Latin script; 1.0 when it has no letters at all (numbers
-    and symbols: any model reads those)."""
-    words = _SCRIPT_WORD.findall(text)
-    if not words:
-        return 1.0
-    latin = sum(1 for word in words if _LATIN_WORD.fullmatch(word))
-    return latin / len(words)
-
-
-def dense_reads_query(multilingual: bool, query: str) -> bool:
-    """Whether a model can rank `query`: multilingual models read anything, English-only ones
-    only queries whose words are mostly Latin script."""
-    return multilingual or latin_share(query) >= 0.5
-
-
-def cross_script(query: str, passage: str) -> bool:
-    """Whether one of `query` and `passage` is mostly Latin script and the other is not."""
-    return (latin_share(query) >= 0.5) != (latin_share(passage) >= 0.5)
-
-
-Ranking = tuple[Sequence[tuple[str, float]], float]
-"""One retriever's (id, score) candidates, best first, and its weight in the fusion."""
-
-
-Blind = Sequence[AbstractSet[str]]
-"""Per ranking, the items it cannot judge (left out of their mean instead of counting 0)."""
-
-
-def reciprocal_rank_fusion(
-    rankings: Sequence[Ranking], k: float = 60.0, blind: Blind = ()
-) -> list[tuple[str, float]]:
-    """Weighted RRF: score = Σ weight / (k + rank), rank from 1; the scores themselves unused.
-
-    Divided by the best possible score (first in every list that can judge the item), so 1.0
-    means every retriever put the passage first. Ties keep first-seen order.
-    """
-    ranks = [
-        ({item: rank for rank, (item, _) in reversed(list(enumerate(hits, start=1)))}, weight)
-        for hits, weight in rankings
-    ]
-    items = dict.fromkeys(item for hits, weight in rankings if weight > 0 for item, _ in hits)
-    fused: dict[str, float] = {}
-    for item in items:
-        score = best = 0.0
-        for index, (rank_of, weight) in enumerate(ranks):
-            if weight <= 0 or (index < len(blind) and item in blind[index]):
-                continue
-            best += weight / (k + 1)
-            rank = rank_of.get(item)
-            score += weight / (k + rank) if rank else 0.0
-        fused[item] = score / best if best else 0.0
-    return sorted(fused.items(), key=lambda pair: pair[1], reverse=True)
-
-
-def relative_score_fusion(
-    rankings: Sequence[Ranking], depth: int, blind: Blind = ()
-) -> list[tuple[str, float]]:
-    """Weighted mean of each list's scores divided by that list's best score.
-
-    `depth` is how many candidates each retriever was asked for. A passage missing from a
-    shorter list did not match there at all and gets 0; one missing from a full list ranked
-    below all of it and gets its lowest relative score. An empty list still counts in the
-    mean, so 1.0 means every retriever put the passage first. Unlike RRF this keeps how far
-    ahead a hit is. An item in `blind[i]` is averaged over the other lists only.
-    """
-    # relative scores, weight, floor, blind set
-    lists: list[tuple[dict[str, float], float, float, AbstractSet[str]]] = []
-    for index, (hits, weight) in enumerate(rankings):
-        if weight > 0:
-            best = max((score for _, score in hits), default=0.0)
-            relative = {item: max(0.0, score) / max(best, 1e-9) for item, score in hits}
-            floor = min(relative.values()) if hits and len(hits) >= depth else 0.0
-            lists.append(
-                (relative, weight, floor, blind[index] if index < len(blind) else frozenset())
-            )
-    items = dict.fromkeys(item for relative, _, _, _ in lists for item in relative)
-    fused = []
-    for item in items:
-        judged = [(rel, weight, floor) for rel, weight, floor, off in lists if item not in off]
-        total = sum(weight for _, weight, _ in judged)
-        score = sum(weight * rel.get(item, floor) for rel, weight, floor in judged)
-        fused.append((item, score / total if total else 0.0))
-    fused.sort(key=lambda pair: pair[1], reverse=True)
-    return fused
-
-
-@dataclass(frozen=True)
-class FusionConfig:
-    """How candidate lists are gathered and fused (unset weight and floor: the embedder's)."""
-
-    fusion: RetrievalFusion = "relative"
-    candidates: int = 50
-    """Passages each retriever contributes before fusion (at least `top_k`)."""
-    rrf_k: float = 60.0
-    dense_weight: float | None = None
-    """None: the embedder's measured weight (`ragbridge.embeddings.names.calibration`)."""
-    keyword_weight: float = 1.0
-    min_similarity: float | None = None
-    """Cosine below which a passage only dense search found is dropped; None: the embedder's."""
-    rerank_depth: int = 30
-    """Fused passages the reranker reorders (at least `top_k`)."""
-    query_max_chars: int = DEFAULT_MAX_CHARS
-    """A longer query is cut to its beginning and end (`bounded_query`)."""
-    query_max_terms: int = 64
-    """Most distinct analysed terms one keyword search matches (the first ones)."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FusionConfig:
-        return cls(
-            fusion=settings.retrieval_fusion,
-            dense_weight=settings.retrieval_dense_weight,
-            min_similarity=settings.retrieval_min_similarity,
-            query_max_chars=settings.retrieval_query_max_chars,
-            query_max_terms=settings.retrieval_query_max_terms,
-        )
 
 
 class HybridRetriever:

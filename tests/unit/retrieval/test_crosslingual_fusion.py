@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ragbridge.ingest.splitter import text_units
-from ragbridge.retrieval.hybrid import (
-    cross_script,
-    reciprocal_rank_fusion,
-    relative_score_fusion,
-)
+from ragbridge.retrieval.fusion import reciprocal_rank_fusion, relative_score_fusion
+from ragbridge.text.scripts import cross_script
 
 
 def test_cross_script_compares_the_query_and_the_passage() -> None:

@@ -9,16 +9,11 @@ import pytest
 
 from ragbridge.embeddings.local import LocalEmbedder
 from ragbridge.errors import EmbeddingMismatch, InvalidRequest, NotFound
-from ragbridge.retrieval.hybrid import (
-    HybridRetriever,
-    Ranking,
-    dense_reads_query,
-    latin_share,
-    reciprocal_rank_fusion,
-    relative_score_fusion,
-)
+from ragbridge.retrieval.fusion import Ranking, reciprocal_rank_fusion, relative_score_fusion
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import RetrievalMode
 from ragbridge.store.sqlite import SqliteStore
+from ragbridge.text.scripts import dense_reads_query, latin_share
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,8 @@ import pytest
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.names import MINILM, USE_MULTILINGUAL, Calibration, calibration
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.hybrid import FusionConfig, HybridRetriever
+from ragbridge.retrieval.fusion import FusionConfig
+from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import Settings
 from ragbridge.store.base import DocumentRecord, NewChunk
 from ragbridge.store.sqlite import SqliteStore
