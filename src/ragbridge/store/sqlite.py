@@ -38,8 +38,9 @@ from ragbridge.store.base import (
     query_vector,
 )
 from ragbridge.store.sqlite_db import ChunkRow, PreparedUpsert, SqliteDatabase
-from ragbridge.store.sqlite_read import SqliteReader, VectorCache, connect_reader
+from ragbridge.store.sqlite_read import SqliteReader, connect_reader
 from ragbridge.store.sqlite_schema import filter_sql, fts_query, to_json
+from ragbridge.store.vector_cache import VectorCache
 from ragbridge.store.vector_index import normalise
 
 T = TypeVar("T")

@@ -24,7 +24,7 @@ from ragbridge.store.base import (
     Vector,
     check_embedding,
 )
-from ragbridge.store.sqlite_read import Change, VectorCache, seq_array, vector_stamp
+from ragbridge.store.sqlite_read import seq_array, vector_stamp
 from ragbridge.store.sqlite_schema import (
     COLLECTION_COLUMNS,
     collection_info,
@@ -33,6 +33,7 @@ from ragbridge.store.sqlite_schema import (
     fts_table,
     require_collection,
 )
+from ragbridge.store.vector_cache import Change, VectorCache
 from ragbridge.store.vector_index import IdArray
 
 ChunkRow = tuple[str, str, int, str, str]
