@@ -24,6 +24,7 @@ import numpy as np
 
 from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import RagbridgeError, ServiceUnavailable
+from ragbridge.ingest.batches import ChunkBatcher
 from ragbridge.ingest.documents import LoadedDocument, file_name, sha256
 from ragbridge.ingest.files import SourceFile, read_source
 from ragbridge.ingest.limits import IngestLimits
@@ -89,6 +90,30 @@ class _Prepared:
     chunks: list[NewChunk]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What the files of one call share: slots for reading, loading and splitting
+    (`ingest_workers`), and the batcher that embeds their chunks together."""
+
+    slots: asyncio.Semaphore
+    batcher: ChunkBatcher
+    progress: IngestProgress | None
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A file split, its chunks queued for embedding, waiting to be written."""
+
+    file_hash: str
+    documents: list[LoadedDocument]
+    previous: dict[str, DocumentRecord]
+    prepared: list[_Prepared]
+    readable: list[bool]
+    """Per chunk: whether the model reads it (the others get a zero row)."""
+    pending: list[asyncio.Future[Vector]]
+    warning: str | None
+
+
 class IngestPipeline:
     """Turns files and uploads into stored, embedded chunks."""
 
@@ -138,16 +163,16 @@ class IngestPipeline:
     ) -> IngestResult:
         """Ingest an upload named `filename`; raises the domain error of bad content
         (`DocumentError`, `UnsupportedMediaType`) with the store left as it was."""
-        async with self._collection_kept_if_filled(collection):
-            return await self._counted(self._ingest(collection, filename, data, progress))
+        async with self._collection_kept_if_filled(collection), self._run(progress) as run:
+            return await self._counted(self._ingest(collection, filename, data, run))
 
     async def ingest_file(
         self, collection: str, path: Path, *, source: str | None = None
     ) -> IngestResult:
         """Ingest one file, known by `source` (default: its name); raises like `ingest_bytes`."""
         file = SourceFile(path, source or path.name)
-        async with self._collection_kept_if_filled(collection):
-            return await self._counted(self._ingest_source(collection, file))
+        async with self._collection_kept_if_filled(collection), self._run(None) as run:
+            return await self._counted(self._ingest(collection, file.source, file, run))
 
     async def ingest_files(
         self,
@@ -156,20 +181,28 @@ class IngestPipeline:
         *,
         progress: IngestProgress | None = None,
     ) -> list[IngestResult]:
-        """Ingest many files concurrently; a file that fails gets a `failed` result and the
-        others go on. Results come in the order of `files`."""
-        slots = asyncio.Semaphore(max(1, self.settings.ingest_workers))
+        """Ingest many files concurrently, their chunks embedded together; a file that fails
+        gets a `failed` result and the others go on. Results come in the order of `files`."""
 
-        async def one(file: SourceFile) -> IngestResult:
-            async with slots:
-                failure_reported = self._ingest_reporting_failure(collection, file, progress)
-                result = await self._counted(failure_reported)
+        async def one(file: SourceFile, run: _Run) -> IngestResult:
+            result = await self._counted(self._ingest_reporting_failure(collection, file, run))
             if progress is not None:
                 progress.file_done(result)
             return result
 
-        async with self._collection_kept_if_filled(collection):
-            return list(await asyncio.gather(*(one(file) for file in files)))
+        async with self._collection_kept_if_filled(collection), self._run(progress) as run:
+            return list(await asyncio.gather(*(one(file, run) for file in files)))
+
+    @asynccontextmanager
+    async def _run(self, progress: IngestProgress | None) -> AsyncIterator[_Run]:
+        """The slots and the batcher that the files of one call share."""
+        step = max(1, self.settings.embedding_batch_size) * 4
+        embedded = progress.chunks_embedded if progress is not None else None
+        batcher = ChunkBatcher(self.embedder.embed_documents, step, embedded)
+        try:
+            yield _Run(asyncio.Semaphore(max(1, self.settings.ingest_workers)), batcher, progress)
+        finally:
+            await batcher.close()
 
     @asynccontextmanager
     async def _collection_kept_if_filled(self, collection: str) -> AsyncIterator[None]:
@@ -195,15 +228,11 @@ class IngestPipeline:
         self.metrics.count_ingest(result.status)
         return result
 
-    async def _ingest_source(self, collection: str, file: SourceFile) -> IngestResult:
-        return await self._ingest(collection, file.source, await read_source(file), None)
-
     async def _ingest_reporting_failure(
-        self, collection: str, file: SourceFile, progress: IngestProgress | None
+        self, collection: str, file: SourceFile, run: _Run
     ) -> IngestResult:
         try:
-            data = await read_source(file)
-            return await self._ingest(collection, file.source, data, progress)
+            return await self._ingest(collection, file.source, file, run)
         except RagbridgeError as exc:
             reason, kind = exc.message, type(exc).__name__
         except Exception as exc:  # a parser bug must not stop the other files
@@ -229,14 +258,24 @@ class IngestPipeline:
                 self._sources[key] = (lock, users - 1)
 
     async def _ingest(
-        self, collection: str, source: str, data: bytes, progress: IngestProgress | None
+        self, collection: str, source: str, data: bytes | SourceFile, run: _Run
     ) -> IngestResult:
+        """Read, load and split in one of the run's slots and queue the chunks; the slot is
+        free for the next file while they are embedded, then the file is written."""
         async with self._one_at_a_time(collection, source):
-            return await self._ingest_locked(collection, source, data, progress)
+            async with run.slots:
+                if isinstance(data, SourceFile):
+                    data = await read_source(data)
+                queued = await self._load_and_queue(collection, source, data, run)
+            if isinstance(queued, IngestResult):
+                return queued
+            return await self._write(collection, source, queued, await self._vectors(queued, run))
 
-    async def _ingest_locked(
-        self, collection: str, source: str, data: bytes, progress: IngestProgress | None
-    ) -> IngestResult:
+    async def _load_and_queue(
+        self, collection: str, source: str, data: bytes, run: _Run
+    ) -> IngestResult | _Queued:
+        """The file's changed documents split and queued for embedding, or the result of a
+        file that is unchanged."""
         file_hash, fmt = await asyncio.to_thread(_fingerprint, data, source)
         chunking = self.splitter.config
         previous = await self._previous(collection, source, fmt)
@@ -256,20 +295,26 @@ class IngestPipeline:
             if not self._is_current(previous, collection, document)
         ]
         prepared = await asyncio.to_thread(self._prepare, changed, source)
-        vectors = await self._embed(
-            [c.text for p in prepared for c in p.chunks],
-            [c.metadata.get("dense", True) is not False for p in prepared for c in p.chunks],
-            progress,
-        )
+        chunks = [chunk for item in prepared for chunk in item.chunks]
+        readable = [chunk.metadata.get("dense", True) is not False for chunk in chunks]
+        wanted = [chunk.text for chunk, ok in zip(chunks, readable, strict=True) if ok]
+        step = run.batcher.size
+        pending = [await run.batcher.submit(wanted[i : i + step]) for i in range(0, len(wanted), step)]
+        return _Queued(file_hash, documents, previous, prepared, readable, pending, warning)
 
+    async def _write(
+        self, collection: str, source: str, queued: _Queued, vectors: Vector
+    ) -> IngestResult:
+        """Write the file's documents in one transaction and delete its vanished records."""
         upserts: list[DocumentUpsert] = []
         offset = 0
-        for item in prepared:
-            record = self._record(collection, source, file_hash, item.document)
+        for item in queued.prepared:
+            record = self._record(collection, source, queued.file_hash, item.document)
             count = len(item.chunks)
             upserts.append((record, item.chunks, vectors[offset : offset + count]))
             offset += count
-        current = [document_id(collection, document.source) for document in documents]
+        previous = queued.previous
+        current = [document_id(collection, document.source) for document in queued.documents]
         stale = sorted(set(previous) - set(current))
         written = (
             await self.store.replace_documents(collection, upserts, stale)
@@ -282,6 +327,7 @@ class IngestPipeline:
         else:
             status = "updated" if previous else "added"
         kept = tuple(r for i in current if (r := stored.get(i) or previous.get(i)) is not None)
+        warning = queued.warning
         return IngestResult(source, status, offset, kept, removed=len(stale), warning=warning)
 
     async def _previous(self, collection: str, source: str, fmt: str) -> dict[str, DocumentRecord]:
@@ -327,29 +373,21 @@ class IngestPipeline:
         the user asked for vectors of everything (`embed_unreadable`)."""
         return self.settings.embed_unreadable or dense_reads_query(self.embedder.multilingual, text)
 
-    async def _embed(
-        self, texts: list[str], readable: list[bool], progress: IngestProgress | None
-    ) -> Vector:
-        """Vectors for the `readable` texts, in slices of a few embedder batches so progress
-        shows; zero rows for the others (dense search ranks them last, retrieval's language
-        gate never asks the model about them)."""
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        wanted = [text for text, ok in zip(texts, readable, strict=True) if ok]
-        step = max(1, self.settings.embedding_batch_size) * 4
-        parts = []
-        for start in range(0, len(wanted), step):
-            part = await self.embedder.embed_documents(wanted[start : start + step])
-            if progress is not None:
-                progress.chunks_embedded(len(part))
-            parts.append(part)
-        if len(wanted) == len(texts):
+    async def _vectors(self, queued: _Queued, run: _Run) -> Vector:
+        """The file's vectors once embedded; zero rows for the chunks the model cannot read
+        (dense search ranks them last, retrieval's language gate never asks the model about
+        them)."""
+        parts = list(await asyncio.gather(*queued.pending))
+        readable = queued.readable
+        if parts and all(readable):
             return np.concatenate(parts) if len(parts) > 1 else parts[0]
-        vectors = np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
+        if not readable:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = np.zeros((len(readable), self.embedder.dimension), dtype=np.float32)
         if parts:
             vectors[np.asarray(readable)] = np.concatenate(parts)
-        if progress is not None:
-            progress.chunks_embedded(len(texts) - len(wanted))
+        if run.progress is not None:
+            run.progress.chunks_embedded(readable.count(False))
         return vectors
 
     def _is_current(
