@@ -21,7 +21,16 @@ from tests.support.embedders import DelegatingEmbedder
 
 pytestmark = pytest.mark.anyio
 
-PLACES = ["한라산", "경복궁", "부산항", "설악산", "전주 한옥마을", "경주 불국사", "인천공항", "독도"]
+PLACES = [
+    "한라산",
+    "경복궁",
+    "부산항",
+    "설악산",
+    "전주 한옥마을",
+    "경주 불국사",
+    "인천공항",
+    "독도",
+]
 
 
 class CallRecorder(DelegatingEmbedder):
@@ -63,7 +72,7 @@ def note(index: int) -> bytes:
     """A short Korean note about one place (one or two chunks)."""
     place = PLACES[index % len(PLACES)]
     text = (
-        f"{index}번 메모: {place}에 다녀왔습니다. 입장 시간은 오전 {index % 12 + 1}시부터입니다.\n\n"
+        f"{index}번 메모: {place}에 다녀왔습니다. 입장은 오전 {index % 12 + 1}시부터입니다.\n\n"
         f"{place} 근처 식당에서 {index}인분 비빔밥을 먹었어요. 다음에는 가족과 함께 오고 싶습니다."
     )
     return text.encode()
