@@ -6,14 +6,16 @@ transaction, and records that vanished from a JSON or CSV file are deleted. A fi
 and embedded completely before anything is written, and all of a file's documents (the records
 of a JSON or CSV file) are written in one transaction, so a file that fails leaves the store as
 it was. Ingests of one source are serialised (one finds what the other wrote: `added` once, then
-`unchanged` or `updated`). Files of one run are processed concurrently (`ingest_workers`); one
-bad file never stops the others.
+`unchanged` or `updated`). Files of one run are read, loaded and split concurrently
+(`ingest_workers`) and their chunks embedded together (`ChunkBatcher`), so a folder of small
+files fills the model's batches; one bad file never stops the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,20 +26,20 @@ import numpy as np
 
 from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import RagbridgeError, ServiceUnavailable
-from ragbridge.ingest.documents import LoadedDocument, file_name, sha256
+from ragbridge.ingest.batches import ChunkBatcher
+from ragbridge.ingest.chunks import Chunker, Prepared, document_id
+from ragbridge.ingest.documents import LoadedDocument, sha256
 from ragbridge.ingest.files import SourceFile, read_source
 from ragbridge.ingest.limits import IngestLimits
 from ragbridge.ingest.loaders import detect_format
 from ragbridge.ingest.quiet import load_quietly
 from ragbridge.ingest.splitter import TextSplitter
-from ragbridge.retrieval.analyzer import analyze
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
 from ragbridge.store.base import (
     CollectionInfo,
     DocumentRecord,
     DocumentUpsert,
-    NewChunk,
     Store,
     Vector,
 )
@@ -78,15 +80,28 @@ class IngestProgress(Protocol):
     def file_done(self, result: IngestResult) -> None: ...
 
 
-def document_id(collection: str, source: str) -> str:
-    """Stable id of the document `source` in `collection`."""
-    return sha256(f"{collection}\x00{source}")[:32]
+@dataclass(frozen=True)
+class _Run:
+    """What the files of one call share: slots for reading, loading and splitting
+    (`ingest_workers`), and the batcher that embeds their chunks together."""
+
+    slots: asyncio.Semaphore
+    batcher: ChunkBatcher
+    progress: IngestProgress | None
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    document: LoadedDocument
-    chunks: list[NewChunk]
+class _Queued:
+    """A file split, its chunks queued for embedding, waiting to be written."""
+
+    file_hash: str
+    documents: list[LoadedDocument]
+    previous: dict[str, DocumentRecord]
+    prepared: list[Prepared]
+    readable: list[bool]
+    """Per chunk: whether the model reads it (the others get a zero row)."""
+    pending: list[asyncio.Future[Vector]]
+    warning: str | None
 
 
 class IngestPipeline:
@@ -104,26 +119,28 @@ class IngestPipeline:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.limits = IngestLimits.from_settings(settings)
-        self._splitter: TextSplitter | None = None
-        self._sources: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        self._chunker: Chunker | None = None
+        self._sources: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock]
+        self._sources = weakref.WeakValueDictionary()  # a source's lock lives while in use
 
     @property
-    def splitter(self) -> TextSplitter:
-        """The splitter for this embedder's tokenizer and limits (made on first use)."""
-        if self._splitter is None:
-            self._splitter = TextSplitter(
+    def chunker(self) -> Chunker:
+        """Chunks by this embedder's tokenizer and limits (made on first use)."""
+        if self._chunker is None:
+            splitter = TextSplitter(
                 self.embedder.count_tokens,
                 chunk_size=self.settings.chunk_size,
                 chunk_overlap=self.settings.chunk_overlap,
                 max_tokens=self.embedder.max_tokens,
             )
-        return self._splitter
+            self._chunker = Chunker(splitter, self._readable)
+        return self._chunker
 
     async def ensure_collection(self, collection: str) -> CollectionInfo:
         """Create `collection` for this embedder, or check that it was made with the same model;
         raises `EmbeddingMismatch` when it was not."""
         try:  # the splitter and the dimension may load the model: off the event loop
-            dimension = await asyncio.to_thread(lambda: (self.splitter, self.embedder.dimension)[1])
+            dimension = await asyncio.to_thread(lambda: (self.chunker, self.embedder.dimension)[1])
         except ServiceUnavailable:  # a remote model tells its dimension by answering once
             dimension = int((await self.embedder.embed_documents(["ragbridge"])).shape[1])
         return await self.store.create_collection(collection, self.embedder.name, dimension)
@@ -138,16 +155,16 @@ class IngestPipeline:
     ) -> IngestResult:
         """Ingest an upload named `filename`; raises the domain error of bad content
         (`DocumentError`, `UnsupportedMediaType`) with the store left as it was."""
-        async with self._collection_kept_if_filled(collection):
-            return await self._counted(self._ingest(collection, filename, data, progress))
+        async with self._collection_kept_if_filled(collection), self._run(progress) as run:
+            return await self._counted(self._ingest(collection, filename, data, run))
 
     async def ingest_file(
         self, collection: str, path: Path, *, source: str | None = None
     ) -> IngestResult:
         """Ingest one file, known by `source` (default: its name); raises like `ingest_bytes`."""
         file = SourceFile(path, source or path.name)
-        async with self._collection_kept_if_filled(collection):
-            return await self._counted(self._ingest_source(collection, file))
+        async with self._collection_kept_if_filled(collection), self._run(None) as run:
+            return await self._counted(self._ingest(collection, file.source, file, run))
 
     async def ingest_files(
         self,
@@ -156,20 +173,28 @@ class IngestPipeline:
         *,
         progress: IngestProgress | None = None,
     ) -> list[IngestResult]:
-        """Ingest many files concurrently; a file that fails gets a `failed` result and the
-        others go on. Results come in the order of `files`."""
-        slots = asyncio.Semaphore(max(1, self.settings.ingest_workers))
+        """Ingest many files concurrently, their chunks embedded together; a file that fails
+        gets a `failed` result and the others go on. Results come in the order of `files`."""
 
-        async def one(file: SourceFile) -> IngestResult:
-            async with slots:
-                failure_reported = self._ingest_reporting_failure(collection, file, progress)
-                result = await self._counted(failure_reported)
+        async def one(file: SourceFile, run: _Run) -> IngestResult:
+            result = await self._counted(self._ingest_reporting_failure(collection, file, run))
             if progress is not None:
                 progress.file_done(result)
             return result
 
-        async with self._collection_kept_if_filled(collection):
-            return list(await asyncio.gather(*(one(file) for file in files)))
+        async with self._collection_kept_if_filled(collection), self._run(progress) as run:
+            return list(await asyncio.gather(*(one(file, run) for file in files)))
+
+    @asynccontextmanager
+    async def _run(self, progress: IngestProgress | None) -> AsyncIterator[_Run]:
+        """The slots and the batcher that the files of one call share."""
+        step = max(1, self.settings.embedding_batch_size) * 4
+        embedded = progress.chunks_embedded if progress is not None else None
+        batcher = ChunkBatcher(self.embedder.embed_documents, step, embedded)
+        try:
+            yield _Run(asyncio.Semaphore(max(1, self.settings.ingest_workers)), batcher, progress)
+        finally:
+            await batcher.close()
 
     @asynccontextmanager
     async def _collection_kept_if_filled(self, collection: str) -> AsyncIterator[None]:
@@ -195,15 +220,11 @@ class IngestPipeline:
         self.metrics.count_ingest(result.status)
         return result
 
-    async def _ingest_source(self, collection: str, file: SourceFile) -> IngestResult:
-        return await self._ingest(collection, file.source, await read_source(file), None)
-
     async def _ingest_reporting_failure(
-        self, collection: str, file: SourceFile, progress: IngestProgress | None
+        self, collection: str, file: SourceFile, run: _Run
     ) -> IngestResult:
         try:
-            data = await read_source(file)
-            return await self._ingest(collection, file.source, data, progress)
+            return await self._ingest(collection, file.source, file, run)
         except RagbridgeError as exc:
             reason, kind = exc.message, type(exc).__name__
         except Exception as exc:  # a parser bug must not stop the other files
@@ -212,33 +233,30 @@ class IngestPipeline:
         reason = reason.removeprefix(f"{file.source}: ")
         return IngestResult(file.source, "failed", error=reason, error_type=kind)
 
-    @asynccontextmanager
-    async def _one_at_a_time(self, collection: str, source: str) -> AsyncIterator[None]:
-        """Hold the lock of one source: concurrent ingests of it run one after the other."""
-        key = (collection, source)
-        lock, users = self._sources.get(key, (asyncio.Lock(), 0))
-        self._sources[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._sources[key]
-            if users <= 1:
-                del self._sources[key]
-            else:
-                self._sources[key] = (lock, users - 1)
-
     async def _ingest(
-        self, collection: str, source: str, data: bytes, progress: IngestProgress | None
+        self, collection: str, source: str, data: bytes | SourceFile, run: _Run
     ) -> IngestResult:
-        async with self._one_at_a_time(collection, source):
-            return await self._ingest_locked(collection, source, data, progress)
+        """Read, load and split in one of the run's slots and queue the chunks; the slot is
+        free for the next file while they are embedded, then the file is written."""
+        lock = self._sources.setdefault((collection, source), asyncio.Lock())
+        async with lock:  # ingests of one source run one after the other
+            async with run.slots:
+                if isinstance(data, SourceFile):
+                    data = await read_source(data)
+                queued = await self._load_and_queue(collection, source, data, run)
+            if isinstance(queued, IngestResult):
+                return queued
+            return await self._write(collection, source, queued, await self._vectors(queued))
 
-    async def _ingest_locked(
-        self, collection: str, source: str, data: bytes, progress: IngestProgress | None
-    ) -> IngestResult:
-        file_hash, fmt = await asyncio.to_thread(_fingerprint, data, source)
-        chunking = self.splitter.config
+    async def _load_and_queue(
+        self, collection: str, source: str, data: bytes, run: _Run
+    ) -> IngestResult | _Queued:
+        """The file's changed documents split and queued for embedding, or the result of a
+        file that is unchanged."""
+        file_hash, fmt = await asyncio.to_thread(
+            lambda: (sha256(data), detect_format(data, source))  # up to the upload limit
+        )
+        chunking = self.chunker.splitter.config
         previous = await self._previous(collection, source, fmt)
         if previous and all(
             record.metadata.get("file_hash") == file_hash
@@ -253,23 +271,35 @@ class IngestPipeline:
         changed = [
             document
             for document in documents
-            if not self._is_current(previous, collection, document)
+            if not self.chunker.is_current(
+                previous.get(document_id(collection, document.source)), document
+            )
         ]
-        prepared = await asyncio.to_thread(self._prepare, changed, source)
-        vectors = await self._embed(
-            [c.text for p in prepared for c in p.chunks],
-            [c.metadata.get("dense", True) is not False for p in prepared for c in p.chunks],
-            progress,
-        )
+        prepared = await asyncio.to_thread(self.chunker.prepare, changed, source)
+        chunks = [chunk for item in prepared for chunk in item.chunks]
+        readable = [chunk.metadata.get("dense", True) is not False for chunk in chunks]
+        wanted = [chunk.text for chunk, ok in zip(chunks, readable, strict=True) if ok]
+        if run.progress is not None and not all(readable):
+            run.progress.chunks_embedded(readable.count(False))  # stored without a vector
+        step = run.batcher.size
+        pending = [
+            await run.batcher.submit(wanted[i : i + step]) for i in range(0, len(wanted), step)
+        ]
+        return _Queued(file_hash, documents, previous, prepared, readable, pending, warning)
 
+    async def _write(
+        self, collection: str, source: str, queued: _Queued, vectors: Vector
+    ) -> IngestResult:
+        """Write the file's documents in one transaction and delete its vanished records."""
         upserts: list[DocumentUpsert] = []
         offset = 0
-        for item in prepared:
-            record = self._record(collection, source, file_hash, item.document)
+        for item in queued.prepared:
+            record = self.chunker.record(collection, source, queued.file_hash, item.document)
             count = len(item.chunks)
             upserts.append((record, item.chunks, vectors[offset : offset + count]))
             offset += count
-        current = [document_id(collection, document.source) for document in documents]
+        previous = queued.previous
+        current = [document_id(collection, document.source) for document in queued.documents]
         stale = sorted(set(previous) - set(current))
         written = (
             await self.store.replace_documents(collection, upserts, stale)
@@ -282,6 +312,7 @@ class IngestPipeline:
         else:
             status = "updated" if previous else "added"
         kept = tuple(r for i in current if (r := stored.get(i) or previous.get(i)) is not None)
+        warning = queued.warning
         return IngestResult(source, status, offset, kept, removed=len(stale), warning=warning)
 
     async def _previous(self, collection: str, source: str, fmt: str) -> dict[str, DocumentRecord]:
@@ -292,98 +323,22 @@ class IngestPipeline:
         record = await self.store.get_document(collection, document_id(collection, source))
         return {record.id: record} if record is not None else {}
 
-    def _prepare(self, documents: Sequence[LoadedDocument], file: str) -> list[_Prepared]:
-        """Chunks with keywords and metadata (CPU work: runs in a worker thread).
-
-        `name` is the file's name for every document of the file, so a `name` filter finds a
-        CSV's rows too; a record's own part of its source (`row-3`) is kept as `record`.
-        """
-        prepared = []
-        for document in documents:
-            chunks = []
-            record = document.source.removeprefix(f"{file}#")
-            for chunk in self.splitter.split_document(document):
-                metadata: dict[str, object] = {
-                    "source": document.source,
-                    "name": file_name(file),
-                    "title": document.title,
-                }
-                if record != document.source:
-                    metadata["record"] = record
-                if chunk.page is not None:
-                    metadata["page"] = chunk.page
-                if chunk.headings:
-                    metadata["headings"] = list(chunk.headings)
-                if not self._readable(chunk.text):
-                    metadata["dense"] = False  # no vector: the model cannot read this text
-                keywords = " ".join(analyze("\n".join((*chunk.headings, chunk.text))))
-                chunks.append(NewChunk(chunk.text, keywords, chunk.position, metadata))
-            if chunks:
-                prepared.append(_Prepared(document, chunks))
-        return prepared
-
     def _readable(self, text: str) -> bool:
         """Whether the embedder reads `text` (an English-only model: mostly Latin script), or
         the user asked for vectors of everything (`embed_unreadable`)."""
         return self.settings.embed_unreadable or dense_reads_query(self.embedder.multilingual, text)
 
-    async def _embed(
-        self, texts: list[str], readable: list[bool], progress: IngestProgress | None
-    ) -> Vector:
-        """Vectors for the `readable` texts, in slices of a few embedder batches so progress
-        shows; zero rows for the others (dense search ranks them last, retrieval's language
-        gate never asks the model about them)."""
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        wanted = [text for text, ok in zip(texts, readable, strict=True) if ok]
-        step = max(1, self.settings.embedding_batch_size) * 4
-        parts = []
-        for start in range(0, len(wanted), step):
-            part = await self.embedder.embed_documents(wanted[start : start + step])
-            if progress is not None:
-                progress.chunks_embedded(len(part))
-            parts.append(part)
-        if len(wanted) == len(texts):
-            return np.concatenate(parts) if len(parts) > 1 else parts[0]
-        vectors = np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
+    async def _vectors(self, queued: _Queued) -> Vector:
+        """The file's vectors once embedded; zero rows for the chunks the model cannot read
+        (dense search ranks them last, retrieval's language gate never asks the model about
+        them)."""
+        parts = await asyncio.gather(*queued.pending)
+        if all(queued.readable):
+            return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        vectors = np.zeros((len(queued.readable), self.embedder.dimension), dtype=np.float32)
         if parts:
-            vectors[np.asarray(readable)] = np.concatenate(parts)
-        if progress is not None:
-            progress.chunks_embedded(len(texts) - len(wanted))
+            vectors[np.asarray(queued.readable)] = np.concatenate(parts)
         return vectors
-
-    def _is_current(
-        self, previous: dict[str, DocumentRecord], collection: str, document: LoadedDocument
-    ) -> bool:
-        """Whether the store already holds `document`, cut as this splitter cuts."""
-        record = previous.get(document_id(collection, document.source))
-        return (
-            record is not None
-            and record.content_hash == document.content_hash
-            and record.metadata.get("chunking") == self.splitter.config
-        )
-
-    def _record(
-        self, collection: str, file: str, file_hash: str, document: LoadedDocument
-    ) -> DocumentRecord:
-        return DocumentRecord(
-            id=document_id(collection, document.source),
-            collection=collection,
-            source=document.source,
-            content_hash=document.content_hash,
-            title=document.title,
-            metadata={
-                "file": file,
-                "file_hash": file_hash,
-                "format": document.format,
-                "chunking": self.splitter.config,
-            },
-        )
-
-
-def _fingerprint(data: bytes, source: str) -> tuple[str, str]:
-    """The file's hash and format (CPU work on up to the upload limit: runs in a thread)."""
-    return sha256(data), detect_format(data, source)
 
 
 __all__ = [

