@@ -45,7 +45,8 @@ from ragbridge.store.base import (
 
 if TYPE_CHECKING:  # imported where first used: `ragbridge keys list` needs neither side
     from ragbridge.chat import ChatService
-    from ragbridge.ingest.pipeline import IngestPipeline, IngestProgress, IngestResult
+    from ragbridge.ingest.pipeline import IngestPipeline
+    from ragbridge.ingest.results import IngestProgress, IngestResult
     from ragbridge.llm.local.model import LocalModel
     from ragbridge.llm.upstream import UpstreamClient
 

@@ -37,7 +37,7 @@ from ragbridge.bridge import open as open_ragbridge
 from ragbridge.errors import RagbridgeError
 from ragbridge.ingest.files import discover
 from ragbridge.ingest.loaders import supported_extensions
-from ragbridge.ingest.pipeline import IngestResult
+from ragbridge.ingest.results import IngestResult
 from ragbridge.settings import Settings
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
 
 import numpy as np
 
@@ -33,6 +32,7 @@ from ragbridge.ingest.files import SourceFile, read_source
 from ragbridge.ingest.limits import IngestLimits
 from ragbridge.ingest.loaders import detect_format
 from ragbridge.ingest.quiet import load_quietly
+from ragbridge.ingest.results import IngestProgress, IngestResult, IngestStatus
 from ragbridge.ingest.splitter import TextSplitter
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import Settings
@@ -47,37 +47,8 @@ from ragbridge.text.scripts import dense_reads_query
 
 log = logging.getLogger(__name__)
 
-IngestStatus = Literal["added", "updated", "unchanged", "failed"]
 RECORD_FORMATS = frozenset({"json", "jsonl", "csv"})
 """Formats whose files may hold many documents (one per record or row)."""
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """What ingesting one file did."""
-
-    source: str
-    status: IngestStatus
-    chunks: int = 0
-    """Chunks embedded and written by this run (0 when unchanged or failed)."""
-    documents: tuple[DocumentRecord, ...] = ()
-    """The file's documents as now stored (one, or one per record)."""
-    removed: int = 0
-    """Records no longer in the file, deleted from the store."""
-    error: str | None = None
-    """Why it failed, for people (the file is named by `source`)."""
-    error_type: str | None = None
-    """The domain error's class name (`DocumentError`, `UnsupportedMediaType`, ...)."""
-    warning: str | None = None
-    """The file's loader warnings (pypdf's and the like) as one line, when it had any."""
-
-
-class IngestProgress(Protocol):
-    """Receives progress while files are ingested (a progress bar, a log)."""
-
-    def chunks_embedded(self, count: int) -> None: ...
-
-    def file_done(self, result: IngestResult) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import pytest
 from ragbridge.embeddings.use import UseEmbedder
 from ragbridge.errors import UpstreamError
 from ragbridge.ingest.files import discover
-from ragbridge.ingest.pipeline import IngestPipeline, IngestResult
+from ragbridge.ingest.pipeline import IngestPipeline
+from ragbridge.ingest.results import IngestResult
 from ragbridge.settings import Settings
 from ragbridge.store.base import Vector
 from ragbridge.store.sqlite import SqliteStore

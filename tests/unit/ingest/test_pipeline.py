@@ -12,7 +12,8 @@ import pytest
 from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import DocumentError, EmbeddingMismatch, UnsupportedMediaType
 from ragbridge.ingest.files import SourceFile, discover
-from ragbridge.ingest.pipeline import IngestPipeline, IngestResult, document_id
+from ragbridge.ingest.pipeline import IngestPipeline, document_id
+from ragbridge.ingest.results import IngestResult
 from ragbridge.retrieval.analyzer import analyze
 from ragbridge.store.base import ChunkRecord
 from ragbridge.store.sqlite import SqliteStore
