@@ -176,7 +176,9 @@ async def test_the_exact_fallback_stays_exact_once_statements_are_prepared(
     on one connection with generic plans forced, the fallback stays exact and full."""
     info = conninfo_to_dict(postgres_url)
     info["options"] = f"{info.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
-    store = PostgresStore(make_conninfo("", **info), min_connections=1, max_connections=1)
+    store = PostgresStore(
+        make_conninfo("", **info)
+    )  # one at a time: the pool reuses one connection
     await store.open()
     try:
         dim, count = 16, 1000
