@@ -136,7 +136,14 @@ def test_an_ingest_killed_midway_keeps_what_it_committed_and_resumes(tmp_path: P
     generated.write_files(tmp_path / "docs", files)
     data = tmp_path / "data"
     args = ("ingest", tmp_path / "docs", "-c", "kb")
-    env = {**ENV, "RAGBRIDGE_CHUNK_SIZE": "40", "RAGBRIDGE_INGEST_WORKERS": "1"}
+    # Small embedding calls (8 texts): files are embedded together, and with the default 256 a
+    # call can hold every file, so all would commit at once and nothing is left to kill.
+    env = {
+        **ENV,
+        "RAGBRIDGE_CHUNK_SIZE": "40",
+        "RAGBRIDGE_INGEST_WORKERS": "1",
+        "RAGBRIDGE_EMBEDDING_BATCH_SIZE": "2",
+    }
 
     process = subprocess.Popen(command(*args, data_dir=data), env=env)
     deadline = time.monotonic() + 180
