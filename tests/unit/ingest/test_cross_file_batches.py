@@ -13,12 +13,12 @@ from ragbridge.embeddings.use import UseEmbedder
 from ragbridge.errors import UpstreamError
 from ragbridge.ingest.files import discover
 from ragbridge.ingest.pipeline import IngestPipeline
-from ragbridge.ingest.results import IngestResult
 from ragbridge.settings import Settings
 from ragbridge.store.base import Vector
 from ragbridge.store.sqlite import SqliteStore
 from tests.support import documents as generated
 from tests.support.embedders import DelegatingEmbedder
+from tests.support.progress import Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -46,20 +46,6 @@ class CallRecorder(DelegatingEmbedder):
         if any("POISON" in text for text in texts):
             raise UpstreamError("the embedding API refused an input")
         return await self.inner.embed_documents(texts)
-
-
-class Recorder:
-    """An `IngestProgress` that keeps what it was told."""
-
-    def __init__(self) -> None:
-        self.chunks = 0
-        self.files: list[IngestResult] = []
-
-    def chunks_embedded(self, count: int) -> None:
-        self.chunks += count
-
-    def file_done(self, result: IngestResult) -> None:
-        self.files.append(result)
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import DocumentError, EmbeddingMismatch, UnsupportedMediaType
 from ragbridge.ingest.files import SourceFile, discover
 from ragbridge.ingest.pipeline import IngestPipeline, document_id
-from ragbridge.ingest.results import IngestResult
 from ragbridge.retrieval.analyzer import analyze
 from ragbridge.store.base import ChunkRecord
 from ragbridge.store.sqlite import SqliteStore
 from tests.support import documents as generated
+from tests.support.progress import Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -31,20 +31,6 @@ async def stored_chunks(
     query = await embedder.embed_query("anything")
     hits = await store.dense_search(collection, query, 10_000, filters={"source": source})
     return sorted((hit.chunk for hit in hits), key=lambda chunk: chunk.position)
-
-
-class Recorder:
-    """An `IngestProgress` that keeps what it was told."""
-
-    def __init__(self) -> None:
-        self.chunks = 0
-        self.files: list[IngestResult] = []
-
-    def chunks_embedded(self, count: int) -> None:
-        self.chunks += count
-
-    def file_done(self, result: IngestResult) -> None:
-        self.files.append(result)
 
 
 async def test_a_folder_of_every_format_is_added_with_pages_and_headings(
