@@ -63,14 +63,13 @@ class SqliteDatabase:
         with self._write():
             existing = self._collection(name)
             if existing is None:
-                self.conn.execute(
+                inserted = self.conn.execute(
                     "INSERT INTO collections (name, embedding_model, dimension, metadata,"
                     " created_at) VALUES (?, ?, ?, ?, ?)",
                     (name, embedding_model, dimension, metadata, time.time()),
                 )
-                seq = self._collection_seq(name)
-                assert seq is not None
-                self.conn.execute(create_fts_sql(seq))
+                assert inserted.lastrowid is not None
+                self.conn.execute(create_fts_sql(inserted.lastrowid))
                 created = self._collection(name)
                 assert created is not None
                 return created
