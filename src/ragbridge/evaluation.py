@@ -1,12 +1,6 @@
-"""`ragbridge eval`: retrieval quality on the user's own data, per mode.
-
-Data in the BEIR layout (a folder with `corpus.jsonl[.gz]`, `queries.jsonl` or
-`queries.<split>.jsonl`, and `qrels/<split>.tsv`), indexed into a throw-away store one passage per
-document (title and text, as `bench/retrieval_quality.py` does, so both print the same nDCG@10);
-or an existing collection, with queries and qrels files whose document ids are the collection's
-source names. Metrics (BEIR/trec_eval definitions, gains = relevance grades): nDCG@10 and MRR@10
-from a top-10 search, Recall@100 from a top-100 search, and the top-10 search's latency.
-"""
+"""`ragbridge eval`: retrieval quality on the user's own data (a BEIR folder, or a collection with
+queries and qrels), per mode; usage in docs/embeddings.md. Metrics follow BEIR/trec_eval: nDCG@10
+and MRR@10 from a top-10 search, Recall@100 from a top-100 search, gains = relevance grades."""
 
 from __future__ import annotations
 
@@ -177,11 +171,8 @@ async def index_passages(
 
 def ranked_documents(hits: list[SearchHit]) -> list[str]:
     """Document keys (source name, else document id) in hit order, each once."""
-    seen: dict[str, None] = {}
-    for hit in hits:
-        source = hit.chunk.metadata.get("source")
-        seen.setdefault(str(source) if source else hit.chunk.document_id)
-    return list(seen)
+    keys = (hit.chunk.metadata.get("source") or hit.chunk.document_id for hit in hits)
+    return list(dict.fromkeys(str(key) for key in keys))
 
 
 def ndcg_at(ranking: list[str], judged: dict[str, int], k: int = 10) -> float:
@@ -236,11 +227,6 @@ async def evaluate_mode(
     )
 
 
-def throwaway_dir() -> tempfile.TemporaryDirectory[str]:
-    """Where a BEIR folder's passages are indexed (deleted afterwards)."""
-    return tempfile.TemporaryDirectory(prefix="ragbridge-eval-")
-
-
 async def run_evaluation(
     settings: Settings,
     data: EvalSet,
@@ -252,10 +238,9 @@ async def run_evaluation(
     or on `data.passages` indexed into a throw-away SQLite store."""
     from ragbridge.bridge import open as open_ragbridge
 
-    with throwaway_dir() as tmp:
-        local: dict[str, object] = {
-            "redis_url": None
-        }  # no shared query-vector cache: latencies are this process's
+    with tempfile.TemporaryDirectory(prefix="ragbridge-eval-") as tmp:  # for a BEIR folder
+        # No shared query-vector cache: latencies are this process's.
+        local: dict[str, object] = {"redis_url": None}
         if collection is None:
             local |= {"data_dir": Path(tmp), "database_url": None}
         async with open_ragbridge(settings.model_copy(update=local)) as bridge:

@@ -1,11 +1,5 @@
-"""One retry policy for every remote HTTP call: the upstream LLM, remote embeddings, rerank.
-
-Retried (docs/configuration.md): a request that never left, a `429` or `5xx` answer, and, with
-`resend` (safe to send twice: `GET /models`, embeddings, rerank), one whose connection broke or
-timed out before the answer; a chat POST that may have reached the upstream is never sent again
-(it may be generating, and billing). Waits grow exponentially with equal jitter, or are what
-`Retry-After` asks (seconds or an HTTP date) unless longer than `retry_after_cap`: then the
-caller gets that answer at once. `send` returns at the headers, so a relayed stream never repeats.
+"""One retry policy (on tenacity) for every remote HTTP call: the upstream LLM, remote embeddings,
+rerank. What is retried and how `Retry-After` is honoured: docs/configuration.md (Retries).
 
     sent = await send(client, client.build_request("GET", url), RetryPolicy(), resend=True)
 """
@@ -131,7 +125,8 @@ async def send(
 ) -> Sent:
     """`request` sent until answered or out of retries; raises the last `httpx` error.
 
-    `resend`: the request may be sent again after it may have arrived (no side effects).
+    `resend`: the request may be sent again after it may have arrived (no side effects; never a
+    chat POST, which may be generating and billing). Returns at the headers: a stream never repeats.
     `stream=False` reads a successful body inside the attempt, so a body cut off is retried too.
     """
     total = 1 + (policy.retries if retries is None else max(0, retries))

@@ -1,9 +1,6 @@
-"""The `sample` collection: a first run on an empty store ingests ragbridge's own docs, so a
-newcomer has something to ask about (in English and Korean) before adding anything.
-
-It runs in the background after startup: the server answers `/health` at once, and the
-embedding model loads while ingest runs. `RAGBRIDGE_SAMPLE_COLLECTION=false` skips it.
-"""
+"""The `sample` collection: a first run on an empty store ingests ragbridge's own docs in the
+background, so a newcomer has something to ask about (in English and Korean) before adding
+anything. `RAGBRIDGE_SAMPLE_COLLECTION=false` skips it."""
 
 from __future__ import annotations
 

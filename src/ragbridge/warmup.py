@@ -65,9 +65,8 @@ async def warm_up(warmth: Warmth, retriever: HybridRetriever) -> None:
             await asyncio.to_thread(retriever.analyzer.analyze, "준비 운동")  # loads Kiwi
             warmth.embedder = "ok"
         except Exception as exc:  # reported by /ready; queries will show the same error
-            local = isinstance(embedder, ThreadedEmbedder)
             log.exception("warming the embedder failed")
-            warmth.embedder = "error" if local else "skipped"
+            warmth.embedder = "error" if isinstance(embedder, ThreadedEmbedder) else "skipped"
             warmth.detail = str(exc) or type(exc).__name__
     warmth.seconds["embedder"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()

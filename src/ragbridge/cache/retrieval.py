@@ -1,12 +1,9 @@
 """Identical retrievals served from the cache, never stale after an ingest or a delete.
 
-The store is the truth every replica shares, so freshness is checked against it rather than
-against an in-process counter: the key holds the collection's creation time and its document
-and chunk counts (an added or deleted document changes them), and the cached value is only
-chunk ids and scores, whose chunks are read back from the store on a hit. A changed document
-gets new chunk ids (they derive from its content hash), so a hit whose chunks are gone is a
-miss. What a cache hit can miss: an in-place edit that keeps the counts and whose new text
-would now rank above the cached hits; that lasts at most `cache_ttl` seconds.
+The key holds the collection's creation time and document and chunk counts (the store is the truth
+every replica shares); the value is only chunk ids and scores, read back from the store on a hit,
+so a hit whose chunks are gone (a changed document gets new ids) is a miss. What a hit can miss, an
+in-place edit that keeps the counts, lasts at most `cache_ttl` seconds (docs/retrieval.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""Keyword analysis: text to index terms, the same way for chunks and queries.
-
-Korean goes through kiwipiepy morphemes: content morphemes kept, particles and endings dropped
-("회사의" and "회사는" both index as "회사"), long compound nouns also as syllable bigrams.
-Latin-script words are lowercased, stop-worded and Snowball-stemmed ("vaccines" → "vaccin").
-Chinese and Japanese become character bigrams; any other script falls back to lowercased words.
-Mixed Korean-English text works.
-"""
+"""Keyword analysis: text to index terms, the same way for chunks and queries. Korean through Kiwi
+morphemes, Latin script stop-worded and Snowball-stemmed, Chinese and Japanese as character
+bigrams, mixed text by runs (docs/retrieval.md)."""
 
 from __future__ import annotations
 
@@ -116,11 +111,6 @@ def analyze_plain(text: str) -> list[str]:
     return terms
 
 
-def _kiwi_factory() -> _Tokenizer:
-    tokenizer: _Tokenizer = kiwi()
-    return tokenizer
-
-
 class Analyzer:
     """Turns text into keyword terms; builds its Korean morphological analyser on first use.
 
@@ -128,7 +118,7 @@ class Analyzer:
     of a built model is reentrant.
     """
 
-    def __init__(self, tokenizer_factory: Callable[[], _Tokenizer] = _kiwi_factory) -> None:
+    def __init__(self, tokenizer_factory: Callable[[], _Tokenizer] = kiwi) -> None:
         self._factory = tokenizer_factory
         self._tokenizer: _Tokenizer | None = None
         self._lock = threading.Lock()

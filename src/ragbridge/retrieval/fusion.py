@@ -1,10 +1,6 @@
-"""Fusing the dense and keyword candidate lists into one ranking, and how (`FusionConfig`).
-
-Two fusions: `relative` (the default) averages each retriever's scores divided by its best
-score; `rrf` is reciprocal rank fusion. With equal weights the score-aware one is clearly
-better on SciFact (nDCG@10 0.739 vs 0.712 for RRF k=60) and within 0.003 of RRF on the Korean
-set; see docs/benchmarks.md (Retrieval quality).
-"""
+"""Fusing the dense and keyword candidate lists into one ranking, and how (`FusionConfig`):
+`relative` (the default; mean of scores divided by each list's best) or `rrf` (reciprocal rank
+fusion). Why relative by default: docs/retrieval.md and docs/benchmarks.md (Retrieval quality)."""
 
 from __future__ import annotations
 

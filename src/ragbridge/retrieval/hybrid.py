@@ -1,21 +1,6 @@
-"""Hybrid retrieval: dense (cosine) and keyword (BM25) candidates, fused (`fusion.py`),
-optionally reranked.
-
-A retriever that cannot read the query's language is left out of the fusion: an English-only
-embedder ranks a Korean query by noise, so for a mostly non-Latin query it gets no vote (see
-`dense_reads_query`). The same holds for an English-only reranker.
-
-Keyword search cannot match across languages: a passage written in another script than the
-query (a Korean question, an English passage) is fused on the dense score alone, rather than
-averaged with a keyword score of 0 that would push it below same-language passages that share a
-word or two with the question (see `cross_script`).
-
-Dense search always returns its nearest passages, however far: a passage only dense search found
-counts as relevant from the embedder's measured cosine floor up (`Calibration.min_similarity`,
-0.15 for the default USE), so an off-topic question finds nothing and the answer says so. The same
-table holds the dense weight: USE's cosines rank English worse than BM25 does (SciFact), so its
-vote weighs half of keyword's.
-"""
+"""Hybrid retrieval: dense (cosine) and keyword (BM25) candidates, fused (`fusion.py`), optionally
+reranked. Why a retriever may be left out for a query, a passage judged by dense search alone, and
+the per-embedder relevance floor and dense weight: docs/retrieval.md."""
 
 from __future__ import annotations
 
@@ -38,7 +23,7 @@ from ragbridge.retrieval.query import bounded_query
 from ragbridge.retrieval.rerank import Reranker
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode
-from ragbridge.store.base import ChunkRecord, CollectionInfo, MetadataFilter, SearchHit, Store
+from ragbridge.store.base import CollectionInfo, MetadataFilter, SearchHit, Store
 from ragbridge.text.scripts import cross_script, dense_reads_query
 
 log = logging.getLogger(__name__)
@@ -174,26 +159,21 @@ class HybridRetriever:
         depth: int,
     ) -> list[SearchHit]:
         config = self.config
-        chunks: dict[str, ChunkRecord] = {}
-        for hit in (*dense, *keyword):
-            chunks.setdefault(hit.chunk.id, hit.chunk)
+        chunks = {hit.chunk.id: hit.chunk for hit in (*keyword, *dense)}
         rankings: list[Ranking] = [
             ([(h.chunk.id, h.score) for h in dense], self.dense_weight if use_dense else 0.0),
             ([(h.chunk.id, h.score) for h in keyword], config.keyword_weight),
         ]
         # Keyword search cannot see a passage in another script than the query, unless it found
         # it anyway (a mixed query); only a multilingual embedder judges such a passage instead.
-        found = {h.chunk.id for h in keyword}
-        other_script = (
-            {
+        blind: list[AbstractSet[str]] = [set(), set()]
+        if use_dense and self.embedder.multilingual:
+            found = {h.chunk.id for h in keyword}
+            blind[1] = {
                 h.chunk.id
                 for h in dense
                 if h.chunk.id not in found and cross_script(query, h.chunk.text)
             }
-            if use_dense and self.embedder.multilingual
-            else set()
-        )
-        blind: list[AbstractSet[str]] = [set(), other_script]
         if config.fusion == "rrf":
             fused = reciprocal_rank_fusion(rankings, k=config.rrf_k, blind=blind)
         else:

@@ -1,9 +1,6 @@
-"""The retrieval query for a chat turn: the last user message, made standalone when it refers back.
-
-"Explain that more" retrieves nothing on its own; joined with the earlier question it finds the
-same passages again. A cheap heuristic, no LLM call: short follow-ups and ones with referring
-words (English and Korean) are prefixed with the previous user question.
-"""
+"""The retrieval query for a chat turn: the last user message, made standalone when it refers back
+("explain that more" alone retrieves nothing). A cheap heuristic, no LLM call: short or referring
+follow-ups (English and Korean) are prefixed with the previous user question."""
 
 from __future__ import annotations
 

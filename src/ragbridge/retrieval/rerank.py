@@ -1,9 +1,5 @@
-"""Second-stage reranking: a rerank HTTP endpoint, or a local cross-encoder when one is installed.
-
-The remote client speaks the Cohere/Jina format that vLLM and most gateways serve at `/v1/rerank`
-(`{"model", "query", "documents", "top_n"}` → `{"results": [{"index", "relevance_score"}]}`) and
-Hugging Face TEI's `/rerank` (`{"query", "texts"}` → `[{"index", "score"}]`), switching to the
-latter when the server asks for `texts`.
+"""Second-stage reranking: a rerank HTTP endpoint (Cohere/Jina `/v1/rerank`, or Hugging Face TEI's
+`/rerank` dialect once the server asks for `texts`), or a local cross-encoder when one is installed.
 """
 
 from __future__ import annotations

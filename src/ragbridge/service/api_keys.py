@@ -1,10 +1,6 @@
-"""API keys: make them, keep only their hashes, revoke them. Used by the CLI and the keys API.
-
-A key is `rb-` followed by 256 random bits. It is shown once, at creation; the store keeps its
-SHA-256. A fast, unsalted hash is the right tool here: slow salted hashes (bcrypt, argon2)
-protect low-entropy passwords from guessing, but nobody can guess a 256-bit random value, and
-a plain digest lets a request find its key with one indexed lookup instead of a KDF run.
-"""
+"""API keys: make them and keep only their hashes. A key is `rb-` and 256 random bits,
+shown once; the store keeps its plain SHA-256, found with one indexed lookup (nobody guesses 256
+random bits, so a slow salted password hash would buy nothing)."""
 
 from __future__ import annotations
 

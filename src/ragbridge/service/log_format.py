@@ -1,9 +1,6 @@
 """Log output for the `ragbridge` loggers: one JSON object per line, or readable text on a TTY.
-
-Structured fields travel in `extra={"fields": {...}}` and become keys of the JSON line (or
-`key=value` pairs in text). Nothing here knows about requests; the request middleware decides
-what goes into a line (and keeps keys and user text out of it).
-"""
+Structured fields travel in `extra={"fields": {...}}`; the request middleware decides what goes
+into a line (and keeps keys and user text out of it)."""
 
 from __future__ import annotations
 

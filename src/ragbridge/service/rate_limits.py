@@ -1,9 +1,5 @@
-"""Per-key rate limits: requests and tokens per window (a minute in production).
-
-`RateLimiter` is the one interface; `InProcessRateLimiter` keeps counts in this process, and a
-Redis implementation (shared across replicas) drops in behind the same two calls:
-`acquire` when a request arrives (counts it and reserves its estimated prompt tokens) and
-`add_tokens` when the real usage is known (completion tokens, prompt beyond the estimate).
+"""Per-key rate limits: requests and tokens per window (a minute in production). `acquire` counts a
+request and reserves its estimated prompt tokens; `add_tokens` charges the real usage once known.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """Rate limits shared by every replica through Redis, degrading to in-process ones in an outage.
-
-`RedisRateLimiter` keeps the same exact sliding-window log as `InProcessRateLimiter`, as two
-sorted sets per key (requests, token spends), scored by Redis's own clock so replicas need not
-agree on time. Each call is one Lua script, so a check and its update are atomic across replicas.
-"""
+The same sliding-window log as `InProcessRateLimiter`, on Redis's clock, one Lua script per call
+(atomic across replicas; docs/scaling.md)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ragbridge.service.rate_limits import (
@@ -127,15 +125,13 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+@dataclass(eq=False)
 class SharedRateLimiter:
     """Redis limits while Redis works; per-replica in-process limits during an outage, then back."""
 
-    def __init__(
-        self, primary: RedisRateLimiter, fallback: InProcessRateLimiter, breaker: RedisBreaker
-    ) -> None:
-        self.primary = primary
-        self.fallback = fallback
-        self.breaker = breaker
+    primary: RedisRateLimiter
+    fallback: InProcessRateLimiter
+    breaker: RedisBreaker
 
     async def acquire(self, key: str, limits: Limits, tokens: int = 0) -> Decision:
         return await self.breaker.call(

@@ -1,9 +1,5 @@
-"""Redis for shared caches and rate limits: a client that fails fast, and an outage breaker.
-
-Redis is an optimisation shared by replicas, never a dependency of a request: when a call fails,
-the component serves from its in-process fallback, logs one warning for the outage, counts the
-error, and tries Redis again only after a short backoff (not on every request), going back to
-it as soon as it answers.
+"""Redis for shared caches and rate limits, an optimisation never a request's dependency: a client
+that fails fast, and an outage breaker (in-process fallback, one warning, a retry after a backoff).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """Prometheus metrics for one app: a private registry and one method per thing worth counting.
-
-`create_app` builds one `Metrics` and puts it on `app.state.metrics`; subsystems receive it and
-record into it without knowing about HTTP. Labels that come from clients (model names) or from
-configuration (key names) are capped, so nobody can grow the registry without bound.
-"""
+Labels from clients (model names) or configuration (key names) are capped, so nobody can grow the
+registry without bound."""
 
 from __future__ import annotations
 

@@ -30,14 +30,7 @@ def prompt_text(payload: Mapping[str, Any]) -> str:
 
 
 def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        out: list[str] = []
-        for item in value:
-            if isinstance(item, str):
-                out.append(item)
-            elif isinstance(item, Mapping) and isinstance(item.get("text"), str):
-                out.append(item["text"])
-        return out
-    return []
+    """A string, or the strings and `{"text": ...}` parts of a list."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    texts = (item.get("text") if isinstance(item, Mapping) else item for item in items)
+    return [text for text in texts if isinstance(text, str)]
