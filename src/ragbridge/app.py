@@ -1,8 +1,5 @@
-"""`create_app(settings)`: opens the Python API (`ragbridge.open`) once, puts the `Ragbridge` on
-`app.state.ragbridge`, mounts the routers.
-
-Each service is created in `lifespan` and closed when the app stops; nothing is global.
-"""
+"""`create_app(settings)`: opens the Python API (`ragbridge.open`) once, as `app.state.ragbridge`,
+and mounts the routers; each service starts in `lifespan` and closes with it: nothing is global."""
 
 from __future__ import annotations
 
@@ -10,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.datastructures import State
 from starlette.routing import Route
 
 from ragbridge import __version__
@@ -42,8 +38,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Open the Python API's `Ragbridge` and what only a server needs: bootstrap keys, rate
+        limits, the sample collection, the warm start, MCP sessions; closed in reverse."""
+        state = app.state
+        configure_logging(settings.log_level, settings.log_json)
         async with AsyncExitStack() as stack:
-            await _start_services(app.state, settings, metrics, stack)
+            bridge = await stack.enter_async_context(open_ragbridge(settings, metrics=metrics))
+            await ensure_bootstrap_keys(bridge.store, settings.bootstrap_keys)
+            bridge.chat  # noqa: B018  # builds the chat side now: a local model loads as we serve
+            state.ragbridge = bridge
+            state.rate_limiter = create_rate_limiter(settings, metrics)
+            stack.push_async_callback(state.rate_limiter.close)
+            if settings.sample_collection:
+                await stack.enter_async_context(sample_in_background(bridge.store, bridge.pipeline))
+            state.warmth = Warmth() if settings.warm_start else Warmth("skipped", "skipped")
+            if settings.warm_start:  # no cold start: model and vectors load while we serve
+                await stack.enter_async_context(warming(state.warmth, bridge.retriever))
             await stack.enter_async_context(mcp.server.session_manager.run())
             yield
 
@@ -68,23 +78,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         install_console(app)
     return app
-
-
-async def _start_services(
-    state: State, settings: Settings, metrics: Metrics, stack: AsyncExitStack
-) -> None:
-    """Open the Python API's `Ragbridge` and what only a server needs: bootstrap keys, rate
-    limits, the sample collection and the warm start; `stack` closes them in reverse."""
-    configure_logging(settings.log_level, settings.log_json)
-    bridge = await stack.enter_async_context(open_ragbridge(settings, metrics=metrics))
-    await ensure_bootstrap_keys(bridge.store, settings.bootstrap_keys)
-    bridge.chat  # noqa: B018  # builds the chat side now: a local model loads while we serve
-    state.ragbridge = bridge
-    rate_limiter = create_rate_limiter(settings, metrics)
-    stack.push_async_callback(rate_limiter.close)
-    state.rate_limiter = rate_limiter
-    if settings.sample_collection:
-        await stack.enter_async_context(sample_in_background(bridge.store, bridge.pipeline))
-    state.warmth = Warmth() if settings.warm_start else Warmth("skipped", "skipped")
-    if settings.warm_start:  # no cold start: model and vectors load while we already serve
-        await stack.enter_async_context(warming(state.warmth, bridge.retriever))

@@ -1,8 +1,6 @@
 """`POST /v1/embeddings`, OpenAI-compatible, so Open WebUI's own RAG or any tool can use our model.
-
-Inputs longer than the model reads are truncated by the model, as sentence-transformers does
-(OpenAI would refuse them); token arrays are refused, since they are another model's tokens.
-"""
+Inputs too long are truncated as sentence-transformers does (OpenAI would refuse them); token
+arrays, another model's tokens, are refused."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Message, Scope, Send
 
 from ragbridge import errors
 from ragbridge.errors import RagbridgeError
@@ -51,26 +50,10 @@ def error_response(
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """A JSONResponse carrying the OpenAI error envelope, typed by its status."""
+    """A JSONResponse carrying the OpenAI error envelope, typed by its status (an ASGI app: a
+    middleware answers with it without reading the request body)."""
     body = error_body(message, status, param=param, code=code)
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-async def send_error(
-    scope: Scope,
-    send: Send,
-    message: str,
-    status: int,
-    *,
-    code: str,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Answer from an ASGI middleware, in the envelope, without reading the request body."""
-
-    async def no_body() -> Message:
-        return {"type": "http.disconnect"}
-
-    await error_response(message, status, code=code, headers=headers)(scope, no_body, send)
 
 
 def ragbridge_error_response(exc: RagbridgeError) -> JSONResponse:

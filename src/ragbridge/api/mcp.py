@@ -1,11 +1,6 @@
-"""The MCP server at `/mcp` (Streamable HTTP, the official `mcp` SDK): the tool server's three
-tools, `list_collections`, `search` and `get_document`, for any MCP client.
-
-The endpoint checks the `Authorization: Bearer` key (and its rate limit) before the SDK sees the
-request, and answers a bad key with the usual 401 envelope; tools then run as that key, so a
-scoped key sees only its collections. Sessions are stateless (any replica can answer any
-request); the app's lifespan runs the SDK's session manager.
-"""
+"""The MCP server at `/mcp` (Streamable HTTP, official `mcp` SDK, stateless): the tool server's
+tools for any MCP client, run as the Bearer key checked (and rate limited) before the SDK sees the
+request, so a scoped key sees only its collections."""
 
 from __future__ import annotations
 
@@ -38,8 +33,7 @@ async def _call(
     ctx: Context, tool: Callable[[Toolbox, Principal], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
     """Run `tool` as the key `McpEndpoint` authorised; its errors (not found, bad arguments)
-    become tool errors whose message the model reads, as the OpenAPI tool server's envelope
-    says it."""
+    become tool errors with the message the OpenAPI tool server's envelope has."""
     request = ctx.request_context.request
     try:
         if not isinstance(request, Request) or not hasattr(request.state, "principal"):

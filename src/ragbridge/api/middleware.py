@@ -1,11 +1,6 @@
-"""The request envelope around every HTTP call, one pure ASGI middleware (cheap on streams,
-unlike `BaseHTTPMiddleware`): a request id (the client's `X-Request-ID` when sane), 503 while
-draining, 413 for a non-multipart body over `max_request_bytes` (uploads have their own limit on
-their route), HTTP metrics and one structured log line per request.
-
-Routes report through `request.state`: `principal`, `model`, `usage` and `user_text` (only with
-`settings.log_user_text`). The `Authorization` header is never seen or logged.
-"""
+"""The request envelope, one pure ASGI middleware (cheap on streams): request id, 503 while
+draining, 413 past `max_request_bytes` (multipart uploads are limited on their route), metrics and
+one log line per request from what routes leave on `request.state`; never `Authorization`."""
 
 from __future__ import annotations
 
@@ -21,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragbridge.api.envelope import send_error
+from ragbridge.api.envelope import error_response
 from ragbridge.api.origin import HostGuard
 from ragbridge.api.shutdown import ShutdownGate
 from ragbridge.service.telemetry import Metrics
@@ -73,14 +68,12 @@ class RequestContextMiddleware:
         self.metrics.in_flight.inc()
         try:
             if self.gate.draining and scope["path"] not in _OPEN_WHILE_DRAINING:
-                await send_error(
-                    scope,
-                    send_with_id,
+                await error_response(
                     "The server is shutting down; retry on another replica or in a moment.",
                     503,
                     code="shutting_down",
                     headers={"Connection": "close", "Retry-After": "1"},
-                )
+                )(scope, receive, send_with_id)
                 return
             try:
                 app_receive = await self._bounded_receive(headers, receive)
@@ -89,7 +82,8 @@ class RequestContextMiddleware:
                 message = (
                     f"Request body is larger than {limit} bytes (RAGBRIDGE_MAX_REQUEST_BYTES)."
                 )
-                await send_error(scope, send_with_id, message, 413, code="request_too_large")
+                too_large = error_response(message, 413, code="request_too_large")
+                await too_large(scope, receive, send_with_id)
                 return
             if app_receive is None:
                 status = 499  # the client went away before sending its body

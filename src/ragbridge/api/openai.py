@@ -1,11 +1,6 @@
-"""OpenAI-compatible routes: `GET /v1/models`, `POST /v1/chat/completions`.
-
-A stream is committed (200, `text/event-stream`) once the first payload arrives or after
-`keepalive_interval` seconds, whichever comes first; until then a failure is a plain HTTP error.
-After it, `: keep-alive` comments fill every silence of that length, and a failure is sent as a
-`data: {"error": ...}` event followed by `data: [DONE]`. `RelayStream` owns the upstream work from
-the start, so it is cancelled whenever the client leaves.
-"""
+"""OpenAI-compatible `GET /v1/models` and `POST /v1/chat/completions`. A stream is committed (200)
+at its first payload or after `keepalive_interval`: before, a failure is a plain HTTP error; after,
+an `error` event and `[DONE]`. `RelayStream` cancels the upstream work when the client leaves."""
 
 from __future__ import annotations
 
@@ -43,11 +38,8 @@ async def list_models(request: Request) -> dict[str, Any]:
     },
 )
 async def chat_completions(request_body: ChatCompletionRequest, request: Request) -> Response:
-    """One chat turn. The body was validated as `request_body`; the raw JSON is what is relayed.
-
-    Services come from plain calls, not `Depends`: FastAPI runs sync dependencies in its thread
-    pool, a hop per request that costs more than the lookups themselves.
-    """
+    """One chat turn. The body was validated as `request_body`; the raw JSON is what is relayed."""
+    # Plain calls, not `Depends`: FastAPI runs sync dependencies in its thread pool (a hop).
     chat, settings = get_ragbridge(request).chat, get_settings(request)
     turn = await chat.turn(
         await request.json(),

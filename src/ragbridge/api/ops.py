@@ -1,9 +1,6 @@
-"""Operations routes: liveness, readiness, Prometheus metrics (who sees what: docs/hardening.md).
-
-`/ready` shows a caller without the admin key only each part's status; a failing check is logged
-with its detail either way. `/metrics` takes `RAGBRIDGE_METRICS_KEY` (or the admin key) once one
-is set: its series carry key names and models.
-"""
+"""Liveness, readiness, Prometheus metrics (who sees what: docs/hardening.md): `/ready` shows each
+part's detail only to the admin key; `/metrics`, whose series carry key names and models, takes
+`RAGBRIDGE_METRICS_KEY` (or the admin key) once one is set."""
 
 from __future__ import annotations
 

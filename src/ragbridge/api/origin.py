@@ -1,20 +1,16 @@
-"""Who may reach the API from a browser (docs/hardening.md): a Host allow-list, and no cross-site
-writes without keys.
-
-On loopback the allowed hosts default to the loopback names and the bind address, which defeats
-DNS rebinding. With auth off (loopback only) any web page could send a CORS-"simple" write, e.g.
-a multipart upload: a browser's `Origin` (or `Sec-Fetch-Site` when it sends none) tells such a
-request apart from scripts and SDKs, which send neither.
-"""
+"""Who may reach the API from a browser (docs/hardening.md): a Host allow-list (on loopback the
+loopback names and bind address, against DNS rebinding) and, with auth off, no cross-site writes:
+a browser's `Origin` or `Sec-Fetch-Site` tells them from scripts and SDKs, which send neither."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ragbridge.api.envelope import send_error
+from ragbridge.api.envelope import error_response
 from ragbridge.api.security import is_loopback
 from ragbridge.settings import Settings
 
@@ -51,9 +47,11 @@ class HostGuard:
         self.cors = frozenset(origin.rstrip("/").lower() for origin in settings.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+        refusal = self._refusal(scope) if scope["type"] == "http" else None
+        await (self.app if refusal is None else refusal)(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> JSONResponse | None:
+        """The 421 or 403 answer for a request this server must not serve, else None."""
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         if self.hosts is not None and host_name(host) not in self.hosts:
@@ -61,8 +59,7 @@ class HostGuard:
                 f"Host '{host[:100]}' is not served here; add it to RAGBRIDGE_ALLOWED_HOSTS if "
                 "this server should answer to that name."
             )
-            await send_error(scope, send, message, 421, code="host_not_allowed", headers=_CLOSE)
-            return
+            return error_response(message, 421, code="host_not_allowed", headers=_CLOSE)
         write = self.check_origin and scope["method"] not in _SAFE_METHODS
         if write and (reason := self._cross_site(headers, host)):
             message = (
@@ -70,9 +67,8 @@ class HostGuard:
                 "server's own pages and non-browser clients may change data. Set "
                 "RAGBRIDGE_API_KEY, or list the page's origin in RAGBRIDGE_CORS_ORIGINS."
             )
-            await send_error(scope, send, message, 403, code="cross_site_request", headers=_CLOSE)
-            return
-        await self.app(scope, receive, send)
+            return error_response(message, 403, code="cross_site_request", headers=_CLOSE)
+        return None
 
     def _cross_site(self, headers: Headers, host: str) -> str | None:
         """Why a browser request comes from another site, or None when it does not."""

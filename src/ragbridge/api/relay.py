@@ -1,8 +1,6 @@
-"""The upstream work of one client request, cancelled (its pooled connection closed) within
-moments of the client leaving, wherever that happens: before the first payload, at the headers,
-mid-stream or during keep-alives. `RelayStream` does it for a streamed turn (it owns the
-read-ahead and is the ASGI response), `until_disconnect` for a non-streamed answer.
-"""
+"""The upstream work of one client request, cancelled within moments of the client leaving, wherever
+that happens: `RelayStream` for a streamed turn (its read-ahead and its ASGI response),
+`until_disconnect` for a non-streamed answer."""
 
 from __future__ import annotations
 

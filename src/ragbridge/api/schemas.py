@@ -1,8 +1,5 @@
-"""OpenAI's request and response shapes, as pydantic models.
-
-Requests are validated with these but relayed as received: every model allows extra fields, so
-whatever OpenAI (or a newer client) adds passes through to the upstream unchanged.
-"""
+"""OpenAI's request and response shapes as pydantic models. Each allows extra fields: requests are
+validated with these but relayed as received, so what a newer client adds passes through."""
 
 from __future__ import annotations
 

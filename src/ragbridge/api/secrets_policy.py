@@ -1,8 +1,6 @@
-"""Secrets a deployment hands ragbridge (docs/hardening.md): a key shorter than
-`MIN_SECRET_CHARS` or left at an example's placeholder refuses to start, with one line naming the
-setting; `RAGBRIDGE_BOOTSTRAP_KEYS` are non-admin keys made at start (hashes only; a changed key
-replaces the old one), so a client such as Open WebUI never needs the admin key.
-"""
+"""Secrets a deployment hands ragbridge (docs/hardening.md): a short or placeholder key refuses to
+start; `RAGBRIDGE_BOOTSTRAP_KEYS` become non-admin keys at start (hashes only; a changed key
+replaces the old one), so a client such as Open WebUI never needs the admin key."""
 
 from __future__ import annotations
 

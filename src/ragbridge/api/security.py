@@ -1,13 +1,6 @@
-"""Who is calling, what they may touch, and how fast: API keys, collection scope, rate limits.
-
-`require_principal` (on every API router) resolves the Bearer key to a `Principal` and checks
-input and rate limits, once; `require_admin` guards routes that change things; collection scope
-is checked by `require_collection` (a `{name}` path parameter), `ensure_collection_access` (a
-collection in the body) and, for `rag/<collection>` models, `visible_models` and the chat turn.
-A scoped key gets 404 for other collections, with the same message as a missing one, so it
-cannot even learn that they exist. With no admin key (`RAGBRIDGE_API_KEY`) auth is off: every
-caller is the unlimited `anonymous` admin, which `check_bind_safety` allows only on loopback.
-"""
+"""Who is calling, what they may touch, how fast: `require_principal` resolves the Bearer key to a
+`Principal` and checks input and rate limits once. A scoped key gets other collections' 404, as for
+missing ones; with no admin key auth is off (loopback only: `check_bind_safety`)."""
 
 from __future__ import annotations
 
@@ -27,7 +20,6 @@ from ragbridge.rag import parse_rag_model, unknown_model
 from ragbridge.service.api_keys import ADMIN, ANONYMOUS, KEY_PREFIX, hash_key
 from ragbridge.service.rate_limits import Limits
 from ragbridge.settings import Settings
-from ragbridge.store.base import ApiKeyRecord
 from ragbridge.text.tokens import estimate_tokens, prompt_text
 
 _USER_TEXT_CHARS = 2000
@@ -47,11 +39,6 @@ class Principal:
     def can_access(self, collection: str) -> bool:
         """Whether this key may see and use `collection`."""
         return self.collections is None or collection in self.collections
-
-    @classmethod
-    def from_record(cls, record: ApiKeyRecord) -> Principal:
-        scope = frozenset(record.collections) if record.collections is not None else None
-        return cls(record.name, False, scope, Limits(rpm=record.rpm, tpm=record.tpm))
 
 
 class UnsafeBindError(RuntimeError):
@@ -109,14 +96,14 @@ async def _authenticate(
         return Principal(ADMIN, is_admin=True)
     # A hash lookup needs no constant-time compare: timing could only reveal hash prefixes,
     # and finding a key with a given hash prefix is as hard as guessing the key.
-    record = None
-    if token.startswith(KEY_PREFIX):
-        record = await get_store(request).find_api_key(hash_key(token))
+    store = get_store(request)
+    record = await store.find_api_key(hash_key(token)) if token.startswith(KEY_PREFIX) else None
     if record is None or record.revoked:
         raise Unauthorized(
             "Invalid API key.", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
-    return Principal.from_record(record)
+    scope = frozenset(record.collections) if record.collections is not None else None
+    return Principal(record.name, False, scope, Limits(rpm=record.rpm, tpm=record.tpm))
 
 
 async def _json_payload(request: Request) -> Mapping[str, Any] | None:

@@ -1,11 +1,6 @@
-"""Graceful shutdown: on SIGTERM, refuse new requests with 503 and let in-flight ones finish.
-
-uvicorn alone closes its listening socket at once (new clients get "connection refused") and
-then waits for connections. `DrainingServer` first drains through the app's `ShutdownGate`
-while still listening: load balancers and clients get a clear 503 in OpenAI's envelope (and
-`/ready` fails), in-flight requests and streams run to their end for up to
-`settings.shutdown_timeout` seconds, then uvicorn shuts down as usual.
-"""
+"""Graceful shutdown: on SIGTERM `DrainingServer` answers new requests 503 (`ShutdownGate`) while
+still listening, and lets those in flight finish for up to `shutdown_timeout` before uvicorn stops
+as usual (alone, it would stop listening at once)."""
 
 from __future__ import annotations
 
@@ -64,8 +59,7 @@ class DrainingServer(uvicorn.Server):
             "draining: new requests get 503",
             extra={"fields": {"in_flight": self.gate.in_flight, "timeout": self.drain_timeout}},
         )
-        drained = await self.gate.drain(self.drain_timeout)
-        if not drained:
+        if not await self.gate.drain(self.drain_timeout):
             log.warning(
                 "drain timed out; cancelling the rest",
                 extra={"fields": {"in_flight": self.gate.in_flight}},

@@ -1,12 +1,6 @@
-"""Slow clients cannot hold connections: a deadline for request headers, on top of uvicorn's idle
-timeout between requests.
-
-uvicorn arms its keep-alive timer only after a response, and any byte that arrives disarms it, so
-a connection that sends nothing, or its headers one byte a second (slowloris), stays open for
-ever. `guarded_http_protocol` returns uvicorn's httptools protocol with one more timer: from the
-moment a connection opens, or a new request's first byte arrives, the headers must be complete
-within `header_timeout` seconds, or the connection is closed.
-"""
+"""A deadline for request headers against slowloris: uvicorn's idle timer runs only after a response
+and any byte disarms it. Headers must be complete `header_timeout` seconds after a connection opens
+or a request's first byte arrives, else the connection is closed."""
 
 from __future__ import annotations
 

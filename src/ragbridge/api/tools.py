@@ -1,11 +1,6 @@
-"""The OpenAPI tool server at `/tools`: what Open WebUI's "Tool Servers" setting connects to.
-
-A small FastAPI app mounted at `/tools`, with its own spec at `GET /tools/openapi.json` (paths
-relative to `/tools`, as Open WebUI joins them to the connection URL) and one `POST` operation
-per tool, named by `operationId`: `list_collections`, `search`, `get_document`. They share the
-main app's services and API keys (a scoped key sees only its collections); the logic is
-`ragbridge.tools`, which the MCP server (`ragbridge.api.mcp`) uses too.
-"""
+"""The OpenAPI tool server at `/tools` (Open WebUI's "Tool Servers"): its own spec, paths relative
+to `/tools`, one `POST` per tool named by `operationId`, the main app's keys and scopes; the logic,
+shared with the MCP server, is `ragbridge.tools`."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """Token accounting for answers: time to first token, tokens by model and key, the key's budget.
-
-The chat route passes its answer through here: `record_completion` for a `chat.completion`,
-`metered` around the chunks of a stream. Usage comes from the upstream's `usage` when it sends
-one; otherwise prompt tokens are the turn's estimate made on arrival and completion tokens are
-counted from the answer (one streamed content chunk is about one token).
-"""
+Usage is the upstream's when it reports one, else the turn's prompt estimate and the answer counted
+(a streamed content chunk is about one token)."""
 
 from __future__ import annotations
 
@@ -74,10 +70,8 @@ def _has_content(chunk: Chunk) -> bool:
 async def metered(
     request: Request, turn: ChatTurn, chunks: AsyncGenerator[Chunk, None]
 ) -> AsyncGenerator[Chunk, None]:
-    """Relay a stream's chunks unchanged, timing the first token and counting usage.
-
-    Closing this generator closes `chunks` (and so cancels the upstream request).
-    """
+    """Relay a stream's chunks unchanged, timing the first token and counting usage; closing
+    this generator closes `chunks` (and so cancels the upstream request)."""
     started: float = getattr(request.state, "started_at", time.perf_counter())
     content_chunks = 0
     usage: tuple[int, int] | None = None
