@@ -1,15 +1,6 @@
-"""The Python API: `ragbridge.open(settings)` wires ragbridge once; the server, the CLI and the
-console all go through the `Ragbridge` it yields.
-
-    async with ragbridge.open(Settings(data_dir="data")) as rb:
-        await rb.ingest("handbook", [Path("휴가_규정.md")])
-        hits = await rb.search("handbook", "연차 휴가는 며칠인가요?")
-        answer = await rb.ask("handbook", "연차 휴가는 며칠인가요?")
-
-Nothing heavy happens at open: models load on first use, the ingest pipeline and the chat side
-(upstream client, a local GGUF model) are built, and their modules imported, the first time
-`pipeline` or `chat` is read, so `ragbridge keys list` neither loads an LLM nor imports parsers.
-The server reads `chat` at start-up so that a local model loads while it already serves.
+"""The Python API (docs/python-api.md): `ragbridge.open(settings)` wires ragbridge once; the
+server, the CLI and the console all use the `Ragbridge` it yields. The ingest pipeline and the
+chat side are built on first read, so `ragbridge keys list` neither loads an LLM nor parsers.
 """
 
 from __future__ import annotations
@@ -64,11 +55,8 @@ class Answer:
 
 @dataclass
 class Ragbridge:
-    """One wired ragbridge: its store, embedder, caches, retriever, ingest pipeline and chat.
-
-    Use `open()` to get one; the attributes are the services the HTTP routes use, the methods
-    what a Python caller needs.
-    """
+    """One wired ragbridge (get it from `open()`): the attributes are the services the HTTP
+    routes use, the methods what a Python caller needs."""
 
     settings: Settings
     metrics: Metrics

@@ -1,8 +1,5 @@
-"""Settings as a `.env` file that loads back, and bad settings as one plain line.
-
-`ragbridge config` prints `env_text(settings)`: set values only, in `.env` syntax (JSON for lists
-and maps, quoted where needed), secrets left out unless asked for. `settings_error` turns a
-failed `Settings()` into `RAGBRIDGE_PORT='abc' (from ...): expected a whole number`.
+"""Settings as a `.env` file that loads back (`ragbridge config`, `--sample` documents every
+option), and a bad setting as one plain line: `RAGBRIDGE_PORT='abc' (...): expected a whole number`.
 """
 
 from __future__ import annotations
@@ -47,15 +44,28 @@ def env_text(settings: Settings, *, show_secrets: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _env_value(value: Any) -> str:
+def sample_env() -> str:
+    """A documented `.env` with every option at its default."""
+    lines = ["# ragbridge configuration. Every option is optional; shown at its default.", ""]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        value = "" if default is None else _text(default)
+        lines += [f"# {field.description}", f"RAGBRIDGE_{name.upper()}={value}", ""]
+    return "\n".join(lines)
+
+
+def _text(value: Any) -> str:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if isinstance(value, bool):
-        text = str(value).lower()
-    elif isinstance(value, list | dict):
-        text = json.dumps(value, ensure_ascii=False)
-    else:
-        text = str(value)
+        return str(value).lower()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _env_value(value: Any) -> str:
+    text = _text(value)
     if _PLAIN.fullmatch(text):
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,13 +1,6 @@
-"""Plugins: loaders, embedders, rerankers and stores found through package entry points.
-
-A distribution registers a plugin under one of the `GROUPS` in its `pyproject.toml`; ragbridge's
-own built-ins are registered the same way (see its `pyproject.toml` and docs/plugins.md)::
-
-    [project.entry-points."ragbridge.loaders"]
-    hwpx = "ragbridge_hwpx:LOADER"      # a LoaderPlugin
-
-The entry point's name is the plugin's name; its value is one of the small records below. A
-name a plugin shares with a built-in replaces the built-in. Groups are read once, on first use.
+"""Plugins: loaders, embedders, rerankers and stores registered as entry points in the `GROUPS`
+(ragbridge's built-ins too; see docs/plugins.md). The entry point's name is the plugin's name, its
+value one of the records below; a plugin replaces a built-in of the same name.
 """
 
 from __future__ import annotations
@@ -163,20 +156,3 @@ def _builtin(ep: EntryPoint) -> bool:
 def clear_cache() -> None:
     """Forget the loaded groups (tests that change `sys.path`)."""
     _load_group.cache_clear()
-
-
-__all__ = [
-    "GROUPS",
-    "EmbedderPlugin",
-    "LoaderPlugin",
-    "PluginError",
-    "RerankerPlugin",
-    "StorePlugin",
-    "claimant",
-    "clear_cache",
-    "embedders",
-    "loaders",
-    "require",
-    "rerankers",
-    "stores",
-]

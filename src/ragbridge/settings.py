@@ -1,7 +1,5 @@
 """Every option ragbridge has: an env var `RAGBRIDGE_*`, a default and a one-line doc each.
-
-Precedence, strongest first: CLI flags (passed as keyword arguments), environment variables,
-the `.env` file, the defaults below. `ragbridge config --sample` prints this as a documented `.env`.
+Precedence, strongest first: CLI flags (keyword arguments), the environment, `.env`, defaults.
 """
 
 from __future__ import annotations
@@ -120,11 +118,6 @@ class Settings(BaseSettings):
     local_task_max_tokens: int = Field(
         64, ge=8, description="Most tokens the local model writes for an Open WebUI task."
     )
-
-    @field_validator("local_model", mode="before")
-    @classmethod
-    def _blank_path_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
 
     # --- embeddings -----------------------------------------------------------------------
     embedding_model: str = Field(
@@ -266,11 +259,12 @@ class Settings(BaseSettings):
         "embedding_api_key",
         "rerank_api_key",
         "metrics_key",
+        "local_model",
         mode="before",
     )
     @classmethod
-    def _blank_secret_is_none(cls, value: Any) -> Any:
-        """An empty key (as Compose passes an unset variable) means no key, not `Bearer `."""
+    def _blank_key_or_path_is_none(cls, value: Any) -> Any:
+        """An empty key or path (as Compose passes an unset variable) means none: no `Bearer `."""
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         return None if isinstance(raw, str) and not raw.strip() else value
 
@@ -284,16 +278,9 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
-    @field_validator("bootstrap_keys", mode="before")
+    @field_validator("bootstrap_keys", "upstream_headers", mode="before")
     @classmethod
-    def _parse_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
-        return value
-
-    @field_validator("upstream_headers", mode="before")
-    @classmethod
-    def _parse_headers(cls, value: Any) -> Any:
+    def _parse_json_map(cls, value: Any) -> Any:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
@@ -302,22 +289,3 @@ class Settings(BaseSettings):
     def upstream_enabled(self) -> bool:
         """Whether an upstream LLM is configured (else answers are extractive)."""
         return self.upstream_base_url is not None
-
-
-def sample_env() -> str:
-    """A documented `.env` with every option at its default."""
-    lines = ["# ragbridge configuration. Every option is optional; shown at its default.", ""]
-    for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        if default is None:
-            value = ""
-        elif isinstance(default, list | dict):
-            value = json.dumps(default)
-        elif isinstance(default, bool):
-            value = str(default).lower()
-        else:
-            value = str(default)
-        lines.append(f"# {field.description}")
-        lines.append(f"RAGBRIDGE_{name.upper()}={value}")
-        lines.append("")
-    return "\n".join(lines)

@@ -1,6 +1,7 @@
 import pytest
 
-from ragbridge.settings import Settings, sample_env
+from ragbridge.config_file import sample_env
+from ragbridge.settings import Settings
 
 
 def test_blank_secrets_and_urls_mean_unset() -> None:

@@ -1,11 +1,6 @@
-"""`ragbridge ingest` on a terminal: a progress bar with files and chunks per second, then a
-summary of what was added, updated, unchanged and failed, with each failure's reason.
-
-SIGTERM (or SIGINT) stops an ingest at the next safe point: the files in progress are abandoned
-at their next await (each store write is a transaction, so nothing is half-written), the files
-done so far are summarised, and the exit code is 143 (130 for SIGINT). Running the same command
-again finishes the job: the files already stored are skipped as unchanged.
-"""
+"""`ragbridge ingest` on a terminal: a progress bar, then a summary with each failure's reason.
+SIGTERM/SIGINT abandon the files in progress (each store write is a transaction), summarise the
+rest and exit 143/130; the same command again skips what is stored and finishes the job."""
 
 from __future__ import annotations
 
@@ -83,18 +78,14 @@ async def run_ingest(
     any file failed or nothing could be ingested."""
     try:
         found = discover(paths)  # loader plugins load here: a broken one is one clear line
-    except RagbridgeError as exc:
-        console.print(f"[red]Error:[/red] {escape(exc.message)}")
-        return 1
-    print_skipped(console, found.skipped)
-    # The summary reports each file's parser warnings; without logging set up, the pipeline's
-    # log lines would print a second time through Python's last-resort handler.
-    logging.getLogger("ragbridge.ingest").addHandler(logging.NullHandler())
-    if not found.files:
-        console.print("[red]No files to ingest.[/red]")
-        return 1
-    started = time.perf_counter()
-    try:
+        print_skipped(console, found.skipped)
+        # The summary reports each file's parser warnings; without logging set up, the
+        # pipeline's log lines would print a second time through Python's last-resort handler.
+        logging.getLogger("ragbridge.ingest").addHandler(logging.NullHandler())
+        if not found.files:
+            console.print("[red]No files to ingest.[/red]")
+            return 1
+        started = time.perf_counter()
         async with open_ragbridge(settings) as bridge:
             with Progress(
                 SpinnerColumn(),

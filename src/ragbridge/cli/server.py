@@ -11,7 +11,6 @@ import typer
 
 from ragbridge.cli.common import DataDirOption, app, fail, load_settings
 from ragbridge.errors import RagbridgeError
-from ragbridge.settings import sample_env
 
 
 @app.command()
@@ -49,7 +48,7 @@ def config(
     ] = False,
 ) -> None:
     """Print the effective configuration as a `.env` that loads back, or a documented sample."""
-    from ragbridge.config_file import env_text
+    from ragbridge.config_file import env_text, sample_env
 
     if sample:
         typer.echo(sample_env())

@@ -1,8 +1,5 @@
-"""The web console at `/`: collections, documents, search and chat playgrounds, keys, status.
-
-Server-rendered Jinja2 pages with htmx (vendored, no build step), in English and Korean. Every
-page calls the services and functions the `/v1` routes call; see `session` for its security.
-Turned off with `RAGBRIDGE_CONSOLE=false`.
+"""The web console at `/` (off with `RAGBRIDGE_CONSOLE=false`): Jinja2 and vendored htmx pages
+in English and Korean that call what the `/v1` routes call; `session` has its security.
 """
 
 from __future__ import annotations

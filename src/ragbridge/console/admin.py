@@ -177,12 +177,8 @@ async def _embedder_check(embedder: Embedder) -> dict[str, Any]:
 def _redis_check(request: Request) -> dict[str, Any]:
     if not get_settings(request).redis_url:
         return {"status": "not_configured"}
-    components = {
-        sample.labels["component"]: sample.value
-        for family in get_metrics(request).registry.collect()
-        if family.name == "ragbridge_redis_up"
-        for sample in family.samples
-    }
+    (family,) = get_metrics(request).redis_up.collect()
+    components = {sample.labels["component"]: sample.value for sample in family.samples}
     degraded = [name for name, up in components.items() if not up]
     return {"status": "error" if degraded else "ok", "components": components}
 

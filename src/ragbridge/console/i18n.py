@@ -1,8 +1,4 @@
-"""The console's words in English and Korean (`messages.toml`), and a request's language.
-
-The `rb_lang` cookie (set by the switch in the header) wins; else the browser's
-`Accept-Language`, best quality first; else English.
-"""
+"""The console's words in English and Korean (`messages.toml`), and a request's language."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Console pages for collections and their documents: list, create, upload, view, delete.
-
-Every change goes through what the `/v1/collections` routes call: `check_collection_name`,
-`read_upload` and the app's `Ragbridge` (the Python API: `create_collection`, `ingest_bytes`...).
+"""Console pages for collections and their documents: list, create, upload, view, delete; each
+goes through what the `/v1/collections` routes call (`check_collection_name`, `read_upload`...).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""The search and chat playgrounds.
-
-Search calls `HybridRetriever.search` as `POST /v1/search` does, asking it to `explain` each
-hit's keyword and dense scores. Chat posts to `/chat/completions`, which hands the request to
-the very handler of `POST /v1/chat/completions` after the console session authenticated it.
+"""The search and chat playgrounds: search calls the retriever as `POST /v1/search` does (with
+each hit's scores explained); chat hands the request to `POST /v1/chat/completions`'s handler.
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ def _when(timestamp: float | None) -> str:
 
 
 def _bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"
 
@@ -123,11 +123,8 @@ def chosen(value: str | None, options: list[str]) -> str | None:
 
 
 def highlight(text: str, terms: frozenset[str], analyzer: Analyzer) -> Markup:
-    """`text` escaped, with every word whose analysed terms meet `terms` in `<mark>`.
-
-    Words go through the same analyzer as the keyword index, so "회사의" is marked for a
-    query about "회사는" (both are the morpheme "회사") and "vaccines" for "vaccine".
-    """
+    """`text` escaped, with every word whose analysed terms meet `terms` in `<mark>`: "회사의"
+    for a query about "회사는" (both the morpheme "회사"), "vaccines" for "vaccine"."""
     if not terms:
         return escape(text)
     out: list[str] = []

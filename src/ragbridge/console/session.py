@@ -1,12 +1,6 @@
-"""Who is using the console, and whether a request may change anything.
-
-A console session is a random id in an HttpOnly, SameSite=Strict cookie; the server keeps what
-it stands for (the API key the user logged in with, and a CSRF token) in memory. Every request
-re-authenticates that key through the API's own `require_principal`: the same scopes, limits
-and revocation as a `Bearer` request, so a revoked key's session dies at its next click.
-
-With auth off (loopback only) there is no login, but the console still refuses foreign `Host`
-headers (DNS rebinding) and cross-site state-changing requests (`Origin`, `Sec-Fetch-Site`).
+"""Console sessions (a cookie id; the key and CSRF token stay in memory), re-authenticated on
+every request as a `Bearer` key would be, and the host, origin and CSRF checks that still apply
+with auth off (docs/console.md).
 """
 
 from __future__ import annotations
@@ -145,10 +139,8 @@ async def authenticate(request: Request, key: str | None) -> Principal:
 
 
 async def resolve(request: Request) -> tuple[Session, Principal]:
-    """The request's session and principal; checks host, origin and CSRF for changes.
-
-    With auth off a first visit gets a fresh session (its cookie is set by the page).
-    """
+    """The request's session and principal; checks host, origin and CSRF for changes. With
+    auth off a first visit gets a fresh session (its cookie is set by the page)."""
     check_host(request)
     sessions = sessions_of(request)
     session = sessions.get(request.cookies.get(COOKIE))
