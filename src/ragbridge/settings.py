@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     upstream_model: str | None = Field(
         None, description="Default upstream model for rag/<collection> models."
     )
-    upstream_headers: dict[str, str] = Field(
+    upstream_headers: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description='Extra upstream headers, JSON; "{request.header.X-Name}" copies a header.',
     )
@@ -281,9 +281,12 @@ class Settings(BaseSettings):
     @field_validator("bootstrap_keys", "upstream_headers", mode="before")
     @classmethod
     def _parse_json_map(cls, value: Any) -> Any:
-        if isinstance(value, str):
+        if not isinstance(value, str):
+            return value
+        try:
             return json.loads(value) if value.strip() else {}
-        return value
+        except json.JSONDecodeError:
+            raise ValueError('valid JSON, e.g. {"name": "value"}') from None
 
     @property
     def upstream_enabled(self) -> bool:

@@ -23,6 +23,14 @@ def test_headers_parse_from_json_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.upstream_base_url == "http://127.0.0.1:9/v1"
 
 
+def test_blank_json_maps_mean_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGBRIDGE_UPSTREAM_HEADERS", "")
+    monkeypatch.setenv("RAGBRIDGE_BOOTSTRAP_KEYS", " ")
+    settings = Settings()
+    assert settings.upstream_headers == {}
+    assert settings.bootstrap_keys == {}
+
+
 def test_sample_env_documents_every_setting() -> None:
     text = sample_env()
     for name in Settings.model_fields:
