@@ -20,14 +20,10 @@ from ragbridge.store.base import (
 
 SCHEMA_VERSION = 2
 
-# `seq` columns use AUTOINCREMENT so row ids only ever grow: the in-memory vector index relies
-# on that, and a collection deleted and re-created never reuses a cached id.
-# Vectors live in their own table, so scans of chunks (filters, keyword joins) stay small and
-# a collection's vectors load in `seq` order through `vectors_by_collection`.
-# `chunks_by_metadata` covers metadata filters: they read the index, never the chunk rows.
-# Keywords live in one FTS5 table per collection (`fts_table`), so BM25's statistics (row
-# count, mean length, document frequencies) are the collection's, and a search reads no other
-# collection's postings; the writer keeps them in step with `chunks`.
+# `seq` columns use AUTOINCREMENT: row ids only grow, as the vector cache needs (a re-created
+# collection never reuses a cached id). Vectors have their own table and metadata filters a
+# covering index, so scans of chunks stay small; keywords go to one FTS5 table per collection
+# (`fts_table`), so BM25's statistics are the collection's (docs/design.md).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
