@@ -1,12 +1,8 @@
-"""One collection's approximate index on disk: a faiss HNSW graph beside the SQLite file, and
-the job that brings it in step with the file.
+"""One collection's faiss HNSW graph on disk beside the SQLite file, and the job that syncs it.
 
-A `Graph` is immutable once saved: later writes live in an exact in-memory `VectorIndex`
-(the delta, row ids above the graph's high-water mark) and a set of deleted row ids (the dead),
-until a job folds them into a new graph file. Files are `<db>.ann/c<seq>-<gen>.faiss`
-and `.npz` (sorted row ids, dead ids, high-water mark); the `.npz` is written last, so a
-graph without one was never finished. faiss was chosen by measurement (docs/performance.md).
-"""
+A saved `Graph` is immutable: later writes live in an exact delta and a dead-id set until a job
+folds them into a new generation, `<db>.ann/c<seq>-<gen>.faiss` + `.npz` (the `.npz`, written
+last, marks it finished). faiss was chosen by measurement (docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
 """Approximate dense search for every collection of one SQLite file, kept in step with writes.
 
-SQLite stays the source of truth. Each collection is in one state:
-- `exact`: too small for a graph (or none yet): the caller searches exactly;
-- `opening` / `building`: a background job is reading a saved graph / building one; searches
-  wait for an opening (it takes well under a second) and are exact during a build;
-- `ready`: a memory-mapped HNSW graph + an exact delta of newer rows + the ids deleted since.
-
-One background thread runs the jobs (`GraphFiles.sync`); writes made while a job runs are
-replayed onto its result.
-"""
+SQLite stays the source of truth; each collection is `exact`, `opening`, `building`, `ready` or
+`failed` (see `_State`). One background thread runs the jobs; writes made meanwhile are replayed."""
 
 from __future__ import annotations
 
@@ -42,7 +35,10 @@ Ranked = list[tuple[int, float]]
 
 @dataclass
 class _State:
-    kind: str  # exact | opening | building | ready | failed
+    """`exact`: too small for a graph; `opening`/`building`: a job reads/builds one (searches wait
+    for an opening, are exact during a build); `ready`: graph + delta of newer rows + dead ids."""
+
+    kind: str
     dimension: int
     count: int = 0
     max_seq: int = 0  # highest row id the index (graph + delta) knows of

@@ -4,7 +4,8 @@ pass one conformance suite (`tests/store/`); callers never know which one they h
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -148,6 +149,8 @@ class Store(Protocol):
 
         `vectors` has one row per chunk. Returns the stored record (timestamps, chunk count).
         """
+        upsert = (document, chunks, vectors)
+        return (await self.replace_documents(document.collection, [upsert]))[0]
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
         """Delete a document, its chunks and vectors; False if absent."""
@@ -220,6 +223,49 @@ def check_upserts(collection: str, upserts: Sequence[DocumentUpsert]) -> None:
     for document, _, _ in upserts:
         if document.collection != collection:
             raise InvalidRequest(f"{document.source}: not a document of {collection!r}")
+
+
+def chunk_vectors(document: DocumentRecord, count: int, vectors: Vector) -> Vector:
+    """A document's vectors as a normalised float32 matrix of `count` rows, or `InvalidRequest`."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if count == 0 and matrix.size == 0:
+        matrix = np.zeros((0, 0), dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != count:
+        raise InvalidRequest(
+            f"{document.source}: {count} chunks but vectors of shape {matrix.shape}"
+        )
+    return normalise(matrix)
+
+
+def check_dimension(collection: str, dimension: int, got: int, what: str = "vectors") -> None:
+    """`EmbeddingMismatch` unless `got` (the width of the vectors or query) is `dimension`."""
+    if got != dimension:
+        raise EmbeddingMismatch(
+            f"collection {collection!r} holds {dimension}-dim vectors, got {got}-dim {what}",
+            code="embedding_mismatch",
+        )
+
+
+def filter_items(filters: MetadataFilter | None) -> Iterator[tuple[str, list[Any]]]:
+    """A metadata filter's keys, each with the values it accepts, checked."""
+    for key, value in (filters or {}).items():
+        if not isinstance(key, str) or not key:
+            raise InvalidRequest(f"invalid filter key {key!r}", param="filters")
+        options = list(value) if isinstance(value, list | tuple | set) else [value]
+        if not all(isinstance(option, str | int | float | bool) for option in options):
+            raise InvalidRequest(
+                f"filter {key!r} must be a string, number, boolean or a list of those",
+                param="filters",
+            )
+        yield key, options
+
+
+def to_json(value: Mapping[str, Any], what: str) -> str:
+    """`value` as JSON text; `InvalidRequest` naming `what` if it cannot be."""
+    try:
+        return json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"{what} is not JSON: {exc}") from exc
 
 
 def query_vector(vector: Vector) -> Vector:

@@ -1,15 +1,6 @@
-"""Versioned schema migrations for the PostgreSQL store, safe to run from many replicas at once.
-
-Each migration runs once, in its own transaction, and is recorded in `schema_migrations`. The whole
-run holds a session-level advisory lock, so replicas starting together apply each step exactly
-once: the first takes the lock and migrates, the others wait and then find nothing left to do.
-
-Vectors live in one untyped `vector` column because the dimension belongs to each collection, not
-to the table. HNSW needs a fixed dimension, so `create_collection` adds a partial expression index
-per collection: `USING hnsw ((embedding::vector(DIM)) vector_cosine_ops) WHERE collection_id = ID`
-(see `postgres.py`). One table keeps ingest, copy and delete simple, and each collection still gets
-an index sized to its own model.
-"""
+"""Versioned schema migrations for the PostgreSQL store, safe to run from many replicas at once:
+each runs once, in its own transaction, under a session-level advisory lock, and is recorded in
+`schema_migrations`. Why one untyped `vector` column: docs/scaling.md."""
 
 from __future__ import annotations
 

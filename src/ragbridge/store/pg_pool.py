@@ -1,11 +1,6 @@
-"""The PostgreSQL store's connection pool: survives a database restart by itself.
-
-Each connection is checked (an empty query, one round trip) before it is handed out, so sessions
-the server dropped while it restarted are replaced instead of failing a request; the pool
-reconnects in the background. While the database is away a request waits at most
-`wait_timeout` for a connection, and any lost connection or server shutdown reaches the client as
-a 503 in OpenAI's envelope (`ServiceUnavailable`), never a 500 or a hang.
-"""
+"""The PostgreSQL store's connection pool: each connection is checked before it is handed out,
+so a database restart costs no request a 500; while the database is away a request waits at most
+`wait_timeout`, then gets a 503 (`ServiceUnavailable`)."""
 
 from __future__ import annotations
 

@@ -3,15 +3,19 @@ records' fields)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ragbridge.errors import InvalidRequest
-from ragbridge.store.base import ApiKeyRecord, ChunkRecord, CollectionInfo, DocumentRecord
+from ragbridge.store.base import (
+    ApiKeyRecord,
+    ChunkRecord,
+    CollectionInfo,
+    DocumentRecord,
+    to_json,
+)
 
 COLLECTION_COLUMNS = (
     "id, name, embedding_model, dimension, metadata, created_at, document_count, chunk_count,"
@@ -55,8 +59,5 @@ def api_key_row(row: Mapping[str, Any]) -> ApiKeyRecord:
 
 def jsonb(value: Mapping[str, Any], what: str) -> Jsonb:
     """`value` ready for a jsonb column, serialised once; `InvalidRequest` if it is not JSON."""
-    try:
-        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"{what} is not JSON: {exc}") from exc
+    text = to_json(value, what)
     return Jsonb(value, dumps=lambda _: text)

@@ -1,20 +1,7 @@
-"""SQL for the PostgreSQL store's searches: metadata filters, dense (HNSW) and keyword (BM25).
+"""The PostgreSQL store's search SQL: metadata filters, dense (HNSW) and keyword (BM25).
 
-The collection id, dimension and limit are inlined as literals (they come from our own tables and
-from an int), so the planner can match the collection's partial HNSW index even when psycopg
-prepares the statement and plans it generically.
-
-Keyword ranking is Okapi BM25 (k1 = 1.2, b = 0.75) computed in SQL with the same formula as
-SQLite's FTS5 `bm25()` on the embedded store, so both stores score a collection alike:
-- terms are the analysed chunk `keywords` (Korean morphemes, English stems), indexed as
-  `to_tsvector('simple', keywords)` with a GIN index; a query matches chunks having any term;
-- idf(t) = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6 (as FTS5), with N the collection's
-  chunk count and df counted among the chunks matching any query term (found through the GIN
-  index), so the table is read once per query: the metadata filter only decides which of those
-  chunks are scored, as df is collection-wide (as in FTS5);
-- tf comes from the term's positions in the chunk's tsvector, the chunk length is its number of
-  keyword tokens, and avgdl the collection's mean, kept as running totals on the collection row.
-"""
+The collection id, dimension and limit are inlined as literals, so the planner matches the
+collection's partial HNSW index even in a plan psycopg prepared generically."""
 
 from __future__ import annotations
 
@@ -24,7 +11,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ragbridge.errors import InvalidRequest
+from ragbridge.store.base import filter_items
 
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -33,27 +20,14 @@ _CHUNK_COLUMNS = sql.SQL("c.id, c.document_id, c.position, c.text, c.metadata")
 
 
 def filter_sql(filters: Mapping[str, Any] | None) -> tuple[sql.Composable, list[Any]]:
-    """`AND`-ed jsonb containment tests on chunk metadata; a list value means any of its items."""
+    """`AND`-ed jsonb containment tests on chunk metadata (see `filter_items`)."""
     parts: list[sql.Composable] = []
     params: list[Any] = []
-    for key, value in (filters or {}).items():
-        if not isinstance(key, str) or not key:
-            raise InvalidRequest(f"invalid filter key {key!r}", param="filters")
-        options = list(value) if isinstance(value, list | tuple | set) else [value]
-        if not all(isinstance(option, str | int | float | bool) for option in options):
-            raise InvalidRequest(
-                f"filter {key!r} must be a string, number, boolean or a list of those",
-                param="filters",
-            )
-        if not options:
-            parts.append(sql.SQL("false"))
-            continue
-        tests = [sql.SQL("c.metadata @> %s")] * len(options)
+    for key, options in filter_items(filters):
+        tests = [sql.SQL("c.metadata @> %s")] * len(options) or [sql.SQL("false")]
         params.extend(Jsonb({key: option}) for option in options)
-        parts.append(sql.SQL("(") + sql.SQL(" OR ").join(tests) + sql.SQL(")"))
-    if not parts:
-        return sql.SQL(""), params
-    return sql.SQL(" AND ") + sql.SQL(" AND ").join(parts), params
+        parts.append(sql.SQL(" AND (") + sql.SQL(" OR ").join(tests) + sql.SQL(")"))
+    return sql.Composed(parts), params
 
 
 def vector_type(dimension: int) -> sql.Composable:
@@ -121,7 +95,11 @@ def keyword_query(
     top_k: int,
     where: sql.Composable,
 ) -> sql.Composed:
-    """BM25 over chunks matching any query term; params: the terms text, then filter params."""
+    """Okapi BM25 as FTS5's `bm25()` computes it, over the chunks' `to_tsvector('simple',
+    keywords)`: idf = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6, with df counted among the
+    chunks matching any term (read once, through the GIN index) before the filter, as FTS5 does;
+    tf from the term's positions, lengths from `keyword_count` and the collection's totals.
+    Params: the terms text, then the filter params."""
     avgdl = keyword_total / chunk_total if chunk_total and keyword_total else 1.0
     return sql.SQL(
         """

@@ -8,13 +8,17 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 from psycopg import AsyncConnection
 
-from ragbridge.errors import EmbeddingMismatch, InvalidRequest
-from ragbridge.store.base import CollectionInfo, DocumentRecord, NewChunk, Vector, chunk_id
+from ragbridge.store.base import (
+    DocumentRecord,
+    NewChunk,
+    Vector,
+    check_dimension,
+    chunk_id,
+    chunk_vectors,
+)
 from ragbridge.store.pg_records import DOCUMENT_COLUMNS, CollectionRow, document_row, jsonb
-from ragbridge.store.vector_index import normalise
 
 CHUNK_COPY = (
     "COPY chunks (collection_id, id, document_id, position, text, keywords, keyword_count,"
@@ -44,7 +48,9 @@ async def write_document(
     are made as the embedded store makes them, so copies between stores keep them."""
     now = time.time()
     document_meta = jsonb(document.metadata, f"{document.source}: document metadata")
-    matrix = check_vectors(vectors, len(chunks), found.info)
+    matrix = chunk_vectors(document, len(chunks), vectors)
+    if chunks:
+        check_dimension(document.collection, found.info.dimension, matrix.shape[1])
     keyword_counts = [len(chunk.keywords.split()) for chunk in chunks]
     rows = [
         [found.id, chunk_id(document.collection, document, index), document.id, chunk.position,
@@ -108,18 +114,3 @@ async def _add_counts(
         " chunk_count = chunk_count + %s, keyword_total = keyword_total + %s WHERE id = %s",
         [documents, chunks, keywords, found.id],
     )
-
-
-def check_vectors(vectors: Vector, count: int, info: CollectionInfo) -> Vector:
-    """The vectors as a (count, dimension) float32 matrix, or a clear error."""
-    matrix = np.asarray(vectors, dtype=np.float32)
-    if count == 0 and matrix.size == 0:
-        return matrix.reshape(0, info.dimension)
-    if matrix.ndim != 2 or matrix.shape[0] != count:
-        raise InvalidRequest(f"{count} chunks but vectors of shape {matrix.shape}")
-    if matrix.shape[1] != info.dimension:
-        raise EmbeddingMismatch(
-            f"vectors have {matrix.shape[1]} dims, collection {info.name!r} has {info.dimension}",
-            code="embedding_mismatch",
-        )
-    return normalise(matrix)

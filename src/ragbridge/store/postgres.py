@@ -1,11 +1,7 @@
 """The Store on PostgreSQL + pgvector, for several ragbridge replicas sharing one database.
 
-Connections come from a psycopg 3 async pool (autocommit; every write is an explicit transaction).
-`open()` runs the versioned migrations (`pg_migrations.py`) under an advisory lock, so replicas may
-start together. Ingesting a document takes a transaction-scoped advisory lock keyed by collection
-and document id, then replaces the document row and all its chunks: two replicas ingesting the
-same document at once are serialised and leave exactly one consistent copy.
-"""
+`open()` migrates under an advisory lock; each write takes a transaction-scoped advisory lock
+per document, so replicas ingesting one document at once leave one copy (docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +13,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from ragbridge.errors import Conflict, EmbeddingMismatch, InvalidRequest, NotFound
+from ragbridge.errors import Conflict, InvalidRequest, NotFound
 from ragbridge.store import pg_search, pg_writes
 from ragbridge.store.base import (
     ApiKeyRecord,
@@ -28,7 +24,9 @@ from ragbridge.store.base import (
     MetadataFilter,
     NewChunk,
     SearchHit,
+    Store,
     Vector,
+    check_dimension,
     check_embedding,
     check_upserts,
     query_vector,
@@ -55,7 +53,7 @@ _DOCUMENTS = (
 )
 
 
-class PostgresStore:
+class PostgresStore(Store):
     """`Store` on PostgreSQL with pgvector (HNSW, cosine) and full-text BM25 keyword search."""
 
     def __init__(self, url: str, *, wait_timeout: float = WAIT_TIMEOUT_S) -> None:
@@ -139,12 +137,6 @@ class PostgresStore:
         rows = await self._rows(f"{_DOCUMENTS} ORDER BY d.source, d.id", [collection])
         return [document_row(collection, row) for row in rows]
 
-    async def upsert_document(
-        self, document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
-    ) -> DocumentRecord:
-        stored = await self.replace_documents(document.collection, [(document, chunks, vectors)])
-        return stored[0]
-
     async def replace_documents(
         self,
         collection: str,
@@ -183,12 +175,7 @@ class PostgresStore:
         async with self._pool.connection() as conn, conn.transaction():
             found = await _require_collection(conn, collection)
             query = query_vector(vector)
-            if query.shape[0] != found.info.dimension:
-                raise EmbeddingMismatch(
-                    f"query vector has {query.shape[0]} dims, collection {collection!r} has "
-                    f"{found.info.dimension}",
-                    code="embedding_mismatch",
-                )
+            check_dimension(collection, found.info.dimension, query.shape[0], "query")
             if top_k <= 0:
                 return []
             where, params = pg_search.filter_sql(filters)

@@ -1,10 +1,7 @@
 """The embedded store: one SQLite file (WAL) with documents, chunks, an FTS5 index and vectors.
 
-`SqliteStore` is the async face of the store: writes run on one writer thread that owns the
-writing connection (`SqliteDatabase`), so they are serialised; reads run on a small pool of
-reader threads, each with its own connection (`SqliteReader`), so they never queue behind a
-write. The event loop never blocks. Input is checked and serialised here, before a
-transaction starts.
+Writes run on one writer thread (`SqliteDatabase`), reads on a few reader threads with their own
+connections (`SqliteReader`), so reads never queue behind a write and the event loop never blocks.
 """
 
 from __future__ import annotations
@@ -19,9 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
-from ragbridge.errors import InvalidRequest
 from ragbridge.store.ann_index import AnnConfig
 from ragbridge.store.base import (
     ApiKeyRecord,
@@ -32,16 +26,18 @@ from ragbridge.store.base import (
     MetadataFilter,
     NewChunk,
     SearchHit,
+    Store,
     Vector,
     check_upserts,
     chunk_id,
+    chunk_vectors,
     query_vector,
+    to_json,
 )
 from ragbridge.store.sqlite_db import ChunkRow, PreparedUpsert, SqliteDatabase
 from ragbridge.store.sqlite_read import SqliteReader, connect_reader
-from ragbridge.store.sqlite_schema import filter_sql, fts_query, to_json
+from ragbridge.store.sqlite_schema import filter_sql, fts_query
 from ragbridge.store.vector_cache import VectorCache
-from ragbridge.store.vector_index import normalise
 
 T = TypeVar("T")
 
@@ -50,7 +46,7 @@ READER_THREADS = 4
 DEFAULT_VECTOR_CACHE_BYTES = 1024 * 1024 * 1024
 
 
-class SqliteStore:
+class SqliteStore(Store):
     """`Store` on a single SQLite file, by default `<data dir>/ragbridge.db`."""
 
     def __init__(
@@ -151,13 +147,6 @@ class SqliteStore:
     async def list_documents(self, collection: str) -> list[DocumentRecord]:
         return await self._read(SqliteReader.list_documents, collection)
 
-    async def upsert_document(
-        self, document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
-    ) -> DocumentRecord:
-        prepared = _prepare(document, chunks, vectors)
-        stored = await self._run(self._db.replace_documents, document.collection, [prepared], ())
-        return stored[0]
-
     async def replace_documents(
         self,
         collection: str,
@@ -166,7 +155,9 @@ class SqliteStore:
     ) -> list[DocumentRecord]:
         check_upserts(collection, upserts)
         prepared = [_prepare(document, chunks, vectors) for document, chunks, vectors in upserts]
-        return await self._run(self._db.replace_documents, collection, prepared, list(delete_ids))
+        deletes = list(delete_ids)
+        stored, _ = await self._run(self._db.replace_documents, collection, prepared, deletes)
+        return stored
 
     async def delete_document(self, collection: str, document_id: str) -> bool:
         return await self._run(self._db.delete_document, collection, document_id)
@@ -180,7 +171,7 @@ class SqliteStore:
         filters: MetadataFilter | None = None,
     ) -> list[SearchHit]:
         query = query_vector(vector)
-        where, params = filter_sql(filters, "c.metadata")
+        where, params = filter_sql(filters)
         return await self._read(SqliteReader.dense_search, collection, query, top_k, where, params)
 
     async def keyword_search(
@@ -190,7 +181,7 @@ class SqliteStore:
         top_k: int,
         filters: MetadataFilter | None = None,
     ) -> list[SearchHit]:
-        where, params = filter_sql(filters, "c.metadata")
+        where, params = filter_sql(filters)
         match = fts_query(terms)
         return await self._read(
             SqliteReader.keyword_search, collection, match, top_k, where, params
@@ -218,14 +209,7 @@ def _prepare(
     document: DocumentRecord, chunks: Sequence[NewChunk], vectors: Vector
 ) -> PreparedUpsert:
     """A document's rows checked and serialised, ready for the writer thread."""
-    matrix = np.asarray(vectors, dtype=np.float32)
-    if not chunks and matrix.size == 0:
-        matrix = np.zeros((0, 0), dtype=np.float32)
-    if matrix.ndim != 2 or matrix.shape[0] != len(chunks):
-        raise InvalidRequest(
-            f"{document.source}: {len(chunks)} chunks but vectors of shape {matrix.shape}"
-        )
-    matrix = normalise(matrix)
+    matrix = chunk_vectors(document, len(chunks), vectors)
     rows: list[ChunkRow] = [
         (
             chunk_id(document.collection, document, index),

@@ -9,12 +9,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ragbridge.errors import Conflict, EmbeddingMismatch
+from ragbridge.errors import Conflict, NotFound
 from ragbridge.store.ann_index import AnnConfig
 from ragbridge.store.ann_indexes import AnnIndexes
 from ragbridge.store.base import (
@@ -22,14 +23,14 @@ from ragbridge.store.base import (
     CollectionInfo,
     DocumentRecord,
     Vector,
+    check_dimension,
     check_embedding,
 )
 from ragbridge.store.sqlite_read import seq_array, vector_stamp
 from ragbridge.store.sqlite_schema import (
-    COLLECTION_COLUMNS,
-    collection_info,
     connect,
     create_fts_sql,
+    find_collection,
     fts_table,
     require_collection,
 )
@@ -61,25 +62,27 @@ class SqliteDatabase:
         self, name: str, embedding_model: str, dimension: int, metadata: str
     ) -> CollectionInfo:
         with self._write():
-            existing = self._collection(name)
-            if existing is None:
-                inserted = self.conn.execute(
-                    "INSERT INTO collections (name, embedding_model, dimension, metadata,"
-                    " created_at) VALUES (?, ?, ?, ?, ?)",
-                    (name, embedding_model, dimension, metadata, time.time()),
-                )
-                assert inserted.lastrowid is not None
-                self.conn.execute(create_fts_sql(inserted.lastrowid))
-                created = self._collection(name)
-                assert created is not None
-                return created
-            return check_embedding(existing, embedding_model, dimension)
+            existing = find_collection(self.conn, name)
+            if existing is not None:
+                return check_embedding(existing, embedding_model, dimension)
+            inserted = self.conn.execute(
+                "INSERT INTO collections (name, embedding_model, dimension, metadata, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (name, embedding_model, dimension, metadata, time.time()),
+            )
+            assert inserted.lastrowid is not None
+            self.conn.execute(create_fts_sql(inserted.lastrowid))
+            created = find_collection(self.conn, name)
+        assert created is not None
+        return created
 
     def delete_collection(self, name: str) -> bool:
         with self._write():
-            seq = self._collection_seq(name)
-            if seq is None:
+            cursor = self.conn.execute("SELECT seq FROM collections WHERE name = ?", (name,))
+            row = cursor.fetchone()
+            if row is None:
                 return False
+            seq = int(row[0])
             self.conn.execute("DELETE FROM chunks WHERE collection_seq = ?", (seq,))
             self.conn.execute("DELETE FROM documents WHERE collection_seq = ?", (seq,))
             self.conn.execute("DELETE FROM collections WHERE seq = ?", (seq,))
@@ -89,25 +92,14 @@ class SqliteDatabase:
         return True
 
     # --- documents -----------------------------------------------------------------------
-    def upsert_document(
-        self,
-        document: DocumentRecord,
-        metadata: str,
-        rows: Sequence[ChunkRow],
-        keywords: Sequence[str],
-        vectors: Vector,
-    ) -> DocumentRecord:
-        """Replace the document, its chunks, their keywords and vectors in one transaction."""
-        return self.replace_documents(
-            document.collection, [(document, metadata, rows, keywords, vectors)], ()
-        )[0]
-
     def replace_documents(
         self, collection: str, upserts: Sequence[PreparedUpsert], delete_ids: Sequence[str]
-    ) -> list[DocumentRecord]:
-        """Upsert documents and delete others in one transaction; caches follow the commit."""
+    ) -> tuple[list[DocumentRecord], int]:
+        """Upsert documents and delete others in one transaction; caches follow the commit.
+        Returns the stored records and how many of `delete_ids` were found."""
         changes: list[Change] = []
         stored: list[DocumentRecord] = []
+        deleted = 0
         with self._write():
             seq, dimension = require_collection(self.conn, collection)
             before = vector_stamp(self.conn, seq)
@@ -119,13 +111,13 @@ class SqliteDatabase:
                 changes.append((old_seqs, new_seqs, vectors))
             for document_id in delete_ids:
                 old_seqs = self._chunk_seqs(seq, document_id)
-                self._delete(seq, document_id)
+                deleted += self._delete(seq, document_id)
                 changes.append((old_seqs, seq_array([]), np.zeros((0, dimension), np.float32)))
             after = vector_stamp(self.conn, seq)
         self.vectors.apply(seq, before, after, changes)
         for removed, added, vectors in changes:
             self.ann.written(seq, dimension, removed, added, vectors)
-        return stored
+        return stored, deleted
 
     def _upsert(
         self,
@@ -140,12 +132,8 @@ class SqliteDatabase:
         """One document's rows, inside the caller's write transaction."""
         db = self.conn
         now = time.time()
-        if rows and vectors.shape[1] != dimension:
-            raise EmbeddingMismatch(
-                f"collection {document.collection!r} holds {dimension}-dim vectors, "
-                f"got {vectors.shape[1]}",
-                code="embedding_mismatch",
-            )
+        if rows:
+            check_dimension(document.collection, dimension, vectors.shape[1])
         key = (seq, document.id)
         old = db.execute(
             "SELECT created_at FROM documents WHERE collection_seq = ? AND id = ?", key
@@ -179,12 +167,8 @@ class SqliteDatabase:
             f"INSERT INTO vectors (seq, collection_seq, vector) VALUES (?, {seq}, ?)",
             zip(seq_list, (row.tobytes() for row in vectors), strict=True),
         )
-        record = DocumentRecord(
-            id=document.id,
-            collection=document.collection,
-            source=document.source,
-            content_hash=document.content_hash,
-            title=document.title,
+        record = replace(
+            document,
             metadata=dict(document.metadata),
             chunk_count=len(rows),
             created_at=created_at,
@@ -210,18 +194,10 @@ class SqliteDatabase:
         return bool(deleted > 0)
 
     def delete_document(self, collection: str, document_id: str) -> bool:
-        with self._write():
-            seq = self._collection_seq(collection)
-            if seq is None:
-                return False
-            before = vector_stamp(self.conn, seq)
-            old_seqs = self._chunk_seqs(seq, document_id)
-            deleted = self._delete(seq, document_id)
-            after = vector_stamp(self.conn, seq)
-        empty = np.zeros((0, 0), np.float32)
-        self.vectors.apply(seq, before, after, [(old_seqs, seq_array([]), empty)])
-        self.ann.written(seq, 0, old_seqs, old_seqs[:0], empty)
-        return deleted
+        try:
+            return self.replace_documents(collection, [], [document_id])[1] > 0
+        except NotFound:  # no such collection
+            return False
 
     # --- API keys ------------------------------------------------------------------------
     def save_api_key(self, key: ApiKeyRecord, collections: str | None) -> None:
@@ -245,28 +221,15 @@ class SqliteDatabase:
 
     # --- helpers -------------------------------------------------------------------------
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[None]:
-        """BEGIN, then COMMIT, or ROLLBACK on any error."""
-        self.conn.execute(begin)
+    def _write(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error."""
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
             self.conn.execute("COMMIT")
         finally:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-
-    def _write(self) -> AbstractContextManager[None]:
-        return self._transaction("BEGIN IMMEDIATE")
-
-    def _collection(self, name: str) -> CollectionInfo | None:
-        row = self.conn.execute(
-            f"SELECT {COLLECTION_COLUMNS} FROM collections c WHERE c.name = ?", (name,)
-        ).fetchone()
-        return None if row is None else collection_info(row)
-
-    def _collection_seq(self, name: str) -> int | None:
-        row = self.conn.execute("SELECT seq FROM collections WHERE name = ?", (name,)).fetchone()
-        return None if row is None else int(row[0])
 
     def _chunk_seqs(self, collection_seq: int, document_id: str) -> IdArray:
         cursor = self.conn.execute(

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ragbridge.errors import EmbeddingMismatch
 from ragbridge.store.ann_index import read_vectors
 from ragbridge.store.ann_indexes import AnnIndexes
 from ragbridge.store.base import (
@@ -22,6 +21,7 @@ from ragbridge.store.base import (
     DocumentRecord,
     SearchHit,
     Vector,
+    check_dimension,
 )
 from ragbridge.store.sqlite_schema import (
     CHUNK_COLUMNS,
@@ -32,6 +32,7 @@ from ragbridge.store.sqlite_schema import (
     chunk_record,
     collection_info,
     document_record,
+    find_collection,
     fts_table,
     require_collection,
 )
@@ -59,9 +60,7 @@ def vector_stamp(conn: sqlite3.Connection, collection_seq: int) -> int:
 class SqliteReader:
     """Read operations on one connection (one reader thread's)."""
 
-    def __init__(
-        self, conn: sqlite3.Connection, vectors: VectorCache, ann: AnnIndexes | None = None
-    ) -> None:
+    def __init__(self, conn: sqlite3.Connection, vectors: VectorCache, ann: AnnIndexes) -> None:
         self.conn = conn
         self.vectors = vectors
         self.ann = ann
@@ -70,10 +69,7 @@ class SqliteReader:
         self.conn.execute("SELECT 1").fetchone()
 
     def get_collection(self, name: str) -> CollectionInfo | None:
-        row = self.conn.execute(
-            f"SELECT {COLLECTION_COLUMNS} FROM collections c WHERE c.name = ?", (name,)
-        ).fetchone()
-        return None if row is None else collection_info(row)
+        return find_collection(self.conn, name)
 
     def list_collections(self) -> list[CollectionInfo]:
         rows = self.conn.execute(
@@ -105,15 +101,10 @@ class SqliteReader:
         self.conn.execute("BEGIN")  # one snapshot for the stamp, the filter and the chunks
         try:
             seq, dimension = require_collection(self.conn, collection)
-            if query.shape[0] != dimension:
-                raise EmbeddingMismatch(
-                    f"collection {collection!r} holds {dimension}-dim vectors, "
-                    f"got a {query.shape[0]}-dim query",
-                    code="embedding_mismatch",
-                )
+            check_dimension(collection, dimension, query.shape[0], "query")
             stamp = vector_stamp(self.conn, seq)
             among = self._matching(seq, stamp, where, tuple(params)) if where else None
-            ranked = self._approximate(seq, dimension, stamp, query, top_k, among)
+            ranked = self.ann.search(self.conn, seq, dimension, query, top_k, among, stamp)
             if ranked is None:  # small collection, selective filter, or index not current
                 ranked = self.vectors.search(seq, stamp, query, top_k, among)
             records = self._chunks_by_seq(collection, [row_seq for row_seq, _ in ranked or ()])
@@ -126,20 +117,6 @@ class SqliteReader:
         finally:
             self.conn.execute("COMMIT")
         return [SearchHit(records[rs], score) for rs, score in ranked if rs in records]
-
-    def _approximate(
-        self,
-        seq: int,
-        dimension: int,
-        stamp: int,
-        query: Vector,
-        top_k: int,
-        among: IdArray | None,
-    ) -> list[tuple[int, float]] | None:
-        """The HNSW index's top-k, or None where exact search must answer (see AnnIndexes)."""
-        if self.ann is None:
-            return None
-        return self.ann.search(self.conn, seq, dimension, query, top_k, among, stamp)
 
     def keyword_search(
         self, collection: str, match: str, top_k: int, where: str, params: Sequence[Any]
@@ -172,14 +149,12 @@ class SqliteReader:
 
     def get_chunks(self, collection: str, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
         found: dict[str, ChunkRecord] = {}
-        row = self.conn.execute("SELECT seq FROM collections WHERE name = ?", (collection,))
-        seq = row.fetchone()
         for start in range(0, len(chunk_ids), _ID_BATCH):
             batch = list(chunk_ids[start : start + _ID_BATCH])
             rows = self.conn.execute(
-                f"SELECT {CHUNK_COLUMNS} FROM chunks c WHERE c.collection_seq = ?"
-                f" AND c.id IN ({', '.join('?' * len(batch))})",
-                (seq[0] if seq else None, *batch),
+                f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN collections k ON k.seq ="
+                f" c.collection_seq WHERE k.name = ? AND c.id IN ({', '.join('?' * len(batch))})",
+                (collection, *batch),
             ).fetchall()
             found.update((row[1], chunk_record(collection, row)) for row in rows)
         return [found[cid] for cid in chunk_ids if cid in found]

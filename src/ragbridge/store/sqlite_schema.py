@@ -10,18 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from ragbridge.errors import InvalidRequest, NotFound
-from ragbridge.store.base import ApiKeyRecord, ChunkRecord, CollectionInfo, DocumentRecord
+from ragbridge.store.base import (
+    ApiKeyRecord,
+    ChunkRecord,
+    CollectionInfo,
+    DocumentRecord,
+    filter_items,
+)
 
 SCHEMA_VERSION = 2
 
-# `seq` columns use AUTOINCREMENT so row ids only ever grow: the in-memory vector index relies
-# on that, and a collection deleted and re-created never reuses a cached id.
-# Vectors live in their own table, so scans of chunks (filters, keyword joins) stay small and
-# a collection's vectors load in `seq` order through `vectors_by_collection`.
-# `chunks_by_metadata` covers metadata filters: they read the index, never the chunk rows.
-# Keywords live in one FTS5 table per collection (`fts_table`), so BM25's statistics (row
-# count, mean length, document frequencies) are the collection's, and a search reads no other
-# collection's postings; the writer keeps them in step with `chunks`.
+# `seq` columns use AUTOINCREMENT: row ids only grow, as the vector cache needs (a re-created
+# collection never reuses a cached id). Vectors have their own table and metadata filters a
+# covering index, so scans of chunks stay small; keywords go to one FTS5 table per collection
+# (`fts_table`), so BM25's statistics are the collection's (docs/design.md).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -163,36 +165,18 @@ def _split_fts(conn: sqlite3.Connection) -> None:
         conn.execute("DROP TABLE chunks_fts")
 
 
-def filter_sql(filters: Mapping[str, Any] | None, column: str) -> tuple[str, list[Any]]:
-    """`AND ...` clauses matching chunk metadata (JSON in `column`) against `filters`.
-
-    Each key must equal the value; a list value means "any of" (an empty list matches nothing).
-    """
-    if not filters:
-        return "", []
+def filter_sql(filters: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    """`AND ...` clauses matching the metadata of chunks `c` against `filters` (see
+    `filter_items`; an empty list matches nothing)."""
     clauses: list[str] = []
     params: list[Any] = []
-    for key, value in filters.items():
-        if not isinstance(key, str) or not key or '"' in key:
+    for key, options in filter_items(filters):
+        if '"' in key:
             raise InvalidRequest(f"invalid filter key {key!r}", param="filters")
-        options = list(value) if isinstance(value, list | tuple | set) else [value]
-        if not all(_is_scalar(option) for option in options):
-            raise InvalidRequest(
-                f"filter {key!r} must be a string, number, boolean or a list of those",
-                param="filters",
-            )
-        if not options:  # "any of nothing" matches nothing
-            clauses.append("0")
-            continue
-        placeholders = ", ".join("?" * len(options))
-        clauses.append(f"json_extract({column}, ?) IN ({placeholders})")
+        clauses.append(f"json_extract(c.metadata, ?) IN ({', '.join('?' * len(options))})")
         params.append(f'$."{key}"')
         params.extend(options)
-    return " AND " + " AND ".join(clauses), params
-
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool)
+    return "".join(f" AND {clause}" for clause in clauses), params
 
 
 # --- rows <-> records ---------------------------------------------------------------------
@@ -210,14 +194,6 @@ def fts_query(terms: Sequence[str]) -> str:
     """An FTS5 query matching any of `terms`, each quoted so no term is read as syntax."""
     unique = dict.fromkeys(term for term in terms if term.strip())
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in unique)
-
-
-def to_json(value: Mapping[str, Any], what: str) -> str:
-    """`value` as JSON text; `InvalidRequest` naming `what` if it cannot be."""
-    try:
-        return json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"{what} is not JSON: {exc}") from exc
 
 
 def collection_info(row: tuple[Any, ...]) -> CollectionInfo:
@@ -244,6 +220,14 @@ def api_key_record(row: tuple[Any, ...]) -> ApiKeyRecord:
     name, key_hash, collections, rpm, tpm, created_at, revoked = row
     scope = None if collections is None else tuple(json.loads(collections))
     return ApiKeyRecord(name, key_hash, scope, rpm, tpm, float(created_at), bool(revoked))
+
+
+def find_collection(conn: sqlite3.Connection, name: str) -> CollectionInfo | None:
+    """The collection named `name`, or None."""
+    row = conn.execute(
+        f"SELECT {COLLECTION_COLUMNS} FROM collections c WHERE c.name = ?", (name,)
+    ).fetchone()
+    return None if row is None else collection_info(row)
 
 
 def require_collection(conn: sqlite3.Connection, name: str) -> tuple[int, int]:

@@ -1,14 +1,6 @@
-"""Copy collections between stores (embedded SQLite <-> PostgreSQL), verified by counts.
-
-Documents are read with their chunks, keywords and vectors exactly as stored (nothing is
-re-embedded) and written with `upsert_document`, one transaction per document, so the target
-gains the same ids, texts, keywords and vectors. After a collection is copied, the target's
-document, chunk and vector counts must equal the source's, and a few documents are read back
-and compared vector for vector; otherwise `TransferError`.
-
-The PostgreSQL store exports through its own methods; the embedded store's file is read
-directly (read-only, one snapshot), since the `Store` protocol has no bulk export.
-"""
+"""Copy collections between stores (embedded SQLite <-> PostgreSQL) as stored (nothing is
+re-embedded), one transaction per document, then verified by counts and a few documents read
+back. The embedded file is read directly, as the `Store` protocol has no bulk export."""
 
 from __future__ import annotations
 

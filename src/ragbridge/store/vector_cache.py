@@ -1,10 +1,6 @@
-"""The embedded store's in-memory vector matrices (for exact dense search) and filter results,
-shared by the reader threads and the writer, bounded in bytes (least recently used first out).
-
-A cached matrix is stamped with the collection's highest vector row id when it was read; row ids
-only grow, so a matrix older than the snapshot a reader sees (another process wrote) is read
-again. The writer updates the cached matrix after each commit, when it was current before it.
-"""
+"""The embedded store's in-memory vector matrices and filter results, shared by readers and the
+writer, bounded in bytes (least recently used out). A matrix is stamped with the collection's
+highest vector row id; an older one than a reader's snapshot is read again."""
 
 from __future__ import annotations
 

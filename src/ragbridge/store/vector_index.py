@@ -1,9 +1,5 @@
-"""Exact cosine search over an in-memory float32 matrix, kept in step with the store's writes.
-
-Rows are keyed by the store's integer row ids, which only ever grow, so the id array stays
-sorted and a row is found by binary search. Deletes leave a tombstone; the matrix is compacted
-when a quarter of it is dead. Chosen over an HNSW index by measurement (docs/design.md).
-"""
+"""Exact cosine search over an in-memory float32 matrix keyed by the store's ever-growing row
+ids (sorted, found by binary search); deletes leave tombstones, compacted at a quarter dead."""
 
 from __future__ import annotations
 
