@@ -33,7 +33,6 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    tokens_after_cancel: int = 0
     _posted: deque[Event] = field(default_factory=deque)
     _wake_pending: bool = False
     _waiter: asyncio.Future[None] | None = None
@@ -70,7 +69,6 @@ class Job:
     def count(self, input_ids: Any, _logits: Any) -> bool:
         """llama.cpp's stopping criterion: called once per sampled token; True stops."""
         if self.cancel.is_set():
-            self.tokens_after_cancel += 1
             return True
         if not self.prompt_tokens:
             self.prompt_tokens = len(input_ids)

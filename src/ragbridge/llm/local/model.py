@@ -194,8 +194,6 @@ class LocalModel:
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait({running})
                 self._metrics.tokens.labels("prompt").inc(job.prompt_tokens)
-                if job.tokens_after_cancel:
-                    log.debug("stopped %d token(s) after cancel", job.tokens_after_cancel)
 
     # --- queue ------------------------------------------------------------------------------
     @asynccontextmanager
