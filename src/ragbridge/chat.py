@@ -1,9 +1,6 @@
-"""One chat turn: resolved once at its start (`ChatTurn`), then answered through the upstream.
-
-The request body goes upstream as the client sent it; RAG models (`rag/...`, `ragbridge.rag`)
-go with the retrieved passages in the prompt, or are answered extractively without an upstream.
-A streamed answer is a sequence of parsed `Chunk`s: `api` encodes each once.
-"""
+"""One chat turn, resolved once at its start (`ChatTurn`): upstream models get the body as sent,
+RAG models (`ragbridge.rag`) the retrieved passages too, or an extractive answer without an
+upstream. A streamed answer is parsed `Chunk`s, each encoded once by `api`."""
 
 from __future__ import annotations
 
@@ -88,12 +85,8 @@ class ChatTurn:
 
 
 class ChatService:
-    """Answers chat turns: upstream models are relayed unchanged, RAG models grounded first.
-
-    RAG streams send one Open WebUI source event per passage before the first token and carry
-    the RAG model id in every chunk; non-streamed answers list the passages in `sources`. Both
-    carry `url_citation` annotations (`ragbridge.citations`). `### Task:` turns skip retrieval.
-    """
+    """Answers chat turns: upstream models relayed unchanged, RAG models grounded first, their
+    passages as source events before the first token (streams) or `sources`, and annotations."""
 
     def __init__(
         self,

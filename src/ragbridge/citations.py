@@ -1,11 +1,6 @@
-"""Where a cited passage can be opened, and OpenAI-style `url_citation` annotations for answers.
-
-Every cited passage gets a stable URL: the web console's document page (when the console is
-served, the default), or the JSON view `/v1/collections/{collection}/documents/{document_id}`
-(`RAGBRIDGE_CONSOLE=false`), with `#chunk-{position}`. Answers carry the passages, numbered `[n]`
-as in the prompt, as Open WebUI `source` events (streams), a `sources` list (non-streamed) and
-OpenAI's `url_citation` annotations (both), which Open WebUI renders on direct connections.
-"""
+"""Where a cited passage opens (the console's document page, or the JSON view with
+`RAGBRIDGE_CONSOLE=false`, `#chunk-{position}`), and the passages as Open WebUI `source` events,
+a `sources` list and OpenAI `url_citation` annotations."""
 
 from __future__ import annotations
 

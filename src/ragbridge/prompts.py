@@ -1,8 +1,5 @@
-"""Prompt templates (English and Korean), numbered context, and Open WebUI citation payloads.
-
-Passages are numbered `[1]..[n]` in the prompt in the same order as the source events, so the
-model's `[n]` markers become Open WebUI's inline citation chips.
-"""
+"""Prompt templates (English and Korean), numbered context, and Open WebUI citation payloads;
+passages are numbered `[1]..[n]` in source-event order, so `[n]` markers become citation chips."""
 
 from __future__ import annotations
 
@@ -112,12 +109,9 @@ def with_context(
 
 
 def citation(hit: SearchHit, url: str = "") -> dict[str, Any]:
-    """One Open WebUI source payload (the `data` of a `source` event; no `type` key).
-
-    With the passage's `url` (`ragbridge.citations`) the chip links to it, and its metadata
-    `source` is that URL, the same id Open WebUI gives the `url_citation` annotation of the
-    passage, so the two merge into one chip (`external` keeps the file name as its label).
-    """
+    """One Open WebUI source payload (a `source` event's `data`). With the passage's `url` its
+    metadata `source` is that URL, the id Open WebUI gives the passage's `url_citation`, so the
+    two merge into one chip (`external` keeps the file name as its label)."""
     page = page_index(hit.chunk)
     meta: dict[str, Any] = {"source": url or hit.chunk.id, "name": source_name(hit)}
     if url:

@@ -1,10 +1,6 @@
-"""RAG models: which collection and upstream model a `rag/...` id names, and what a turn sends.
-
-`rag/<collection>` answers from the collection with the default upstream model: the setting
-`RAGBRIDGE_UPSTREAM_MODEL`, or when that is unset the first chat model the upstream lists.
-`rag/<collection>/<model>` uses `<model>` (collection names hold no `/`; model ids may).
-Without an upstream, a RAG model answers extractively: quoted passages, cited.
-"""
+"""RAG models: `rag/<collection>` answers from the collection with the default upstream model
+(`RAGBRIDGE_UPSTREAM_MODEL`, else the first chat model listed), `rag/<collection>/<model>` with
+`<model>`; without an upstream, extractively (quoted passages, cited)."""
 
 from __future__ import annotations
 
@@ -48,7 +44,7 @@ class RagModel:
 
 
 def parse_rag_model(model: str) -> RagModel | None:
-    """The RAG model `model` names, or None for any other model id."""
+    """The RAG model `model` names (collection names hold no `/`; model ids may), or None."""
     if not model.startswith(RAG_PREFIX):
         return None
     collection, _, upstream_model = model[len(RAG_PREFIX) :].partition("/")
@@ -116,13 +112,9 @@ class RagAnswerer:
         collection: CollectionInfo | None = None,
         prompt_tokens: int | None = None,
     ) -> RagPlan:
-        """Retrieve for the conversation in `body` and build what answers it.
-
-        `collection` and `prompt_tokens` are the turn's, resolved once at its start (read and
-        estimated here when not given). Open WebUI's `### Task:` requests skip retrieval:
-        upstream as they came (with the upstream model id), or without an upstream the bare
-        JSON the task asks for.
-        """
+        """Retrieve for the conversation in `body` and build what answers it, with the turn's
+        `collection` and `prompt_tokens` (read here when not given). `### Task:` requests skip
+        retrieval: upstream as they came, or without an upstream the JSON the task asks for."""
         info = collection or await self.collection(model)
         upstream_model = await self._upstream_model(model)
         messages: list[dict[str, Any]] = body["messages"]

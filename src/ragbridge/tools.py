@@ -1,10 +1,6 @@
-"""The tools ragbridge offers tool-calling models: `list_collections`, `search`, `get_document`.
-
-One implementation behind both the OpenAPI tool server (`/tools`, `ragbridge.api.tools`) and the
-MCP server (`/mcp`, `ragbridge.api.mcp`). Every call runs as a `Principal`: a key limited to some
-collections sees only those, and any other is "not found", exactly like a missing one. Each
-passage carries the stable URL that opens it (`ragbridge.citations`).
-"""
+"""The tools ragbridge offers tool-calling models (`list_collections`, `search`, `get_document`),
+behind both `/tools` and `/mcp`. Every call runs as a `Principal`: a collection out of its scope
+is "not found", exactly like a missing one."""
 
 from __future__ import annotations
 

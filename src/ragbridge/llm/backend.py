@@ -1,9 +1,5 @@
-"""What the chat service needs from whatever generates answers: the seam between chat and LLM.
-
-`UpstreamClient` (an OpenAI-compatible server over HTTP), `LocalModel` (a GGUF model in-process)
-and `ModelRouter` (both, by model id) all fit it. A stream is OpenAI `chat.completion.chunk`s,
-parsed (`Chunk`), whoever makes them.
-"""
+"""The seam between chat and whatever answers: `UpstreamClient` (HTTP), `LocalModel` (GGUF
+in-process) and `ModelRouter` (both, by model id) fit it; a stream is parsed `Chunk`s."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""Opt-in cache of finished temperature-0 completions (`RAGBRIDGE_RESPONSE_CACHE`).
-
-A request asking for temperature 0 wants the same answer to the same prompt, so a repeat can be
-served without calling the upstream. The key is everything the upstream reads: the body as sent
-upstream (model, messages with any retrieved passages, tools, max_tokens, ...) except how the
-answer is delivered (`stream`, `stream_options`). Streamed answers are cached too, rebuilt from
-their chunks once the stream finished (`llm.chunks.CompletionAssembler`); a cached answer is
-replayed as a stream when one is asked for (it is finished text, so nothing is being faked).
-"""
+"""Opt-in cache (`RAGBRIDGE_RESPONSE_CACHE`) of temperature-0 completions, which ask for the same
+answer to the same upstream body (less `stream`, `stream_options`); a streamed answer is cached
+once rebuilt from its chunks, and a cached one replayed as a stream when one is asked for."""
 
 from __future__ import annotations
 
@@ -24,9 +18,7 @@ _DELIVERY_FIELDS = frozenset({"stream", "stream_options"})
 def is_deterministic(body: dict[str, Any]) -> bool:
     """Whether the request asks for temperature 0 (a bool is not a temperature)."""
     temperature = body.get("temperature")
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        return False
-    return temperature == 0
+    return temperature == 0 and not isinstance(temperature, bool)
 
 
 class ResponseCache:

@@ -1,10 +1,5 @@
 """Stream chunks as parsed dicts, and the one conversion each way between a finished
-`chat.completion` and the `chat.completion.chunk`s a streaming model sends.
-
-A stream carries `Chunk`s from whatever answers (upstream, local model, ragbridge itself) through
-`chat` to `api`: parsed once where they come in (`llm.sse.iter_sse_chunks`), encoded once where
-they go out (`llm.sse.encode_event`).
-"""
+`chat.completion` and the `chat.completion.chunk`s a streaming model sends."""
 
 from __future__ import annotations
 
@@ -28,6 +23,13 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+
+
+def choice_chunk(
+    head: Chunk, delta: dict[str, Any], finish: str | None = None, index: int = 0
+) -> Chunk:
+    """A `chat.completion.chunk` with `head`'s id, created and model, for one choice."""
+    return {**head, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
 
 
 def finished_completion(
@@ -60,12 +62,9 @@ def finished_completion(
 def completion_chunks(
     completion: dict[str, Any], *, include_usage: bool, by_word: bool = False
 ) -> list[Chunk]:
-    """A finished `chat.completion` as the `chat.completion.chunk`s a streaming model sends.
-
-    Per choice: a role delta, the content (`by_word`: a word per chunk, so that clients counting
-    one content chunk as one token come close to the estimate) and any other message field
-    (tool calls, refusal, ...), then the finish reason; last, when asked for, the usage.
-    """
+    """A finished `chat.completion` as chunks: per choice a role delta, the content (`by_word`: a
+    word per chunk, so that clients counting chunks as tokens come close to the estimate), any
+    other message field (tool calls, ...), the finish reason; last, when asked for, the usage."""
     base: Chunk = {
         "id": completion.get("id") or f"chatcmpl-{time.time_ns()}",
         "object": "chat.completion.chunk",
@@ -74,9 +73,6 @@ def completion_chunks(
     }
     if fingerprint := completion.get("system_fingerprint"):
         base["system_fingerprint"] = fingerprint
-
-    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> Chunk:
-        return {**base, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
 
     chunks: list[Chunk] = []
     for position, choice in enumerate(completion.get("choices") or []):
@@ -88,13 +84,13 @@ def completion_chunks(
                 {"index": i, **call} for i, call in enumerate(tool_calls) if isinstance(call, dict)
             ]
         delta = {key: value for key, value in message.items() if value is not None}
-        chunks.append(chunk(index, {"role": role, "content": ""}))
+        chunks.append(choice_chunk(base, {"role": role, "content": ""}, index=index))
         if by_word and isinstance(delta.get("content"), str):
-            chunks += [chunk(index, {"content": word}) for word in _WORD.findall(delta["content"])]
-            del delta["content"]
+            words = _WORD.findall(delta.pop("content"))
+            chunks += [choice_chunk(base, {"content": word}, index=index) for word in words]
         if delta:
-            chunks.append(chunk(index, delta))
-        chunks.append(chunk(index, {}, choice.get("finish_reason") or "stop"))
+            chunks.append(choice_chunk(base, delta, index=index))
+        chunks.append(choice_chunk(base, {}, choice.get("finish_reason") or "stop", index))
         if "logprobs" in choice:
             chunks[-1]["choices"][0]["logprobs"] = choice["logprobs"]
     if include_usage and completion.get("usage") is not None:
@@ -103,11 +99,8 @@ def completion_chunks(
 
 
 class CompletionAssembler:
-    """The `chat.completion` a stream of chunks amounts to (`completion_chunks` reversed).
-
-    Only plain text answers are rebuilt: a stream with tool calls, refusals or anything else
-    in its deltas, or one that never said why it finished, yields None (and is not cached).
-    """
+    """The `chat.completion` a stream of chunks amounts to (`completion_chunks` reversed); only
+    plain text answers that say why they finished are rebuilt (others are not cached)."""
 
     def __init__(self) -> None:
         self._head: dict[str, Any] = {}

@@ -48,11 +48,8 @@ def relevant_hits(
 
 def best_excerpt(text: str, query_terms: set[str], max_sentences: int = 3) -> str:
     """Up to `max_sentences` whole sentences of the passage that share most terms with the
-    query, in their original order (`…` between ones that are not adjacent).
-
-    Wrapped lines are joined and a sentence cut off at the chunk's edge is left out (unless
-    nothing else is left); the quote never ends mid-sentence.
-    """
+    query, in order (`…` between ones not adjacent); one cut off at the chunk's edge only when
+    nothing else is left, so the quote never ends mid-sentence."""
     found = sentences(text)
     whole = [s for s in found if s.complete] or found
     if not whole:

@@ -1,10 +1,5 @@
-"""Upstream model ids: the cached `/models` list, a requested name matched the way upstreams
-accept names, and a default.
-
-Ollama answers `llama3.2` for the listed `llama3.2:latest`; servers list `org/name` ids that users
-type as `name`, or in another case. `match_model` maps such a request to the listed id (exact
-first, then case-insensitive, then the `:latest` tag, then an `org/` prefix, only when unique).
-"""
+"""Upstream model ids: the cached `/models` list, a default, and a requested name matched the
+way upstreams accept names (`llama3.2` for `llama3.2:latest`, `name` for `org/name`, any case)."""
 
 from __future__ import annotations
 
@@ -72,7 +67,6 @@ class ModelList:
         self._fetch = fetch  # called with how many retries the fetch may make (None: default)
         self._ttl = ttl
         self._models: list[dict[str, Any]] = []
-        self._ids: frozenset[str] = frozenset()
         self._expire = 0.0  # expired: the first call fetches
         self._failed_until = 0.0
         self._lock = asyncio.Lock()
@@ -83,7 +77,6 @@ class ModelList:
             async with self._lock:
                 if time.monotonic() >= self._expire:
                     self._models = await self._fetch(retries)
-                    self._ids = frozenset(str(model["id"]) for model in self._models)
                     self._expire = time.monotonic() + self._ttl
         return self._models
 
@@ -98,8 +91,6 @@ class ModelList:
         except RagbridgeError as exc:
             log.warning("upstream model list unavailable, not checking model ids: %s", exc.message)
             self._failed_until = time.monotonic() + _FAILED_LIST_TTL
-            return requested
-        if requested in self._ids:
             return requested
         listed = [str(model["id"]) for model in models]
         if (found := match_model(requested, listed)) is not None:

@@ -1,12 +1,6 @@
-"""Read a stream ahead in a task of its own, so its reader can wait with a timeout.
-
-Waiting on an async generator directly with a timeout would cancel it mid-step; a relay that must
-send keep-alives while the upstream is silent waits on this read-ahead buffer instead.
-
-The buffer always ends: whatever stops the reading task (the source's end, any error, even a
-cancellation from outside) puts a final item in, so a reader never waits for an end that cannot
-come. `aclose` cancels the task and closes the source, started or not.
-"""
+"""Read a stream ahead in a task of its own, so that a relay can wait for it with a timeout (and
+send keep-alives) without cancelling it mid-step. The buffer always ends, whatever stops the
+reading task, so a reader never waits for an end that cannot come."""
 
 from __future__ import annotations
 

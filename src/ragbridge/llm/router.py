@@ -1,8 +1,6 @@
 """`ModelRouter`: the local model and the HTTP upstream behind one `ChatBackend`, by model id.
-
-The local model is listed first, so it is the default model of `rag/<collection>` unless
-`RAGBRIDGE_UPSTREAM_MODEL` names another; every other id goes to the HTTP upstream.
-"""
+The local model is listed first, so it is the default of `rag/<collection>` unless
+`RAGBRIDGE_UPSTREAM_MODEL` names another; every other id goes to the HTTP upstream."""
 
 from __future__ import annotations
 
@@ -30,24 +28,21 @@ class ModelRouter:
 
     async def resolve_model(self, requested: str) -> str:
         """The local model's id as it is; any other id as the remote upstream resolves it."""
-        if requested == self.local.id or self.remote is None:
-            return await self.local.resolve_model(requested)
-        return await self.remote.resolve_model(requested)
+        return await self._backend(requested).resolve_model(requested)
 
     def context_window(self, model: str) -> int | None:
         """The local model's context window for its id; None (the setting) for the others."""
         return self.local.context_tokens if model == self.local.id else None
 
     async def complete(self, body: dict[str, Any], incoming: Mapping[str, str]) -> dict[str, Any]:
-        return await self._backend(body).complete(body, incoming)
+        return await self._backend(str(body.get("model"))).complete(body, incoming)
 
     def open_stream(
         self, body: dict[str, Any], incoming: Mapping[str, str]
     ) -> AbstractAsyncContextManager[StreamReply]:
-        return self._backend(body).open_stream(body, incoming)
+        return self._backend(str(body.get("model"))).open_stream(body, incoming)
 
-    def _backend(self, body: Mapping[str, Any]) -> ChatBackend:
-        model = str(body.get("model"))
+    def _backend(self, model: str) -> ChatBackend:
         if model == self.local.id:
             return self.local
         if self.remote is None:

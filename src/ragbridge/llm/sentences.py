@@ -1,10 +1,6 @@
-"""Whole sentences out of a stored chunk: wrapped lines joined, cut-off ends left out.
-
-A chunk's text keeps its source's line breaks (a PDF page or a Markdown paragraph wraps mid-
-sentence), and the splitter may cut its first or last sentence. `sentences()` returns units that
-read on their own: sentences ending in . ! ? 。 (and the like), plus list items, headings and table
-rows, each flagged `complete` unless it was cut off at the chunk's edge.
-"""
+"""Whole sentences out of a stored chunk: wrapped lines joined (a PDF page or a Markdown
+paragraph wraps mid-sentence), list items, headings and table rows kept as units, and each
+flagged `complete` unless the splitter cut it off at the chunk's edge."""
 
 from __future__ import annotations
 

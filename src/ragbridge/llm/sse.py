@@ -1,8 +1,5 @@
-"""Server-sent events as OpenAI streams them: parse an upstream's stream, encode ours.
-
-Each event's JSON is parsed once on the way in and encoded once on the way out (orjson: no
-spaces, UTF-8 as is), so a relayed chunk costs one `loads` and one `dumps`.
-"""
+"""Server-sent events as OpenAI streams them: parse an upstream's stream, encode ours; each
+event's JSON is parsed once on the way in and encoded once (orjson) on the way out."""
 
 from __future__ import annotations
 
@@ -23,11 +20,8 @@ def encode_event(chunk: Chunk) -> bytes:
 
 
 async def iter_sse_chunks(chunks: AsyncIterable[bytes]) -> AsyncIterator[Chunk]:
-    """The JSON object of each event in an OpenAI SSE stream, parsed once, up to `[DONE]`.
-
-    Empty events are skipped; anything else that is not a JSON object breaks the stream
-    (`UpstreamError`): OpenAI streams carry nothing else.
-    """
+    """Each event's JSON object, parsed once, up to `[DONE]`; empty events are skipped, anything
+    else that is not a JSON object raises `UpstreamError` (OpenAI streams carry nothing else)."""
     async for payload in iter_sse_data(chunks):
         if not payload.strip():
             continue
@@ -42,11 +36,8 @@ async def iter_sse_chunks(chunks: AsyncIterable[bytes]) -> AsyncIterator[Chunk]:
 
 
 async def iter_sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """The `data` payload of each event in an SSE byte stream, up to `[DONE]` or the end.
-
-    Comments (keep-alives) and the `event`, `id` and `retry` fields are dropped: OpenAI streams
-    carry everything in `data`. Lines end in LF or CRLF. Parsing bytes is cheaper than text.
-    """
+    """Each event's `data` payload, up to `[DONE]` or the end; comments and other fields are
+    dropped (OpenAI streams carry all in `data`). Bytes, as parsing them is cheaper than text."""
     buffer = b""
     data: list[bytes] = []
     async for chunk in chunks:

@@ -1,9 +1,6 @@
 """Open WebUI's own `### Task:` requests (title, tags, follow-ups, queries): spotted, and answered
-with the bare JSON object the prompt asks for (`JSON format: {...}`), which Open WebUI parses.
-
-Without a model `task_answer` writes it; a local model is held to its shape (`TaskShape.schema`)
-and replaced by `task_answer` when its output still is not that object (`task_reply`).
-"""
+with the bare JSON object the prompt asks for, without a model (`task_answer`) or by a local
+model held to its shape (`TaskShape.schema`) and checked (`task_reply`)."""
 
 from __future__ import annotations
 

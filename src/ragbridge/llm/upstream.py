@@ -1,8 +1,5 @@
 """The client for the user's OpenAI-compatible LLM: one connection pool, retries, mapped headers.
-
-Retries follow `ragbridge.retry`, only until the upstream answered: an open stream is relayed as
-it comes, never repeated.
-"""
+Retries (`ragbridge.retry`) stop once the upstream answered: an open stream is never repeated."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""A GGUF model run in-process by llama.cpp (`llama-cpp-python`, the `local-llm` extra).
-
-`LocalModel` serves one model as an upstream: the same `complete`/`open_stream` calls and chunk
-shapes as the HTTP upstream client, so chat and RAG turns use it unchanged (see `llm.backend`).
-"""
+"""A GGUF model run in-process by llama.cpp (`llama-cpp-python`, the `local-llm` extra), served
+like the HTTP upstream (see `llm.backend`)."""
 
 from ragbridge.llm.local.runtime import LocalModelUnavailable, local_model_problem
 

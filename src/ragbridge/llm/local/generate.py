@@ -1,14 +1,6 @@
-"""One generation on the model's worker thread, its events handed to the event loop as they come
-and read there as OpenAI chunks (`LocalReply`).
-
-The worker formats the conversation with the model's chat template, checks it fits the context
-window, then streams `Llama.create_completion`: each piece of text is posted to the loop the
-moment llama.cpp releases it. Posting is cheap on the worker (on the token's critical path): the
-piece goes on a deque, and the loop is woken only when no wake-up is already pending, so a loop
-that falls behind takes every piece posted meanwhile in one wake-up. A stopping criterion,
-called by llama.cpp after every sampled token, counts tokens and ends generation at once when
-the request is cancelled (client gone).
-"""
+"""One generation on the model's worker thread, read on the event loop as OpenAI chunks. Each
+piece of text is posted to the loop as llama.cpp releases it, with at most one wake-up in flight
+(cheap on the token's critical path); a stopping criterion ends generation once cancelled."""
 
 from __future__ import annotations
 
@@ -22,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragbridge.errors import InvalidRequest, RagbridgeError, UpstreamError
-from ragbridge.llm.chunks import Chunk, finished_completion, usage
+from ragbridge.llm.chunks import Chunk, choice_chunk, finished_completion, usage
 from ragbridge.llm.local.options import Generation
 from ragbridge.llm.local.runtime import Loaded
 
@@ -41,7 +33,6 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    tokens_after_cancel: int = 0
     _posted: deque[Event] = field(default_factory=deque)
     _wake_pending: bool = False
     _waiter: asyncio.Future[None] | None = None
@@ -78,7 +69,6 @@ class Job:
     def count(self, input_ids: Any, _logits: Any) -> bool:
         """llama.cpp's stopping criterion: called once per sampled token; True stops."""
         if self.cancel.is_set():
-            self.tokens_after_cancel += 1
             return True
         if not self.prompt_tokens:
             self.prompt_tokens = len(input_ids)
@@ -89,11 +79,8 @@ class Job:
 
 
 class LocalReply:
-    """A local model's answer: `chunks()` for a stream, `text()` for the whole of it.
-
-    `completion` is set when the whole answer was made first (task requests); the chat service
-    then replays it as chunks, as it does for an upstream that answered a stream with JSON.
-    """
+    """A local model's answer: `chunks()` for a stream, `text()` for the whole of it, or
+    `completion` when the whole answer was made first (tasks), which chat replays as chunks."""
 
     def __init__(self, model: str, job: Job) -> None:
         self.completion: dict[str, Any] | None = None
@@ -122,15 +109,15 @@ class LocalReply:
         """`chat.completion.chunk`s: the role, the text as it comes (the pieces that arrived
         together in one chunk), the finish reason, then usage when
         `stream_options.include_usage` asked for it."""
-        yield self._chunk({"role": "assistant", "content": ""})
+        yield choice_chunk(self._head, {"role": "assistant", "content": ""})
         while True:
             batch = await self._take()
             texts = [value for kind, value in batch if kind == "text"]
             if texts:
-                yield self._chunk({"content": "".join(texts)})
+                yield choice_chunk(self._head, {"content": "".join(texts)})
             kind, value = batch[-1]
             if kind == "end":
-                yield self._chunk({}, value)
+                yield choice_chunk(self._head, {}, value)
                 if self._job.generation.include_usage:
                     usage_ = usage(self._job.prompt_tokens, self._job.completion_tokens)
                     yield {**self._head, "choices": [], "usage": usage_}
@@ -156,12 +143,6 @@ class LocalReply:
         return finished_completion(
             self._model, text, job.prompt_tokens, job.completion_tokens, finish_reason
         )
-
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> Chunk:
-        return {
-            **self._head,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
 
 
 def run(model: Loaded, job: Job) -> None:

@@ -1,12 +1,6 @@
-"""`LocalModel`: one GGUF model served as an upstream, one request at a time, the rest queued.
-
-It answers `complete` and `open_stream` like the HTTP upstream client, in the same OpenAI chunk
-shapes, so `ChatService` relays it unchanged. The model loads on a worker thread when the app
-starts; requests that come before it is ready wait for it in the queue. Generation runs on that
-same thread and streams each piece of text to the loop as it comes. At most
-`RAGBRIDGE_LOCAL_QUEUE_SIZE` requests wait behind the running one; more get a 429 with
-`Retry-After`. Closing a stream (a client that went away) stops generation at the next token.
-"""
+"""`LocalModel`: one GGUF model served as an upstream (same calls and chunks as the HTTP client),
+loaded and run on one worker thread, one request at a time; at most
+`RAGBRIDGE_LOCAL_QUEUE_SIZE` wait (more get a 429), and a closed stream stops at the next token."""
 
 from __future__ import annotations
 
@@ -172,11 +166,8 @@ class LocalModel:
     async def open_stream(
         self, body: dict[str, Any], incoming: Mapping[str, str]
     ) -> AsyncIterator[LocalReply]:
-        """A streamed answer, open once the first token (or an error) is there.
-
-        Errors up to the first token (a full queue, a prompt over the context window) are
-        raised here, so they can still be plain HTTP errors. Leaving the block stops generation.
-        """
+        """A streamed answer, open once the first token or an error (a full queue, a prompt over
+        the context window: still a plain HTTP error) is there; leaving it stops generation."""
         del incoming  # no headers to map: nothing leaves the process
         generation = parse_generation(body)
         task = task_prompt(body)
@@ -203,8 +194,6 @@ class LocalModel:
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait({running})
                 self._metrics.tokens.labels("prompt").inc(job.prompt_tokens)
-                if job.tokens_after_cancel:
-                    log.debug("stopped %d token(s) after cancel", job.tokens_after_cancel)
 
     # --- queue ------------------------------------------------------------------------------
     @asynccontextmanager

@@ -1,10 +1,5 @@
-"""An OpenAI chat request as llama.cpp generation arguments, checked before anything runs.
-
-Supported: messages (text content), `max_tokens`/`max_completion_tokens`, `temperature`, `top_p`,
-`seed`, `stop`, `presence_penalty`, `frequency_penalty`, `logit_bias`, `response_format`
-(`json_object`) and `stream_options.include_usage`. What a single local model cannot do (`n` > 1,
-tools, images) is a 400 naming the field, rather than a silent difference.
-"""
+"""An OpenAI chat request as llama.cpp generation arguments, checked before anything runs: what a
+single local model cannot do (`n` > 1, tools, images) is a 400 naming the field."""
 
 from __future__ import annotations
 

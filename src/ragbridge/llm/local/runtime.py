@@ -1,8 +1,5 @@
-"""The thin layer over `llama_cpp`: the import check, loading a model, its chat template.
-
-`llama_cpp` is optional; nothing imports it before a local model is configured, and a missing
-extra is one clear sentence (`missing_extra_message`), never a traceback.
-"""
+"""The thin layer over `llama_cpp` (optional, imported only once a local model is configured):
+the import check as one clear sentence, loading a model, its chat template."""
 
 from __future__ import annotations
 
@@ -36,16 +33,14 @@ CHATML_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-FALLBACK_TEMPLATES = {"gemma": (GEMMA_TEMPLATE, "<end_of_turn>")}
-"""Per architecture prefix: a template and its end-of-turn token; others get ChatML."""
 
 
 class LocalModelUnavailable(RuntimeError):
     """The local model cannot run: the extra is missing, or the file does not load."""
 
 
-def missing_extra_message() -> str | None:
-    """Why `llama_cpp` cannot be imported (one line), or None when it can."""
+def local_model_problem(path: Path) -> str | None:
+    """Why a local model at `path` cannot run here (one line): no `llama_cpp`, no GGUF file."""
     try:
         importlib.import_module("llama_cpp")
     except ImportError as exc:
@@ -53,22 +48,12 @@ def missing_extra_message() -> str | None:
             f"RAGBRIDGE_LOCAL_MODEL needs llama-cpp-python, which is not installed "
             f"({exc.msg}). Install it with: {INSTALL_HINT}"
         )
-    return None
-
-
-def check_model_file(path: Path) -> str | None:
-    """Why `path` cannot be a GGUF model (one line), or None when it looks like one."""
     if not path.is_file():
         return f"RAGBRIDGE_LOCAL_MODEL: no such file: {path}"
     with path.open("rb") as file:
         if file.read(4) != b"GGUF":
             return f"RAGBRIDGE_LOCAL_MODEL: {path} is not a GGUF file"
     return None
-
-
-def local_model_problem(path: Path) -> str | None:
-    """Why a local model at `path` cannot run here (one line), or None."""
-    return missing_extra_message() or check_model_file(path)
 
 
 @dataclass(frozen=True)
@@ -94,7 +79,7 @@ class Loaded:
 
 def load(options: LlamaOptions) -> Loaded:
     """Load the GGUF file (blocking: seconds for small models, run it off the event loop)."""
-    if (problem := missing_extra_message()) is not None:
+    if (problem := local_model_problem(options.path)) is not None:
         raise LocalModelUnavailable(problem)
     import llama_cpp
     from llama_cpp import llama_chat_format
@@ -128,11 +113,9 @@ def _template(metadata: dict[str, str], name: str) -> tuple[str, str, str]:
     """The chat template (the GGUF's own, else a fallback), its end-of-turn text and origin."""
     if template := metadata.get("tokenizer.chat_template"):
         return template, "", "gguf"
-    architecture = metadata.get("general.architecture", "")
-    for prefix, (fallback, end_of_turn) in FALLBACK_TEMPLATES.items():
-        if architecture.startswith(prefix):
-            log.warning("%s has no chat template; using the %s turn format", name, prefix)
-            return fallback, end_of_turn, f"fallback ({prefix})"
+    if metadata.get("general.architecture", "").startswith("gemma"):
+        log.warning("%s has no chat template; using the gemma turn format", name)
+        return GEMMA_TEMPLATE, "<end_of_turn>", "fallback (gemma)"
     log.warning("%s has no chat template; using ChatML turn markers", name)
     return CHATML_TEMPLATE, "<|im_end|>", "fallback (chatml)"
 
