@@ -1,12 +1,6 @@
-"""Load → split → embed → upsert, idempotent by content hash.
-
-A document's id derives from its collection and source, so re-ingesting a file finds its earlier
-version: unchanged content is skipped, changed content replaces the old chunks, and records gone
-from a JSON or CSV file are deleted. A file is read, split and embedded completely, then all its
-documents are written in one transaction, so a file that fails leaves the store as it was.
-Ingests of one source are serialised; the files of one run are loaded concurrently
-(`ingest_workers`) and their chunks embedded together (`ChunkBatcher`).
-"""
+"""Load → split → embed → upsert, idempotent by content hash: a file's documents are written in
+one transaction once all are embedded (a failed file leaves the store as it was), and the files
+of one run are loaded concurrently and embedded together. See docs/ingest.md."""
 
 from __future__ import annotations
 
@@ -294,4 +288,3 @@ class IngestPipeline:
         if parts:
             vectors[np.asarray(queued.readable)] = np.concatenate(parts)
         return vectors
-
