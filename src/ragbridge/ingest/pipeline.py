@@ -10,7 +10,6 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -119,14 +118,6 @@ class IngestPipeline:
         (`DocumentError`, `UnsupportedMediaType`) with the store left as it was."""
         async with self._collection_kept_if_filled(collection), self._run(progress) as run:
             return await self._ingest(collection, filename, data, run)
-
-    async def ingest_file(
-        self, collection: str, path: Path, *, source: str | None = None
-    ) -> IngestResult:
-        """Ingest one file, known by `source` (default: its name); raises like `ingest_bytes`."""
-        file = SourceFile(path, source or path.name)
-        async with self._collection_kept_if_filled(collection), self._run(None) as run:
-            return await self._ingest(collection, file.source, file, run)
 
     async def ingest_files(
         self,
