@@ -99,7 +99,8 @@ class IngestLimits:
                         f"RAGBRIDGE_INGEST_MAX_ZIP_RATIO={self.max_zip_ratio}",
                         code="zip_bomb",
                     )
-            if (declared := sum(member.file_size for member in members)) > self.max_unzipped_bytes:
+            declared = sum(member.file_size for member in members)
+            if declared > self.max_unzipped_bytes:
                 raise self._size_error(source, declared)
             out = io.BytesIO()
             total = 0
