@@ -11,29 +11,21 @@ from ragbridge.settings import Settings
 
 __all__ = ["Embedder", "create_embedder", "embedder_plugin"]
 
-REMOTE = "remote"
-"""The plugin for `embedding_base_url`."""
-ANY_LOCAL = "sentence-transformers"
-"""The plugin for a local model no other plugin claims."""
-
 
 def embedder_plugin(settings: Settings) -> str:
     """The plugin `settings` select: `remote` when `embedding_base_url` is set, else the one
     whose `models` name `embedding_model`, else `sentence-transformers` (any local model)."""
     if settings.embedding_base_url:
-        return REMOTE
+        return "remote"
     model = settings.embedding_model
     claimed = plugins.claimant(
         plugins.embedders(), lambda plugin: any(same_model(model, m) for m in plugin.models)
     )
-    return claimed or ANY_LOCAL
+    return claimed or "sentence-transformers"
 
 
 def create_embedder(settings: Settings) -> Embedder:
-    """The embedder `settings` ask for (see `embedder_plugin`).
-
-    Nothing heavy happens here (models load on first use); an unknown local model is a
-    ValueError that says what is accepted.
-    """
+    """The embedder `settings` ask for (see `embedder_plugin`); models load on first use. An
+    unknown local model is a ValueError that says what is accepted."""
     name = embedder_plugin(settings)
     return plugins.require(plugins.embedders(), "ragbridge.embedders", name).create(settings)

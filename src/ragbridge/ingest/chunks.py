@@ -33,11 +33,9 @@ class Chunker:
         self.readable = readable
 
     def prepare(self, documents: Sequence[LoadedDocument], file: str) -> list[Prepared]:
-        """The chunks of each document of the file `file` (documents without text left out).
-
-        `name` is the file's name for every document of the file, so a `name` filter finds a
-        CSV's rows too; a record's own part of its source (`row-3`) is kept as `record`.
-        """
+        """The chunks of each document of the file `file` (those without text left out). Every
+        chunk's `name` is the file's, so a `name` filter finds a CSV's rows too; a record's own
+        part of its source (`row-3`) is kept as `record`."""
         prepared = []
         for document in documents:
             chunks = []

@@ -1,9 +1,6 @@
-"""What one file may become once read: records, record size, nesting, pages, inflated size.
-
-Every reader checks these before the expensive step (parsing a record, inflating a zip member,
-extracting a page), so a hostile file is refused quickly, with a 413 or 422 that names the
-limit and its setting, and never costs unbounded memory or time.
-"""
+"""What one file may become once read: records, record size, nesting, pages, inflated size;
+checked before the expensive step, so a hostile file is refused quickly with a 413 or 422 naming
+the limit's setting. See docs/input-limits.md."""
 
 from __future__ import annotations
 
@@ -94,7 +91,17 @@ class IngestLimits:
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
             members = archive.infolist()
-            self._check_declared(source, members)
+            for member in members:
+                ratio = member.file_size / max(member.compress_size, 1)
+                if member.file_size > 1024 * 1024 and ratio > self.max_zip_ratio:
+                    raise PayloadTooLarge(
+                        f"{source}: {member.filename} inflates {ratio:.0f}x; the limit is "
+                        f"RAGBRIDGE_INGEST_MAX_ZIP_RATIO={self.max_zip_ratio}",
+                        code="zip_bomb",
+                    )
+            declared = sum(member.file_size for member in members)
+            if declared > self.max_unzipped_bytes:
+                raise self._size_error(source, declared)
             out = io.BytesIO()
             total = 0
             with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as stored:
@@ -111,19 +118,6 @@ class IngestLimits:
                 code="corrupt_document",
             ) from exc
         return out.getvalue()
-
-    def _check_declared(self, source: str, members: list[zipfile.ZipInfo]) -> None:
-        for member in members:
-            ratio = member.file_size / max(member.compress_size, 1)
-            if member.file_size > 1024 * 1024 and ratio > self.max_zip_ratio:
-                raise PayloadTooLarge(
-                    f"{source}: {member.filename} inflates {ratio:.0f}x; the limit is "
-                    f"RAGBRIDGE_INGEST_MAX_ZIP_RATIO={self.max_zip_ratio}",
-                    code="zip_bomb",
-                )
-        total = sum(member.file_size for member in members)
-        if total > self.max_unzipped_bytes:
-            raise self._size_error(source, total)
 
     def _size_error(self, source: str, size: int) -> PayloadTooLarge:
         return PayloadTooLarge(

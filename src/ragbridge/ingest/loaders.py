@@ -29,16 +29,12 @@ def supported_extensions() -> str:
 
 
 def detect_format(data: bytes, source: str) -> str:
-    """The loader for `source`: by extension, else by sniffing the content."""
-    fmt = extension_formats().get(PurePosixPath(source).suffix.lower())
-    return fmt or sniff_format(data, source)
-
-
-def sniff_format(data: bytes, source: str) -> str:
-    """Guess a built-in format from content: PDF and DOCX by signature, JSON and HTML by shape,
-    else text; binary content of any other kind is an unsupported type."""
-    head = data[:4096].lstrip()
-    if head.startswith(b"%PDF-"):
+    """The loader for `source` by extension, else a built-in format guessed from content: PDF
+    and DOCX by signature, JSON and HTML by shape, else text; other binary content is an
+    unsupported type."""
+    if fmt := extension_formats().get(PurePosixPath(source).suffix.lower()):
+        return fmt
+    if data[:4096].lstrip().startswith(b"%PDF-"):
         return "pdf"
     if data.startswith(b"PK\x03\x04") and b"word/" in data:
         return "docx"
@@ -64,11 +60,9 @@ def load(
     data: bytes, source: str, limits: IngestLimits = DEFAULT_LIMITS, fmt: str | None = None
 ) -> list[LoadedDocument]:
     """Read `data` (a file named `source`, of format `fmt` if already detected) into documents.
-
     Raises `DocumentError` for empty, corrupt, encrypted or unreadable content,
-    `UnsupportedMediaType` for binary formats ragbridge does not read, and `PayloadTooLarge` or
-    `DocumentError` for a file past one of `limits`; messages name the file and the limit.
-    """
+    `UnsupportedMediaType` for binary formats ragbridge does not read, `PayloadTooLarge` or
+    `DocumentError` past `limits`."""
     if not data.strip():
         raise DocumentError(f"{source}: the file is empty", code="empty_document")
     fmt = fmt or detect_format(data, source)

@@ -15,7 +15,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
-from ragbridge.errors import DocumentError, PayloadTooLarge
+from ragbridge.errors import DocumentError
 from ragbridge.ingest.documents import LoadedDocument, Section, whole_file
 from ragbridge.ingest.limits import IngestLimits
 from ragbridge.ingest.markup import HeadingPath
@@ -30,16 +30,14 @@ def read_pdf(data: bytes, source: str, limits: IngestLimits) -> list[LoadedDocum
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not _opens_without_password(reader):
-            raise DocumentError(
-                f"{source}: the PDF is encrypted (password protected)", code="encrypted_document"
-            )
+            raise FileNotDecryptedError("no user password opens it")
         limits.check_pages(source, len(reader.pages))
         sections = [
             Section(page.extract_text() or "", page=number)
             for number, page in enumerate(reader.pages)
         ]
         title = reader.metadata.title if reader.metadata else None
-    except (DocumentError, PayloadTooLarge):
+    except DocumentError:
         raise
     except FileNotDecryptedError as exc:
         raise DocumentError(

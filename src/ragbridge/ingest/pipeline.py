@@ -1,25 +1,15 @@
-"""Load → split → embed → upsert, idempotent by content hash.
-
-A document's id derives from its collection and source, so ingesting the same file again finds
-its earlier version: unchanged content is skipped, changed content replaces the old chunks in one
-transaction, and records that vanished from a JSON or CSV file are deleted. A file is read, split
-and embedded completely before anything is written, and all of a file's documents (the records
-of a JSON or CSV file) are written in one transaction, so a file that fails leaves the store as
-it was. Ingests of one source are serialised (one finds what the other wrote: `added` once, then
-`unchanged` or `updated`). Files of one run are read, loaded and split concurrently
-(`ingest_workers`) and their chunks embedded together (`ChunkBatcher`), so a folder of small
-files fills the model's batches; one bad file never stops the others.
-"""
+"""Load → split → embed → upsert, idempotent by content hash: a file's documents are written in
+one transaction once all are embedded (a failed file leaves the store as it was), and the files
+of one run are loaded concurrently and embedded together. See docs/ingest.md."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -127,15 +117,7 @@ class IngestPipeline:
         """Ingest an upload named `filename`; raises the domain error of bad content
         (`DocumentError`, `UnsupportedMediaType`) with the store left as it was."""
         async with self._collection_kept_if_filled(collection), self._run(progress) as run:
-            return await self._counted(self._ingest(collection, filename, data, run))
-
-    async def ingest_file(
-        self, collection: str, path: Path, *, source: str | None = None
-    ) -> IngestResult:
-        """Ingest one file, known by `source` (default: its name); raises like `ingest_bytes`."""
-        file = SourceFile(path, source or path.name)
-        async with self._collection_kept_if_filled(collection), self._run(None) as run:
-            return await self._counted(self._ingest(collection, file.source, file, run))
+            return await self._ingest(collection, filename, data, run)
 
     async def ingest_files(
         self,
@@ -146,15 +128,9 @@ class IngestPipeline:
     ) -> list[IngestResult]:
         """Ingest many files concurrently, their chunks embedded together; a file that fails
         gets a `failed` result and the others go on. Results come in the order of `files`."""
-
-        async def one(file: SourceFile, run: _Run) -> IngestResult:
-            result = await self._counted(self._ingest_reporting_failure(collection, file, run))
-            if progress is not None:
-                progress.file_done(result)
-            return result
-
         async with self._collection_kept_if_filled(collection), self._run(progress) as run:
-            return list(await asyncio.gather(*(one(file, run) for file in files)))
+            ingests = (self._ingest_reporting_failure(collection, file, run) for file in files)
+            return list(await asyncio.gather(*ingests))
 
     @asynccontextmanager
     async def _run(self, progress: IngestProgress | None) -> AsyncIterator[_Run]:
@@ -181,43 +157,43 @@ class IngestPipeline:
                 if info is not None and info.document_count == 0:
                     await self.store.delete_collection(collection)
 
-    async def _counted(self, ingest: Awaitable[IngestResult]) -> IngestResult:
-        """`ingest`'s result, counted in the metrics by status (an exception counts as failed)."""
-        try:
-            result = await ingest
-        except Exception:
-            self.metrics.count_ingest("failed")
-            raise
-        self.metrics.count_ingest(result.status)
-        return result
-
     async def _ingest_reporting_failure(
         self, collection: str, file: SourceFile, run: _Run
     ) -> IngestResult:
+        """`_ingest`, a failure as a `failed` result; each result goes to the run's progress."""
         try:
-            return await self._ingest(collection, file.source, file, run)
+            result = await self._ingest(collection, file.source, file, run)
         except RagbridgeError as exc:
-            reason, kind = exc.message, type(exc).__name__
+            reason, kind = exc.message.removeprefix(f"{file.source}: "), type(exc).__name__
+            result = IngestResult(file.source, "failed", error=reason, error_type=kind)
         except Exception as exc:  # a parser bug must not stop the other files
             log.exception("ingest of %s failed", file.source)
             reason, kind = f"{type(exc).__name__}: {exc}", "InternalError"
-        reason = reason.removeprefix(f"{file.source}: ")
-        return IngestResult(file.source, "failed", error=reason, error_type=kind)
+            result = IngestResult(file.source, "failed", error=reason, error_type=kind)
+        if run.progress is not None:
+            run.progress.file_done(result)
+        return result
 
     async def _ingest(
         self, collection: str, source: str, data: bytes | SourceFile, run: _Run
     ) -> IngestResult:
         """Read, load and split in one of the run's slots and queue the chunks; the slot is
-        free for the next file while they are embedded, then the file is written."""
+        free for the next file while they are embedded, then the file is written. The result
+        is counted in the metrics by status (an exception counts as failed)."""
         lock = self._sources.setdefault((collection, source), asyncio.Lock())
-        async with lock:  # ingests of one source run one after the other
-            async with run.slots:
-                if isinstance(data, SourceFile):
-                    data = await read_source(data)
-                queued = await self._load_and_queue(collection, source, data, run)
-            if isinstance(queued, IngestResult):
-                return queued
-            return await self._write(collection, source, queued, await self._vectors(queued))
+        try:
+            async with lock:  # ingests of one source run one after the other
+                async with run.slots:
+                    if isinstance(data, SourceFile):
+                        data = await read_source(data)
+                    result = await self._load_and_queue(collection, source, data, run)
+                if isinstance(result, _Queued):
+                    result = await self._write(collection, source, result)
+        except Exception:
+            self.metrics.count_ingest("failed")
+            raise
+        self.metrics.count_ingest(result.status)
+        return result
 
     async def _load_and_queue(
         self, collection: str, source: str, data: bytes, run: _Run
@@ -258,10 +234,10 @@ class IngestPipeline:
         ]
         return _Queued(file_hash, documents, previous, prepared, readable, pending, warning)
 
-    async def _write(
-        self, collection: str, source: str, queued: _Queued, vectors: Vector
-    ) -> IngestResult:
-        """Write the file's documents in one transaction and delete its vanished records."""
+    async def _write(self, collection: str, source: str, queued: _Queued) -> IngestResult:
+        """Once embedded, write the file's documents in one transaction and delete its vanished
+        records."""
+        vectors = await self._vectors(queued)
         upserts: list[DocumentUpsert] = []
         offset = 0
         for item in queued.prepared:
@@ -272,16 +248,10 @@ class IngestPipeline:
         previous = queued.previous
         current = [document_id(collection, document.source) for document in queued.documents]
         stale = sorted(set(previous) - set(current))
-        written = (
-            await self.store.replace_documents(collection, upserts, stale)
-            if upserts or stale
-            else []
-        )
+        changed = bool(upserts or stale)
+        written = await self.store.replace_documents(collection, upserts, stale) if changed else []
         stored = {record.id: record for record in written}
-        if not stored and not stale:
-            status: IngestStatus = "unchanged"
-        else:
-            status = "updated" if previous else "added"
+        status: IngestStatus = ("updated" if previous else "added") if changed else "unchanged"
         kept = tuple(r for i in current if (r := stored.get(i) or previous.get(i)) is not None)
         warning = queued.warning
         return IngestResult(source, status, offset, kept, removed=len(stale), warning=warning)
@@ -301,8 +271,7 @@ class IngestPipeline:
 
     async def _vectors(self, queued: _Queued) -> Vector:
         """The file's vectors once embedded; zero rows for the chunks the model cannot read
-        (dense search ranks them last, retrieval's language gate never asks the model about
-        them)."""
+        (dense search ranks them last)."""
         parts = await asyncio.gather(*queued.pending)
         if all(queued.readable):
             return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
@@ -310,12 +279,3 @@ class IngestPipeline:
         if parts:
             vectors[np.asarray(queued.readable)] = np.concatenate(parts)
         return vectors
-
-
-__all__ = [
-    "IngestPipeline",
-    "IngestProgress",
-    "IngestResult",
-    "SourceFile",
-    "document_id",
-]

@@ -1,9 +1,6 @@
-"""Loading a file without its parser's noise: warnings become one clean line per file.
-
-pypdf and friends log or `warnings.warn` about every odd object in a file ("Ignoring wrong
-pointing object 6 0 (offset 0)"), straight into the CLI's output and the JSON log. Here they are
-caught while one file loads and summed up as one line that the pipeline logs and reports.
-"""
+"""Loading a file without its parser's noise: what pypdf and friends log or `warnings.warn`
+about odd objects ("Ignoring wrong pointing object 6 0") becomes one line per file that the
+pipeline logs and reports, instead of flooding the CLI's output and the JSON log."""
 
 from __future__ import annotations
 

@@ -1,17 +1,6 @@
-"""Sections to chunks of about the same amount of text in every script.
-
-Chunks are sized in text units (`text_units`: about four characters of English, or one and a
-half Hangul syllables, per unit — what an English wordpiece takes), not in the model's tokens:
-a tokenizer that breaks Hangul into jamo would otherwise cut Korean into pieces four times
-shorter than English ones. A section is cut at paragraphs first, then sentences (English and
-Korean), then lines, then words, and only as a last resort inside a word; the pieces are packed
-greedily up to `chunk_size` units with `chunk_overlap` units carried over. The model's own
-token count is the hard ceiling: every chunk is counted once as a whole, so none is ever longer
-than the model reads (a longer one would be truncated silently, losing text).
-
-A section that is nothing but its heading (a heading followed at once by a sub-heading) is not
-a chunk of its own: its text goes in front of the next section's.
-"""
+"""Sections to chunks of about the same amount of text in every script, cut at the coarsest
+boundary that fits (paragraph, sentence, line, word) and never longer than the model reads in
+its own tokens (it would truncate silently). See docs/ingest.md."""
 
 from __future__ import annotations
 
@@ -50,7 +39,8 @@ _CHARS_PER_UNIT = 4.0
 
 
 def text_units(text: str) -> int:
-    """Size of `text` in units of about one English wordpiece, the same for every script."""
+    """Size of `text` in units of about one English wordpiece, the same for every script (a
+    tokenizer that breaks Hangul into jamo would cut Korean four times shorter than English)."""
     wide = len(_WIDE.findall(text))
     return max(1, round((len(text) - wide + _WIDE_WEIGHT * wide) / _CHARS_PER_UNIT)) if text else 0
 
@@ -62,7 +52,6 @@ class Chunk:
     text: str
     position: int
     """Index of the chunk within its document, from 0."""
-    tokens: int
     page: int | None = None
     headings: tuple[str, ...] = ()
 
@@ -103,8 +92,8 @@ class TextSplitter:
         return f"v{SPLITTER_VERSION}{unit}:{self.chunk_size}:{self.chunk_overlap}:{self.max_tokens}"
 
     def split_document(self, document: LoadedDocument) -> list[Chunk]:
-        """Chunks of every section, numbered through the document; a bare heading is carried
-        into the next section (see the module doc)."""
+        """Chunks of every section, numbered through the document; a section that is nothing
+        but its heading goes in front of the next section's text."""
         chunks: list[Chunk] = []
         carried = ""
         sections = document.sections
@@ -119,10 +108,8 @@ class TextSplitter:
             ):
                 carried = text.strip()
                 continue
-            for chunk_text, tokens in self.split_text(text):
-                chunks.append(
-                    Chunk(chunk_text, len(chunks), tokens, section.page, section.headings)
-                )
+            for chunk_text, _ in self.split_text(text):
+                chunks.append(Chunk(chunk_text, len(chunks), section.page, section.headings))
         return chunks
 
     def split_text(self, text: str) -> list[tuple[str, int]]:

@@ -59,13 +59,13 @@ async def test_a_record_that_fails_to_embed_leaves_the_whole_file_as_it_was(
     pipeline = IngestPipeline(store, PoisonedEmbedder(embedder), settings)
     path = tmp_path / "catalogue.jsonl"
     path.write_text(records("v1"), encoding="utf-8")
-    assert (await pipeline.ingest_file("kb", path)).status == "added"
+    assert (await pipeline.ingest_bytes("kb", path.name, path.read_bytes())).status == "added"
     before = await snapshot(store)
     assert len(before) == 40
 
     path.write_text(records("v2", poison_at=33), encoding="utf-8")
     with pytest.raises(UpstreamError):
-        await pipeline.ingest_file("kb", path)
+        await pipeline.ingest_bytes("kb", path.name, path.read_bytes())
     assert await snapshot(store) == before
 
 
@@ -78,5 +78,5 @@ async def test_a_limit_hit_halfway_writes_nothing_of_the_file(
     rows[20] = "제품 21," + "아주 긴 설명 " * 300
     path.write_text("제목,설명\n" + "\n".join(rows) + "\n", encoding="utf-8")
     with pytest.raises(PayloadTooLarge, match="RAGBRIDGE_INGEST_MAX_RECORD_BYTES=2000"):
-        await pipeline.ingest_file("kb", path)
+        await pipeline.ingest_bytes("kb", path.name, path.read_bytes())
     assert await snapshot(store) == {}

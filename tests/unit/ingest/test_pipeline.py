@@ -11,8 +11,9 @@ import pytest
 
 from ragbridge.embeddings.base import Embedder
 from ragbridge.errors import DocumentError, EmbeddingMismatch, UnsupportedMediaType
+from ragbridge.ingest.chunks import document_id
 from ragbridge.ingest.files import SourceFile, discover
-from ragbridge.ingest.pipeline import IngestPipeline, document_id
+from ragbridge.ingest.pipeline import IngestPipeline
 from ragbridge.retrieval.analyzer import analyze
 from ragbridge.store.base import ChunkRecord
 from ragbridge.store.sqlite import SqliteStore
@@ -107,12 +108,12 @@ async def test_a_changed_file_replaces_its_chunks(
     path = tmp_path / "quokka.txt"
     path.write_bytes(generated.english_text_bytes())
     pipeline = make_pipeline(chunk_size=40, chunk_overlap=0)
-    added = await pipeline.ingest_file("kb", path)
+    added = await pipeline.ingest_bytes("kb", path.name, path.read_bytes())
     assert added.status == "added" and added.chunks > 2
     old_id = added.documents[0].id
 
     path.write_text("Quokkas were renamed. Only one short paragraph about wombats remains.")
-    updated = await pipeline.ingest_file("kb", path)
+    updated = await pipeline.ingest_bytes("kb", path.name, path.read_bytes())
 
     assert updated.status == "updated"
     assert updated.chunks == 1
@@ -131,7 +132,7 @@ async def test_changed_records_are_re_embedded_alone_and_vanished_ones_deleted(
     path = tmp_path / "catalogue.json"
     path.write_bytes(generated.catalogue_json_bytes())
     pipeline = make_pipeline()
-    assert (await pipeline.ingest_file("kb", path)).chunks == 3
+    assert (await pipeline.ingest_bytes("kb", path.name, path.read_bytes())).chunks == 3
     untouched = await store.get_document("kb", document_id("kb", "catalogue.json#SKU001"))
 
     catalogue = dict(generated.CATALOGUE)
@@ -139,7 +140,7 @@ async def test_changed_records_are_re_embedded_alone_and_vanished_ones_deleted(
     del catalogue["SKU003"]
     catalogue["SKU004"] = "Yellow rain boots with a non-slip sole."
     path.write_text(json.dumps(catalogue))
-    result = await pipeline.ingest_file("kb", path)
+    result = await pipeline.ingest_bytes("kb", path.name, path.read_bytes())
 
     assert result.status == "updated"
     assert result.chunks == 2  # SKU002 changed, SKU004 new; SKU001 kept its vectors
@@ -226,11 +227,12 @@ async def test_new_chunk_settings_re_split_unchanged_files(
 ) -> None:
     path = tmp_path / "hallasan.txt"
     path.write_bytes(generated.korean_text_bytes())
-    coarse = await make_pipeline(chunk_size=200).ingest_file("kb", path)
-    fine = await make_pipeline(chunk_size=30, chunk_overlap=5).ingest_file("kb", path)
+    data = path.read_bytes()
+    coarse = await make_pipeline(chunk_size=200).ingest_bytes("kb", path.name, data)
+    fine = await make_pipeline(chunk_size=30, chunk_overlap=5).ingest_bytes("kb", path.name, data)
     assert (coarse.status, fine.status) == ("added", "updated")
     assert fine.documents[0].chunk_count > coarse.documents[0].chunk_count
-    again = await make_pipeline(chunk_size=30, chunk_overlap=5).ingest_file("kb", path)
+    again = await make_pipeline(chunk_size=30, chunk_overlap=5).ingest_bytes("kb", path.name, data)
     assert again.status == "unchanged"
 
 
