@@ -181,7 +181,6 @@ class Ragbridge:
         )
         responses = ResponseCache(self.cache, settings.cache_ttl, metrics)
         return ChatService(
-            settings,
             backend,
             rag=rag,
             responses=responses if settings.response_cache else None,

@@ -26,7 +26,6 @@ from ragbridge.prompts import citation
 from ragbridge.rag import RagAnswerer, RagModel, RagPlan, parse_rag_model, unknown_model
 from ragbridge.service.api_keys import ANONYMOUS
 from ragbridge.service.rate_limits import Limits
-from ragbridge.settings import Settings
 from ragbridge.store.base import CollectionInfo, SearchHit
 from ragbridge.text.tokens import estimate_tokens, prompt_text
 
@@ -90,14 +89,12 @@ class ChatService:
 
     def __init__(
         self,
-        settings: Settings,
         upstream: ChatBackend | None,
         *,
         rag: RagAnswerer | None = None,
         responses: ResponseCache | None = None,
         console_links: bool = False,
     ) -> None:
-        self._settings = settings
         self._console_links = console_links
         self._upstream = upstream
         self._rag = rag

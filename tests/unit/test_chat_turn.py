@@ -69,7 +69,7 @@ def _chat(store: CountingStore, tmp_path: Path) -> ChatService:
         store, embedder=None, config=FusionConfig(dense_weight=1, min_similarity=0)
     )  # type: ignore[arg-type]  # keyword only
     cached = CachedRetriever(retriever, store, MemoryCache(16), ttl=60)
-    return ChatService(settings, None, rag=RagAnswerer(settings, store, cached, None))
+    return ChatService(None, rag=RagAnswerer(settings, store, cached, None))
 
 
 def _body(**extra: Any) -> dict[str, Any]:
