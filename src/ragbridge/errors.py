@@ -37,6 +37,11 @@ class NotFound(RagbridgeError):
     type = "not_found_error"
 
 
+def collection_not_found(name: str) -> NotFound:
+    """The error for a missing collection, also used for one outside the key's scope."""
+    return NotFound(f"Collection '{name}' not found.", param="collection", code="not_found")
+
+
 class Conflict(RagbridgeError):
     status = 409
     type = "conflict_error"

@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ragbridge.api.security import Principal, collection_not_found, ensure_collection_access
+from ragbridge.api.security import Principal, ensure_collection_access
 from ragbridge.citations import chunk_url, passage_url
-from ragbridge.errors import NotFound
+from ragbridge.errors import NotFound, collection_not_found
 from ragbridge.prompts import page_index, source_name
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import RetrievalMode, Settings
@@ -89,19 +89,14 @@ class Toolbox:
     async def search(self, principal: Principal, args: SearchArgs) -> dict[str, Any]:
         """The collection's best passages for the query, best first, numbered from 1."""
         ensure_collection_access(principal, args.collection)
-        try:
-            hits = await self.retriever.search(
-                args.collection,
-                args.query,
-                top_k=args.top_k or self.settings.top_k,
-                mode=args.mode or self.settings.retrieval_mode,
-                filters=args.filters,
-                score_threshold=self.settings.score_threshold,
-            )
-        except NotFound as exc:
-            if exc.param == "collection":  # the same answer as for one out of scope
-                raise collection_not_found(args.collection) from exc
-            raise
+        hits = await self.retriever.search(
+            args.collection,
+            args.query,
+            top_k=args.top_k or self.settings.top_k,
+            mode=args.mode or self.settings.retrieval_mode,
+            filters=args.filters,
+            score_threshold=self.settings.score_threshold,
+        )
         return {
             "collection": args.collection,
             "query": args.query,

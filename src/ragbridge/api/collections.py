@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 from ragbridge.api.deps import get_ragbridge, get_store
 from ragbridge.api.security import (
     Principal,
-    collection_not_found,
     ensure_collection_access,
     require_admin,
     require_collection,
@@ -21,7 +20,13 @@ from ragbridge.api.security import (
 )
 from ragbridge.api.tools import toolbox_for
 from ragbridge.api.uploads import read_upload
-from ragbridge.errors import DocumentError, InvalidRequest, NotFound, ServiceUnavailable
+from ragbridge.errors import (
+    DocumentError,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+    collection_not_found,
+)
 from ragbridge.settings import RetrievalMode
 from ragbridge.store.base import CollectionInfo, DocumentRecord, SearchHit, Store
 
@@ -211,21 +216,16 @@ async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
     bridge = get_ragbridge(request)
     settings = bridge.settings
     mode = body.mode or settings.retrieval_mode
-    try:
-        hits = await bridge.retriever.search(
-            body.collection,
-            body.query,
-            top_k=body.top_k or settings.top_k,
-            mode=mode,
-            filters=body.filters,
-            score_threshold=(
-                settings.score_threshold if body.score_threshold is None else body.score_threshold
-            ),
-        )
-    except NotFound as exc:
-        if exc.param == "collection":  # the same answer as for a collection out of scope
-            raise collection_not_found(body.collection) from exc
-        raise
+    hits = await bridge.retriever.search(
+        body.collection,
+        body.query,
+        top_k=body.top_k or settings.top_k,
+        mode=mode,
+        filters=body.filters,
+        score_threshold=(
+            settings.score_threshold if body.score_threshold is None else body.score_threshold
+        ),
+    )
     return {
         "object": "list",
         "collection": body.collection,

@@ -15,7 +15,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from ragbridge.api.deps import get_metrics, get_rate_limiter, get_settings, get_store
-from ragbridge.errors import Forbidden, InvalidRequest, NotFound, RateLimited, Unauthorized
+from ragbridge.errors import (
+    Forbidden,
+    InvalidRequest,
+    RateLimited,
+    Unauthorized,
+    collection_not_found,
+)
 from ragbridge.rag import parse_rag_model, unknown_model
 from ragbridge.service.api_keys import ADMIN, ANONYMOUS, KEY_PREFIX, hash_key
 from ragbridge.service.rate_limits import Limits
@@ -192,11 +198,6 @@ async def require_admin(principal: Principal = Depends(require_principal)) -> Pr
             code="admin_required",
         )
     return principal
-
-
-def collection_not_found(name: str) -> NotFound:
-    """The error for a missing collection, also used for one outside the key's scope."""
-    return NotFound(f"Collection '{name}' not found.", param="collection", code="not_found")
 
 
 def ensure_collection_access(principal: Principal, collection: str) -> None:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from ragbridge.cache.base import Cache, cache_key
-from ragbridge.errors import NotFound
+from ragbridge.errors import collection_not_found
 from ragbridge.retrieval.base import Retriever
 from ragbridge.service.telemetry import Metrics
 from ragbridge.settings import RetrievalMode
@@ -45,7 +45,7 @@ class CachedRetriever:
         """Like `HybridRetriever.search`; a cached result is checked against the store first."""
         info = collection_info or await self.store.get_collection(collection)
         if info is None:
-            raise NotFound(f"collection {collection!r} not found", param="collection")
+            raise collection_not_found(collection)
         key = cache_key(
             CACHE_NAME,
             collection,

@@ -11,7 +11,7 @@ from collections.abc import Set as AbstractSet
 
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.names import calibration
-from ragbridge.errors import EmbeddingMismatch, InvalidRequest, NotFound, UpstreamError
+from ragbridge.errors import EmbeddingMismatch, InvalidRequest, UpstreamError, collection_not_found
 from ragbridge.retrieval.analyzer import Analyzer, default_analyzer
 from ragbridge.retrieval.fusion import (
     FusionConfig,
@@ -93,7 +93,7 @@ class HybridRetriever:
         query = bounded_query(query, self.config.query_max_chars)
         info = collection_info or await self.store.get_collection(collection)  # read once a turn
         if info is None:
-            raise NotFound(f"collection {collection!r} not found", param="collection")
+            raise collection_not_found(collection)
 
         use_dense = mode == "dense" or (
             mode == "hybrid" and dense_reads_query(self.embedder.multilingual, query)
