@@ -1,10 +1,12 @@
-"""An embedder's relevance floor and dense weight (`ragbridge.embeddings.names.CALIBRATIONS`),
-measured: nDCG@10 of hybrid search before (equal weights, no floor) and with the calibration, on
+"""An embedder's relevance floor, dense weight and cosine origin
+(`ragbridge.embeddings.names.CALIBRATIONS`), measured: nDCG@10 of hybrid search before (equal
+weights, no floor, origin 0) and with the calibration, on
 SciFact-train (its even and odd halves apart), the Korean, cross-lingual and mixed sets, and the
 best cosine off-topic questions get.
 
     nice -n 10 python -m bench.calibration                     # the default embedder
     nice -n 10 python -m bench.calibration --weights 0.5 0.75 --floors 0.12 0.15
+    nice -n 10 python -m bench.calibration --model multilingual-e5-small --origins 0.75 0.78
 
 Each query's dense (cosine) and keyword (BM25) top-100 come once from the real SqliteStore,
 analyzer and embedder; the fusions are then replayed offline by `relative_score_fusion`, the same
@@ -36,7 +38,7 @@ from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.names import USE_MULTILINGUAL, calibration
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.fusion import relative_score_fusion
+from ragbridge.retrieval.fusion import cosine_origin, relative_score_fusion
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import Settings
 from ragbridge.text.scripts import cross_script
@@ -68,12 +70,15 @@ def fused(
     texts: dict[str, str],
     weight: float,
     floor: float,
+    origin: float,
 ) -> list[str]:
     """The passage ids hybrid search returns, as `HybridRetriever` fuses and floors them."""
     dense, keyword = dense[:DEPTH], keyword[:DEPTH]
     found = {doc for doc, _ in keyword}
     blind = {doc for doc, _ in dense if doc not in found and cross_script(query, texts[doc])}
-    ranking = relative_score_fusion([(dense, weight), (keyword, 1.0)], DEPTH, [set(), blind])
+    origin = cosine_origin(origin, dense[-1][1] if dense else None)
+    shifted = [(doc, cos - origin) for doc, cos in dense]
+    ranking = relative_score_fusion([(shifted, weight), (keyword, 1.0)], DEPTH, [set(), blind])
     low = {doc for doc, cos in dense if cos < floor} - found
     return [doc for doc, score in ranking if score > 0 and doc not in low]
 
@@ -84,9 +89,11 @@ def ndcg10(ranked: Sequence[str], relevant: dict[str, int]) -> float:
     return dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
 
 
-def score(data: Dataset, found: Candidates, weight: float, floor: float) -> float:
+def score(data: Dataset, found: Candidates, weight: float, floor: float, origin: float) -> float:
     values = [
-        ndcg10(fused(data.queries[q], *found[q], data.passages, weight, floor), data.qrels[q])
+        ndcg10(
+            fused(data.queries[q], *found[q], data.passages, weight, floor, origin), data.qrels[q]
+        )
         for q in found
     ]
     return float(np.mean(values))
@@ -126,16 +133,20 @@ async def main(args: argparse.Namespace) -> None:
         for half in (0, 1):  # named "scifact" so both halves share its cached embeddings
             chosen = {q: scifact.queries[q] for q in qids[half::2]}
             sets.append(Dataset("scifact", scifact.passages, chosen, scifact.qrels))
-    grid = [(1.0, 0.0), (measured.dense_weight, measured.min_similarity)]
-    grid += [(w, measured.min_similarity) for w in args.weights]
-    grid += [(measured.dense_weight, f) for f in args.floors]
+    weight, floor, origin = measured.dense_weight, measured.min_similarity, measured.cosine_origin
+    grid = [(1.0, 0.0, 0.0), (weight, floor, origin)]
+    grid += [(w, floor, origin) for w in args.weights]
+    grid += [(weight, f, origin) for f in args.floors]
+    grid += [(weight, floor, o) for o in args.origins]
     grid = list(dict.fromkeys(grid))
-    print(f"nDCG@10, {embedder.name}; columns: dense weight / floor (first: before)")
-    print("| set | " + " | ".join(f"{w:g} / {f:g}" for w, f in grid) + " |")
+    print(
+        f"nDCG@10, {embedder.name}; columns: dense weight / floor / cosine origin (first: before)"
+    )
+    print("| set | " + " | ".join(f"{w:g} / {f:g} / {o:g}" for w, f, o in grid) + " |")
     print("| --- |" + " ---: |" * len(grid))
     for data in sets:
         found = await candidates(embedder, data, data.queries)
-        cells = " | ".join(f"{score(data, found, w, f):.3f}" for w, f in grid)
+        cells = " | ".join(f"{score(data, found, *cell):.3f}" for cell in grid)
         label = f"{data.name}, {len(data.queries)} queries"
         print(f"| {label} | {cells} |", flush=True)
     if scifact is not None:
@@ -155,6 +166,7 @@ def cli() -> None:
     parser.add_argument("--scifact", type=Path, default=SCIFACT)
     parser.add_argument("--weights", type=float, nargs="*", default=[0.75])
     parser.add_argument("--floors", type=float, nargs="*", default=[0.12, 0.2])
+    parser.add_argument("--origins", type=float, nargs="*", default=[])
     asyncio.run(main(parser.parse_args()))
 
 

@@ -43,13 +43,13 @@ List = list[tuple[str, float]]
 
 
 async def collect(
-    tag: str, scifact: Path
+    tag: str, scifact: Path, model: str = MODEL
 ) -> dict[str, tuple[Dataset, dict[str, tuple[List, List]]]]:
-    dpath = CACHE / "study-dense.pkl"
+    dpath = CACHE / f"study-dense-{model}.pkl"
     kpath = CACHE / f"study-kw-{tag}.pkl"
     dense_all = pickle.loads(dpath.read_bytes()) if dpath.exists() else None
     kw_all = pickle.loads(kpath.read_bytes()) if kpath.exists() else None
-    embedder = create_embedder(Settings(embedding_model=MODEL, database_url=None))
+    embedder = create_embedder(Settings(embedding_model=model, database_url=None))
     korean = load_korean(KOREAN)
     ko_en, en_ko = load_crosslingual(korean)
     sets = [load_scifact(scifact), korean, ko_en, en_ko]

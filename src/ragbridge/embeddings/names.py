@@ -49,10 +49,14 @@ class Calibration:
     """A passage only dense search found is relevant from this cosine up (0: no floor)."""
     dense_weight: float = 1.0
     """The dense list's weight in the fusion (keyword's is 1.0)."""
+    cosine_origin: float = 0.0
+    """The cosine fusion measures dense scores from (never above a candidate's): e5 puts almost
+    any two texts above 0.7, so its cosines divided by the best one barely differ."""
 
 
 CALIBRATIONS = {
     base_name(USE_MULTILINGUAL): Calibration(min_similarity=0.15, dense_weight=0.5),
+    base_name(E5_SMALL): Calibration(cosine_origin=0.8),
 }
 """Measured per embedder (`python -m bench.calibration`); others: no floor,
 equal weights."""

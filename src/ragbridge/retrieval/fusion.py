@@ -77,6 +77,15 @@ def relative_score_fusion(
     return fused
 
 
+def cosine_origin(calibrated: float, lowest: float | None) -> float:
+    """The cosine dense scores are fused from: the embedder's calibrated origin
+    (`Calibration.cosine_origin`), or just below the `lowest` candidate's cosine when that lies
+    under it, so that every passage dense search found keeps a positive score."""
+    if calibrated <= 0 or lowest is None:
+        return calibrated
+    return min(calibrated, lowest - 1e-3)
+
+
 @dataclass(frozen=True)
 class FusionConfig:
     """How candidate lists are gathered and fused (unset weight and floor: the embedder's)."""

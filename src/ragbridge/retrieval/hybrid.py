@@ -16,6 +16,7 @@ from ragbridge.retrieval.analyzer import Analyzer, default_analyzer
 from ragbridge.retrieval.fusion import (
     FusionConfig,
     Ranking,
+    cosine_origin,
     reciprocal_rank_fusion,
     relative_score_fusion,
 )
@@ -50,13 +51,11 @@ class HybridRetriever:
         self.analyzer = analyzer or default_analyzer()
         self.config = config or FusionConfig()
         self.metrics = metrics or Metrics()
+        measured = calibration(embedder.name)  # what the config does not set, as measured
         weight, floor = self.config.dense_weight, self.config.min_similarity
-        if weight is None or floor is None:  # what was not set is the embedder's, as measured
-            measured = calibration(embedder.name)
-            weight = measured.dense_weight if weight is None else weight
-            floor = measured.min_similarity if floor is None else floor
-        self.dense_weight: float = weight
-        self.min_similarity: float = floor
+        self.dense_weight: float = measured.dense_weight if weight is None else weight
+        self.min_similarity: float = measured.min_similarity if floor is None else floor
+        self.cosine_origin: float = measured.cosine_origin
 
     async def search(
         self,
@@ -160,8 +159,12 @@ class HybridRetriever:
     ) -> list[SearchHit]:
         config = self.config
         chunks = {hit.chunk.id: hit.chunk for hit in (*keyword, *dense)}
+        origin = cosine_origin(self.cosine_origin, dense[-1].score if dense else None)
         rankings: list[Ranking] = [
-            ([(h.chunk.id, h.score) for h in dense], self.dense_weight if use_dense else 0.0),
+            (
+                [(h.chunk.id, h.score - origin) for h in dense],
+                self.dense_weight if use_dense else 0.0,
+            ),
             ([(h.chunk.id, h.score) for h in keyword], config.keyword_weight),
         ]
         # Keyword search cannot see a passage in another script than the query, unless it found
