@@ -66,7 +66,7 @@ async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
 def _chat(store: CountingStore, tmp_path: Path) -> ChatService:
     settings = Settings(data_dir=tmp_path, database_url=None, retrieval_mode="keyword")
     retriever = HybridRetriever(
-        store, embedder=None, config=FusionConfig(dense_weight=1, min_similarity=0)
+        store, embedder=None, config=FusionConfig(dense_weight=1, min_similarity=0, cosine_origin=0)
     )  # type: ignore[arg-type]  # keyword only
     cached = CachedRetriever(retriever, store, MemoryCache(16), ttl=60)
     return ChatService(None, rag=RagAnswerer(settings, store, cached, None))

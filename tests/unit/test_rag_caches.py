@@ -197,7 +197,11 @@ async def test_cached_retrievals_are_checked_against_the_store(store: SqliteStor
     await _put(store, "valve", "The Aurora valve is inspected every 90 days.")
     await _put(store, "pump", "The Borealis pump is mounted above the floor.")
     counting = CountingRetriever(
-        HybridRetriever(store, embedder=None, config=FusionConfig(dense_weight=1, min_similarity=0))
+        HybridRetriever(
+            store,
+            embedder=None,
+            config=FusionConfig(dense_weight=1, min_similarity=0, cosine_origin=0),
+        )
     )  # type: ignore[arg-type]
     metrics = Metrics()
     cached = CachedRetriever(counting, store, MemoryCache(64), ttl=60, metrics=metrics)

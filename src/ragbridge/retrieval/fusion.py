@@ -99,6 +99,8 @@ class FusionConfig:
     keyword_weight: float = 1.0
     min_similarity: float | None = None
     """Cosine below which a passage only dense search found is dropped; None: the embedder's."""
+    cosine_origin: float | None = None
+    """The cosine dense scores are fused from (`cosine_origin()`); None: the embedder's."""
     rerank_depth: int = 30
     """Fused passages the reranker reorders (at least `top_k`)."""
     query_max_chars: int = DEFAULT_MAX_CHARS

@@ -51,11 +51,16 @@ class HybridRetriever:
         self.analyzer = analyzer or default_analyzer()
         self.config = config or FusionConfig()
         self.metrics = metrics or Metrics()
-        measured = calibration(embedder.name)  # what the config does not set, as measured
         weight, floor = self.config.dense_weight, self.config.min_similarity
-        self.dense_weight: float = measured.dense_weight if weight is None else weight
-        self.min_similarity: float = measured.min_similarity if floor is None else floor
-        self.cosine_origin: float = measured.cosine_origin
+        origin = self.config.cosine_origin
+        if weight is None or floor is None or origin is None:  # the embedder's, as measured
+            measured = calibration(embedder.name)
+            weight = measured.dense_weight if weight is None else weight
+            floor = measured.min_similarity if floor is None else floor
+            origin = measured.cosine_origin if origin is None else origin
+        self.dense_weight: float = weight
+        self.min_similarity: float = floor
+        self.cosine_origin: float = origin
 
     async def search(
         self,
