@@ -58,8 +58,8 @@ CALIBRATIONS = {
     base_name(USE_MULTILINGUAL): Calibration(min_similarity=0.15, dense_weight=0.5),
     base_name(E5_SMALL): Calibration(cosine_origin=0.8),
 }
-"""Measured per embedder (`python -m bench.calibration`); others: no floor,
-equal weights."""
+"""Measured per embedder (`python -m bench.calibration`); others: no floor, equal weights,
+cosines from 0."""
 
 
 def calibration(model: str) -> Calibration:

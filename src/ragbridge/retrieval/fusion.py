@@ -88,7 +88,7 @@ def cosine_origin(calibrated: float, lowest: float | None) -> float:
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """How candidate lists are gathered and fused (unset weight and floor: the embedder's)."""
+    """How candidate lists are gathered and fused (unset weight, floor, origin: the embedder's)."""
 
     fusion: RetrievalFusion = "relative"
     candidates: int = 50
