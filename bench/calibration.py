@@ -9,8 +9,9 @@ best cosine off-topic questions get.
     nice -n 10 python -m bench.calibration --model multilingual-e5-small --origins 0.75 0.78
 
 Each query's dense (cosine) and keyword (BM25) top-100 come once from the real SqliteStore,
-analyzer and embedder; the fusions are then replayed offline by `relative_score_fusion`, the same
-function the retriever calls (the "before" column equals `bench.retrieval_quality`'s hybrid row).
+analyzer and embedder; the fusions are then replayed offline by `from_origin` and
+`relative_score_fusion`, the same functions the retriever calls (the "before" column equals
+`bench.retrieval_quality`'s hybrid row).
 `mixed-a`/`mixed-b`: the Korean set's 50 topics with odd passages in Korean and even ones in
 English (or the reverse), asked by its Korean and the cross-lingual set's English questions.
 """
@@ -38,7 +39,7 @@ from ragbridge.embeddings import create_embedder
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.names import USE_MULTILINGUAL, calibration
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.fusion import cosine_origin, relative_score_fusion
+from ragbridge.retrieval.fusion import from_origin, relative_score_fusion
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import Settings
 from ragbridge.text.scripts import cross_script
@@ -76,8 +77,7 @@ def fused(
     dense, keyword = dense[:DEPTH], keyword[:DEPTH]
     found = {doc for doc, _ in keyword}
     blind = {doc for doc, _ in dense if doc not in found and cross_script(query, texts[doc])}
-    origin = cosine_origin(origin, dense[-1][1] if dense else None)
-    shifted = [(doc, cos - origin) for doc, cos in dense]
+    shifted = from_origin(dense, origin)
     ranking = relative_score_fusion([(shifted, weight), (keyword, 1.0)], DEPTH, [set(), blind])
     low = {doc for doc, cos in dense if cos < floor} - found
     return [doc for doc, score in ranking if score > 0 and doc not in low]

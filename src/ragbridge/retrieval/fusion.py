@@ -77,13 +77,14 @@ def relative_score_fusion(
     return fused
 
 
-def cosine_origin(calibrated: float, lowest: float | None) -> float:
-    """The cosine dense scores are fused from: the embedder's calibrated origin
-    (`Calibration.cosine_origin`), or just below the `lowest` candidate's cosine when that lies
-    under it, so that every passage dense search found keeps a positive score."""
-    if calibrated <= 0 or lowest is None:
-        return calibrated
-    return min(calibrated, lowest - 1e-3)
+def from_origin(dense: Sequence[tuple[str, float]], calibrated: float) -> list[tuple[str, float]]:
+    """Dense (id, cosine) candidates, best first, with each cosine counted from the embedder's
+    calibrated origin (`Calibration.cosine_origin`), or from just below the lowest candidate's
+    cosine when that lies under it, so that every passage dense search found stays positive."""
+    if calibrated <= 0 or not dense:
+        return list(dense)
+    origin = min(calibrated, dense[-1][1] - 1e-3)
+    return [(item, cosine - origin) for item, cosine in dense]
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class FusionConfig:
     min_similarity: float | None = None
     """Cosine below which a passage only dense search found is dropped; None: the embedder's."""
     cosine_origin: float | None = None
-    """The cosine dense scores are fused from (`cosine_origin()`); None: the embedder's."""
+    """The cosine dense scores are fused from (`from_origin()`); None: the embedder's."""
     rerank_depth: int = 30
     """Fused passages the reranker reorders (at least `top_k`)."""
     query_max_chars: int = DEFAULT_MAX_CHARS

@@ -16,7 +16,7 @@ from ragbridge.retrieval.analyzer import Analyzer, default_analyzer
 from ragbridge.retrieval.fusion import (
     FusionConfig,
     Ranking,
-    cosine_origin,
+    from_origin,
     reciprocal_rank_fusion,
     relative_score_fusion,
 )
@@ -164,12 +164,9 @@ class HybridRetriever:
     ) -> list[SearchHit]:
         config = self.config
         chunks = {hit.chunk.id: hit.chunk for hit in (*keyword, *dense)}
-        origin = cosine_origin(self.cosine_origin, dense[-1].score if dense else None)
+        cosines = [(h.chunk.id, h.score) for h in dense]
         rankings: list[Ranking] = [
-            (
-                [(h.chunk.id, h.score - origin) for h in dense],
-                self.dense_weight if use_dense else 0.0,
-            ),
+            (from_origin(cosines, self.cosine_origin), self.dense_weight if use_dense else 0.0),
             ([(h.chunk.id, h.score) for h in keyword], config.keyword_weight),
         ]
         # Keyword search cannot see a passage in another script than the query, unless it found

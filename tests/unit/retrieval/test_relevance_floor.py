@@ -15,7 +15,7 @@ import pytest
 from ragbridge.embeddings.base import Embedder
 from ragbridge.embeddings.names import E5_SMALL, MINILM, USE_MULTILINGUAL, Calibration, calibration
 from ragbridge.retrieval.analyzer import Analyzer
-from ragbridge.retrieval.fusion import FusionConfig, cosine_origin
+from ragbridge.retrieval.fusion import FusionConfig, from_origin
 from ragbridge.retrieval.hybrid import HybridRetriever
 from ragbridge.settings import Settings
 from ragbridge.store.base import DocumentRecord, NewChunk
@@ -117,9 +117,10 @@ async def test_cross_lingual_answers_and_keyword_matches_pass_the_floor(
 
 def test_e5_is_measured_from_its_origin_but_never_above_a_candidate() -> None:
     assert calibration(f"intfloat/{E5_SMALL}") == Calibration(cosine_origin=0.8)
-    assert cosine_origin(0.8, 0.85) == 0.8
-    assert cosine_origin(0.8, 0.72) == pytest.approx(0.719)  # the lowest still scores above 0
-    assert cosine_origin(0.0, 0.72) == 0.0  # uncalibrated models: cosines as they are
+    assert [s for _, s in from_origin([("a", 0.9), ("b", 0.85)], 0.8)] == pytest.approx([0.1, 0.05])
+    low = from_origin([("a", 0.9), ("b", 0.72)], 0.8)  # counted from 0.719 instead
+    assert [s for _, s in low] == pytest.approx([0.181, 0.001])  # the lowest still above 0
+    assert from_origin([("a", 0.72)], 0.0) == [("a", 0.72)]  # uncalibrated: cosines as they are
 
 
 @pytest.fixture
